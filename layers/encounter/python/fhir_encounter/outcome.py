@@ -1,0 +1,77 @@
+"""The one error map: every failure a client can see, as FHIR OperationOutcome and HTTP status.
+
+Handlers raise a ``FhirError``; ``outcome_response`` turns it, or any unexpected exception, into
+the response. Diagnostics name what was wrong (a parameter name, an id the client sent) and never
+carry stack traces, AWS error text or stored data.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, ClassVar
+
+FHIR_JSON = "application/fhir+json"
+INTERNAL_ERROR_TEXT = "The server could not complete the request. It has been logged; try again later."
+RETRY_AFTER_SECONDS = 2
+
+
+class FhirError(Exception):
+    """An error with its HTTP status and FHIR issue code."""
+
+    status: ClassVar[int] = 500
+    code: ClassVar[str] = "exception"
+
+    def __init__(self, text: str) -> None:
+        super().__init__(text)
+        self.text = text
+
+    def headers(self) -> dict[str, str]:
+        return {}
+
+
+class InvalidRequestError(FhirError):
+    """Bad input: a path id, a search value, a cursor."""
+
+    status = 400
+    code = "invalid"
+
+
+class NotSupportedError(FhirError):
+    """A well-formed request for something this server does not do (a modifier, strict unknowns)."""
+
+    status = 400
+    code = "not-supported"
+
+
+class NotFoundError(FhirError):
+    status = 404
+    code = "not-found"
+
+
+class StoreUnavailableError(FhirError):
+    """DynamoDB throttled or timed out: worth retrying."""
+
+    status = 503
+    code = "transient"
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(RETRY_AFTER_SECONDS)}
+
+
+class InternalError(FhirError):
+    status = 500
+    code = "exception"
+
+    def __init__(self) -> None:
+        super().__init__(INTERNAL_ERROR_TEXT)
+
+
+def operation_outcome(severity: str, code: str, text: str) -> dict[str, Any]:
+    return {
+        "resourceType": "OperationOutcome",
+        "issue": [{"severity": severity, "code": code, "details": {"text": text}}],
+    }
+
+
+def error_body(error: FhirError) -> str:
+    return json.dumps(operation_outcome("error", error.code, error.text), separators=(",", ":"))
