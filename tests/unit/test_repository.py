@@ -1,0 +1,184 @@
+"""Repository and paging under moto: index choice, order, totals, cursors, and no Scan anywhere."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+
+from fhir_encounter.store import repository
+from tests.conftest import encounter, ids_of, search
+
+
+@pytest.fixture
+def calls(table: Any) -> Iterator[Counter[str]]:
+    """DynamoDB operations the handlers make, and the items their Queries return."""
+    counter: Counter[str] = Counter()
+    client = repository.dynamodb_client()
+
+    def before(event_name: str, **_: Any) -> None:
+        counter[event_name.rsplit(".", 1)[-1]] += 1
+
+    def after(http_response: Any, parsed: dict[str, Any], model: Any, **_: Any) -> None:
+        if model.name == "Query":
+            counter["query_items"] += parsed.get("Count", 0)
+
+    client.meta.events.register("before-call.dynamodb", before)
+    client.meta.events.register("after-call.dynamodb", after)
+    yield counter
+
+
+def link(bundle: dict[str, Any], relation: str) -> str | None:
+    return next((entry["url"] for entry in bundle["link"] if entry["relation"] == relation), None)
+
+
+def query_of(url: str) -> dict[str, list[str]]:
+    return parse_qs(urlsplit(url).query)
+
+
+def walk(first_query: str) -> tuple[list[str], list[dict[str, Any]]]:
+    """Follow next links from a first search; the ids in order and every page."""
+    status, _, bundle = search(first_query)
+    assert status == 200
+    pages = [bundle]
+    while (url := link(bundle, "next")) is not None:
+        status, _, bundle = search(query_of(url))
+        assert status == 200
+        pages.append(bundle)
+    return [i for page in pages for i in ids_of(page)], pages
+
+
+@pytest.fixture
+def many(put: Any) -> list[str]:
+    """37 Encounters for two patients: same starts, open ends, no periods, several months."""
+    resources = []
+    for n in range(37):
+        patient = "Patient/p1" if n % 3 else "Patient/p2"
+        if n % 10 == 0:
+            resources.append(encounter(f"e{n:02d}", subject=patient))  # planned: no period
+        elif n % 7 == 0:
+            resources.append(encounter(f"e{n:02d}", subject=patient, start=f"2023-0{n % 9 + 1}-01T08:00:00Z"))
+        else:
+            day = n % 28 + 1
+            resources.append(
+                encounter(
+                    f"e{n:02d}",
+                    subject=patient,
+                    start=f"2022-{n % 12 + 1:02d}-{day:02d}T09:00:00+02:00",
+                    end=f"2022-{n % 12 + 1:02d}-{day:02d}T10:00:00+02:00",
+                    appointments=[f"Appointment/a{n % 4}"],
+                )
+            )
+    put(*resources)
+    return [str(r["id"]) for r in resources]
+
+
+def test_walking_next_links_visits_every_match_once(many: list[str]) -> None:
+    walked, pages = walk("_count=5")
+    assert len(walked) == len(set(walked)) == 37
+    assert set(walked) == set(many)
+    assert all(page["total"] == 37 for page in pages)
+    assert len(pages) == 8
+    _, _, one_page = search("_count=100")
+    assert ids_of(one_page) == walked
+
+
+def test_walk_of_a_patient_search_matches_one_big_page(many: list[str]) -> None:
+    walked, pages = walk("patient=p1&_count=4")
+    _, _, one_page = search("patient=p1&_count=100")
+    assert walked == ids_of(one_page)
+    assert pages[0]["total"] == len(walked) == 24
+
+
+def test_order_is_period_start_then_id_with_missing_starts_first(put: Any) -> None:
+    put(
+        encounter("b", start="2021-01-01T00:00:00Z"),
+        encounter("a", start="2021-01-01T00:00:00Z"),
+        encounter("z"),
+        encounter("c", start="2020-12-31T23:00:00-02:00"),  # 2021-01-01T01:00Z
+        encounter("y", end="2019-01-01"),
+    )
+    _, _, bundle = search("")
+    assert ids_of(bundle) == ["y", "z", "a", "b", "c"]
+
+
+def test_next_pages_read_about_one_page_of_index_rows(many: list[str], calls: Counter[str]) -> None:
+    _, _, first = search("_count=5")
+    calls.clear()
+    url = link(first, "next")
+    assert url is not None
+    assert "_cursor" in query_of(url)
+    status, _, second = search(query_of(url))
+    assert status == 200
+    assert len(ids_of(second)) == 5
+    assert calls["query_items"] <= 12  # a page and its look-ahead, not the 37 rows before
+    assert calls["Scan"] == 0
+
+
+def test_no_search_path_scans(many: list[str], calls: Counter[str]) -> None:
+    for query in ["", "patient=p1", "subject=p2", "appointment=a1", "date=ge2022-06", "_id=e01,e02", "_count=0"]:
+        assert search(query)[0] == 200
+    assert calls["Scan"] == 0
+    assert calls["Query"] > 0
+    assert calls["BatchGetItem"] > 0
+
+
+def test_bare_offset_jump_skips_without_fetching_earlier_resources(many: list[str], calls: Counter[str]) -> None:
+    status, _, bundle = search("_count=5&_offset=30")
+    assert status == 200
+    _, _, whole = search("_count=100")
+    assert ids_of(bundle) == ids_of(whole)[30:35]
+    assert calls["BatchGetItem"] == 2  # one for the page, one for the whole listing
+
+
+def test_date_search_skips_buckets_outside_the_bounds(many: list[str], calls: Counter[str]) -> None:
+    status, _, bundle = search("date=sa2022-12-31")
+    assert status == 200
+    assert {i for i in ids_of(bundle)} == {"e07", "e14", "e21", "e28", "e35"}
+    assert calls["Query"] <= 9  # only the 2023 buckets
+
+
+def test_appointment_or_list_finds_each_encounter_once(put: Any) -> None:
+    put(
+        encounter("multi", start="2022-01-01", appointments=["Appointment/x", "Appointment/y", "Appointment/z"]),
+        encounter("single", start="2022-02-01", appointments=["Appointment/y"]),
+    )
+    _, _, bundle = search("appointment=x,Appointment/y,https://example.org/fhir/Appointment/z")
+    assert ids_of(bundle) == ["multi", "single"]
+    assert bundle["total"] == 2
+
+
+def test_reload_with_fewer_appointments_drops_the_old_link(put: Any) -> None:
+    put(encounter("e", start="2022-01-01", appointments=["Appointment/x", "Appointment/y"]))
+    put(encounter("e", start="2022-01-01", appointments=["Appointment/y"]))
+    assert search("appointment=x")[2]["total"] == 0
+    assert ids_of(search("appointment=y")[2]) == ["e"]
+
+
+def test_cursor_total_is_reused_and_offsets_advance(many: list[str]) -> None:
+    _, pages = walk("_count=10")
+    offsets = [int(query_of(link(page, "self") or "")["_offset"][0]) for page in pages]
+    assert offsets == [0, 10, 20, 30]
+    assert link(pages[-1], "next") is None
+    assert query_of(link(pages[0], "last") or "")["_offset"] == ["30"]
+
+
+def test_offset_past_the_end_is_an_empty_page(many: list[str]) -> None:
+    status, _, bundle = search("_count=10&_offset=500")
+    assert status == 200
+    assert bundle["total"] == 37
+    assert "entry" not in bundle
+    assert link(bundle, "next") is None
+    assert link(bundle, "previous") is not None
+
+
+def test_id_search_pages_by_offset(put: Any) -> None:
+    put(*(encounter(f"i{n}", start=f"2022-01-0{n + 1}") for n in range(5)))
+    _, _, first = search("_id=i0,i1,i2,i3,i4,missing&_count=2")
+    assert ids_of(first) == ["i0", "i1"]
+    assert first["total"] == 5
+    _, _, second = search(query_of(link(first, "next") or ""))
+    assert ids_of(second) == ["i2", "i3"]

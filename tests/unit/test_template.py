@@ -1,0 +1,87 @@
+"""template.yaml is the one source of truth: the code's names and versions must agree with it."""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from fhir_encounter.local.template import api_routes, load_template
+from fhir_encounter.store import schema
+
+ROOT = Path(__file__).resolve().parents[2]
+TEMPLATE = load_template(ROOT / "template.yaml")
+PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
+
+
+def table_properties() -> dict[str, Any]:
+    properties: dict[str, Any] = TEMPLATE["Resources"]["EncounterTable"]["Properties"]
+    return properties
+
+
+def test_indexes_in_code_equal_the_template() -> None:
+    indexes = {
+        index["IndexName"]: tuple(key["AttributeName"] for key in index["KeySchema"])
+        for index in table_properties()["GlobalSecondaryIndexes"]
+    }
+    assert indexes == schema.INDEXES
+
+
+@pytest.mark.parametrize("index", table_properties()["GlobalSecondaryIndexes"], ids=lambda i: i["IndexName"])
+def test_every_index_projects_what_a_match_needs_and_no_resource(index: dict[str, Any]) -> None:
+    projection = index["Projection"]
+    assert projection["ProjectionType"] == "INCLUDE"
+    keys = {key["AttributeName"] for key in index["KeySchema"]}
+    assert set(schema.PROJECTED) <= set(projection["NonKeyAttributes"]) | keys
+    assert schema.ATTR_RESOURCE not in projection["NonKeyAttributes"]
+
+
+def test_table_keys_equal_the_code() -> None:
+    keys = [key["AttributeName"] for key in table_properties()["KeySchema"]]
+    assert keys == [schema.PARTITION_KEY, schema.SORT_KEY]
+
+
+def test_table_is_protected_encrypted_and_on_demand() -> None:
+    properties = table_properties()
+    assert properties["BillingMode"] == "PAY_PER_REQUEST"
+    assert properties["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
+    assert properties["SSESpecification"] == {"SSEEnabled": True}
+    assert properties["DeletionProtectionEnabled"] == {"Ref": "TableDeletionProtection"}
+
+
+def test_functions_may_only_read_and_never_scan() -> None:
+    for name in ("ReadEncounterFunction", "SearchEncountersFunction"):
+        policies = TEMPLATE["Resources"][name]["Properties"]["Policies"]
+        actions = {action for policy in policies for st in policy["Statement"] for action in st["Action"]}
+        assert actions <= {"dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:Query"}, name
+
+
+def test_one_python_version_everywhere() -> None:
+    assert TEMPLATE["Globals"]["Function"]["Runtime"] == "python3.13"
+    assert TEMPLATE["Resources"]["EncounterLayer"]["Metadata"]["BuildMethod"] == "python3.13"
+    assert PYPROJECT["project"]["requires-python"] == ">=3.13,<3.14"
+    assert PYPROJECT["tool"]["ruff"]["target-version"] == "py313"
+    assert PYPROJECT["tool"]["mypy"]["python_version"] == "3.13"
+
+
+def test_layer_installs_the_project_runtime_dependencies() -> None:
+    layer = TEMPLATE["Resources"]["EncounterLayer"]["Properties"]["ContentUri"]
+    requirements = (ROOT / layer / "requirements.txt").read_text().split()
+    # boto3 ships with the Lambda runtime; everything else must be the same pin.
+    expected = [dep for dep in PYPROJECT["project"]["dependencies"] if not dep.startswith("boto3")]
+    assert sorted(requirements) == sorted(expected)
+    assert (ROOT / layer / "fhir_encounter" / "__init__.py").is_file()
+
+
+def test_every_route_has_its_handler_and_an_event_file() -> None:
+    routes = api_routes(TEMPLATE, ROOT)
+    assert {(r.method, r.path) for r in routes} == {("GET", "/Encounter/{id}"), ("GET", "/Encounter")}
+    for route in routes:
+        module, function = route.handler.split(".")
+        source = (route.code_dir / f"{module}.py").read_text()
+        assert f"def {function}(" in source
+    resources = {json.loads(path.read_text())["resource"] for path in (ROOT / "events").glob("*.json")}
+    assert resources == {route.path for route in routes}
