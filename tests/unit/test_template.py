@@ -85,3 +85,14 @@ def test_every_route_has_its_handler_and_an_event_file() -> None:
         assert f"def {function}(" in source
     resources = {json.loads(path.read_text())["resource"] for path in (ROOT / "events").glob("*.json")}
     assert resources == {route.path for route in routes}
+
+
+def test_api_gateway_own_errors_are_operation_outcomes() -> None:
+    responses = TEMPLATE["Resources"]["EncounterApi"]["Properties"]["GatewayResponses"]
+    assert {"MISSING_AUTHENTICATION_TOKEN", "THROTTLED", "DEFAULT_4XX", "DEFAULT_5XX"} <= set(responses)
+    for name, response in responses.items():
+        body = response["ResponseTemplates"]["application/json"].replace("$context.error.messageString", '"m"')
+        outcome = json.loads(body)
+        assert outcome["resourceType"] == "OperationOutcome", name
+        assert outcome["issue"][0]["severity"] == "error", name
+        assert response["ResponseParameters"]["Headers"]["Content-Type"] == "'application/fhir+json'", name

@@ -32,6 +32,8 @@ from fhir_encounter.store.cursor import decode_cursor, encode_cursor, search_fin
 from fhir_encounter.store.repository import EncounterRepository, dynamodb_client
 
 CONTENT_TYPE = f"{FHIR_JSON}; charset=utf-8"
+# Responses carry patient data: no shared or browser cache may keep them.
+COMMON_HEADERS = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}
 
 
 def create_resolver() -> APIGatewayRestResolver:
@@ -63,7 +65,12 @@ def error_response(error: FhirError) -> Response[str]:
 
 
 def fhir_response(status: int, body: str, headers: dict[str, str] | None = None) -> Response[str]:
-    return Response(status_code=status, content_type=CONTENT_TYPE, body=body, headers=headers or {})
+    return Response(
+        status_code=status,
+        content_type=CONTENT_TYPE,
+        body=body,
+        headers={**COMMON_HEADERS, **(headers or {})},
+    )
 
 
 @lru_cache(maxsize=1)
@@ -95,7 +102,7 @@ def read_encounter(event: APIGatewayProxyEvent, encounter_id: str) -> Response[s
     headers = {"ETag": etag, "Last-Modified": _http_date(stored.last_updated)}
     if_none_match = event.headers.get("If-None-Match") or event.headers.get("if-none-match")
     if if_none_match and etag in [tag.strip() for tag in if_none_match.split(",")]:
-        return Response(status_code=304, headers=headers)
+        return Response(status_code=304, headers={**COMMON_HEADERS, **headers})
     logger.info("encounter read", extra={"encounter_id": encounter_id})
     return fhir_response(200, stored.resource_json, headers)
 

@@ -1,0 +1,114 @@
+"""The Encounter table for the operator tools: a DynamoDB client, creating the table, checking it.
+
+The table is created from template.yaml's EncounterTable (keys and indexes), so a table made here
+and one deployed by ``sam deploy`` cannot differ. An existing table is accepted only when it has
+the key schema and indexes the code queries.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import ClientError
+
+from fhir_encounter.local.template import load_template, table_definition
+from fhir_encounter.store import schema
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb.client import DynamoDBClient
+
+# DynamoDB Local accepts any credentials, but boto3 wants some (and a region) before it signs.
+LOCAL_CREDENTIALS = {"aws_access_key_id": "local", "aws_secret_access_key": "local"}
+LOCAL_REGION = "us-east-1"
+_CLIENT_CONFIG = Config(
+    connect_timeout=5,
+    read_timeout=30,
+    retries={"max_attempts": 3, "mode": "standard"},
+)
+
+KeySchema = tuple[str, ...]  # attribute names, HASH then RANGE
+
+
+class TableSchemaError(RuntimeError):
+    """The table exists but lacks the keys or indexes the code queries."""
+
+
+def dynamodb_client(endpoint_url: str | None) -> DynamoDBClient:
+    """A client for ``endpoint_url`` (DynamoDB Local, ...) or, when None, AWS as configured.
+
+    With an endpoint URL and no AWS credentials or region configured, dummy credentials and
+    us-east-1 are used, so that DynamoDB Local works without an AWS setup.
+    """
+    session = boto3.session.Session()
+    options: dict[str, Any] = {}
+    if endpoint_url:
+        if session.get_credentials() is None:
+            options.update(LOCAL_CREDENTIALS)
+        if session.region_name is None:
+            options["region_name"] = LOCAL_REGION
+    client: DynamoDBClient = session.client(
+        "dynamodb", endpoint_url=endpoint_url or None, config=_CLIENT_CONFIG, **options
+    )
+    return client
+
+
+def create_table(client: DynamoDBClient, table_name: str, template_path: Path | None = None) -> bool:
+    """Create the table from template.yaml and wait until it is ACTIVE; False if it existed.
+
+    Raises TemplateError when template.yaml is missing, TableSchemaError when an existing table
+    lacks the template's keys or indexes.
+    """
+    definition = table_definition(load_template(template_path), table_name)
+    try:
+        client.create_table(**definition)
+        created = True
+    except ClientError as error:
+        if error.response.get("Error", {}).get("Code") != "ResourceInUseException":
+            raise
+        created = False
+    # An on-demand table with three indexes takes seconds in AWS, no time in DynamoDB Local.
+    client.get_waiter("table_exists").wait(TableName=table_name, WaiterConfig={"Delay": 2, "MaxAttempts": 150})
+    if not created:
+        expected = {
+            index["IndexName"]: _key_names(index["KeySchema"]) for index in definition["GlobalSecondaryIndexes"]
+        }
+        _check_schema(client, table_name, _key_names(definition["KeySchema"]), expected)
+    return created
+
+
+def require_table(client: DynamoDBClient, table_name: str) -> None:
+    """Check that the table exists with the keys and indexes of ``store.schema``.
+
+    Raises ClientError (ResourceNotFoundException) when it does not exist, TableSchemaError when
+    it lacks a key or an index.
+    """
+    _check_schema(client, table_name, (schema.PARTITION_KEY, schema.SORT_KEY), schema.INDEXES)
+
+
+def _check_schema(
+    client: DynamoDBClient,
+    table_name: str,
+    keys: KeySchema,
+    indexes: Mapping[str, KeySchema],
+) -> None:
+    table = client.describe_table(TableName=table_name)["Table"]
+    if _key_names(table.get("KeySchema", [])) != keys:
+        raise TableSchemaError(f"table '{table_name}' exists with another key schema than ({', '.join(keys)})")
+    found = {
+        index["IndexName"]: _key_names(index["KeySchema"]) for index in table.get("GlobalSecondaryIndexes", [])
+    }
+    wrong = sorted(name for name, index_keys in indexes.items() if found.get(name) != index_keys)
+    if wrong:
+        raise TableSchemaError(
+            f"table '{table_name}' exists without the indexes {', '.join(wrong)} that template.yaml defines; "
+            "delete it or use another --table"
+        )
+
+
+def _key_names(key_schema: Sequence[Mapping[str, Any]]) -> KeySchema:
+    order = {"HASH": 0, "RANGE": 1}
+    return tuple(key["AttributeName"] for key in sorted(key_schema, key=lambda key: order[key["KeyType"]]))
