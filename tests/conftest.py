@@ -32,12 +32,13 @@ os.environ.pop("DYNAMODB_ENDPOINT_URL", None)
 
 import boto3
 import pytest
+from moto import mock_aws
+
 from fhir_encounter import api, config
 from fhir_encounter.local.events import LocalContext, rest_api_event
 from fhir_encounter.local.template import load_template, table_definition
 from fhir_encounter.local.writer import EncounterWriter
 from fhir_encounter.store import repository
-from moto import mock_aws
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -7,6 +7,7 @@ from typing import Any
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
+
 from fhir_encounter.api import create_resolver, search_encounters
 from fhir_encounter.observability import logger, metrics, tracer
 

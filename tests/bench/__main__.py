@@ -38,7 +38,7 @@ TARGETS = {
 
 def percentile(samples: list[float], fraction: float) -> float:
     ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, int(round(fraction * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
 
 
 def timed(function: Callable[[], Any], repeat: int) -> list[float]:
@@ -68,10 +68,15 @@ assert response["statusCode"] == 200, response["statusCode"]
 done = time.perf_counter()
 print(json.dumps([(imported - started) * 1000, (done - imported) * 1000]))
 """
-    env = {**os.environ, "DYNAMODB_ENDPOINT_URL": endpoint, "ENCOUNTER_TABLE": TABLE, "PYTHONDONTWRITEBYTECODE": ""}
+    env = {
+        **os.environ,
+        "DYNAMODB_ENDPOINT_URL": endpoint,
+        "ENCOUNTER_TABLE": TABLE,
+        "PYTHONDONTWRITEBYTECODE": "",
+    }
     imports, firsts = [], []
     for _ in range(runs):
-        out = subprocess.run(  # noqa: S603
+        out = subprocess.run(
             [sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True, check=True
         )
         imported_ms, first_ms = json.loads(out.stdout.strip().splitlines()[-1])
@@ -118,7 +123,9 @@ def main() -> int:
         for resource in resources:
             reference = resource.get("subject", {}).get("reference", "")
             patient_counts[reference] = patient_counts.get(reference, 0) + 1
-        busiest = max((r for r in patient_counts if r.startswith("Patient/")), key=lambda r: patient_counts[r])
+        busiest = max(
+            (r for r in patient_counts if r.startswith("Patient/")), key=lambda r: patient_counts[r]
+        )
         sample_id = str(resources[len(resources) // 2]["id"])
 
         imported_ms, first_ms = cold_start(endpoint, sample_id, runs=5)

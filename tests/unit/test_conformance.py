@@ -22,11 +22,22 @@ CANVAS_STYLE: dict[str, Any] = {
     "identifier": [{"id": "ident-1", "system": "http://canvasmedical.com", "value": "7720a218"}],
     "status": "in-progress",
     "class": {"system": "https://www.hl7.org/fhir/v3/ActEncounterCode/vs.html"},
-    "type": [{"coding": [{"system": "http://snomed.info/sct", "code": "308335008", "display": "Office Visit"}]}],
+    "type": [
+        {"coding": [{"system": "http://snomed.info/sct", "code": "308335008", "display": "Office Visit"}]}
+    ],
     "subject": {"reference": "Patient/a1197fa9e65b4a5195af15e0234f61c2", "type": "Patient"},
     "participant": [
         {
-            "type": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ParticipationType", "code": "PART"}]}],
+            "type": [
+                {
+                    "coding": [
+                        {
+                            "system": "http://terminology.hl7.org/CodeSystem/v3-ParticipationType",
+                            "code": "PART",
+                        }
+                    ]
+                }
+            ],
             "period": {"start": "2022-04-04T05:26:34.711718+00:00"},
             "individual": {"reference": "Practitioner/4150cd20", "type": "Practitioner", "display": "Dr"},
         }
@@ -35,7 +46,9 @@ CANVAS_STYLE: dict[str, Any] = {
     "reasonCode": [{"coding": [{"system": "http://snomed.info/sct", "code": "308335008"}]}],
     "hospitalization": {
         "dischargeDisposition": {
-            "coding": [{"system": "http://terminology.hl7.org/CodeSystem/discharge-disposition", "code": "oth"}]
+            "coding": [
+                {"system": "http://terminology.hl7.org/CodeSystem/discharge-disposition", "code": "oth"}
+            ]
         }
     },
     "location": [{"location": {"reference": "Location/50ea08f9", "type": "Location"}}],
@@ -47,7 +60,11 @@ def data(put: Any) -> None:
     put(
         CANVAS_STYLE,
         *(
-            encounter(f"c{n:02d}", subject="Patient/a1197fa9e65b4a5195af15e0234f61c2", start=f"2022-0{n % 9 + 1}-0{n % 9 + 1}")
+            encounter(
+                f"c{n:02d}",
+                subject="Patient/a1197fa9e65b4a5195af15e0234f61c2",
+                start=f"2022-0{n % 9 + 1}-0{n % 9 + 1}",
+            )
             for n in range(12)
         ),
         encounter("planned", subject="Patient/a1197fa9e65b4a5195af15e0234f61c2", status="planned"),
@@ -67,6 +84,7 @@ def test_every_page_of_a_walk_is_a_valid_searchset(data: None) -> None:
             assert entry.search is not None
             assert entry.search.mode == "match"
             assert entry.fullUrl is not None
+            assert entry.resource is not None
             assert entry.fullUrl.endswith(f"/Encounter/{entry.resource.id}")
         seen.extend(ids_of(body))
         next_url = next((link["url"] for link in body["link"] if link["relation"] == "next"), None)

@@ -91,7 +91,9 @@ def test_api_gateway_own_errors_are_operation_outcomes() -> None:
     responses = TEMPLATE["Resources"]["EncounterApi"]["Properties"]["GatewayResponses"]
     assert {"MISSING_AUTHENTICATION_TOKEN", "THROTTLED", "DEFAULT_4XX", "DEFAULT_5XX"} <= set(responses)
     for name, response in responses.items():
-        body = response["ResponseTemplates"]["application/json"].replace("$context.error.messageString", '"m"')
+        body = response["ResponseTemplates"]["application/json"].replace(
+            "$context.error.messageString", '"m"'
+        )
         outcome = json.loads(body)
         assert outcome["resourceType"] == "OperationOutcome", name
         assert outcome["issue"][0]["severity"] == "error", name

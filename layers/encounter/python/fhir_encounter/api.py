@@ -101,7 +101,7 @@ def read_encounter(event: APIGatewayProxyEvent, encounter_id: str) -> Response[s
     etag = f'W/"{stored.version_id}"'
     headers = {"ETag": etag, "Last-Modified": _http_date(stored.last_updated)}
     if_none_match = event.headers.get("If-None-Match") or event.headers.get("if-none-match")
-    if if_none_match and etag in [tag.strip() for tag in if_none_match.split(",")]:
+    if if_none_match and _etag_matches(if_none_match, stored.version_id):
         return Response(status_code=304, headers={**COMMON_HEADERS, **headers})
     logger.info("encounter read", extra={"encounter_id": encounter_id})
     return fhir_response(200, stored.resource_json, headers)
@@ -144,6 +144,12 @@ def search_encounters(event: APIGatewayProxyEvent) -> Response[str]:
     )
     metrics.add_metric(name="SearchReadUnits", unit=MetricUnit.Count, value=page.read_units)
     return fhir_response(200, body)
+
+
+def _etag_matches(if_none_match: str, version_id: str) -> bool:
+    """If-None-Match uses the weak comparison (RFC 9110 13.1.2): W/ is ignored; * matches any."""
+    tags = [tag.strip().removeprefix("W/") for tag in if_none_match.split(",")]
+    return "*" in tags or f'"{version_id}"' in tags
 
 
 def _prefers_strict(event: APIGatewayProxyEvent) -> bool:

@@ -34,7 +34,8 @@ _DATE_TIME = re.compile(
     r"(?:T(?P<hour>\d{2}):(?P<minute>\d{2})"
     r"(?::(?P<second>\d{2})(?:\.(?P<fraction>\d{1,12}))?)?"
     r"(?P<zone>Z|[+\- ]\d{2}:\d{2})?"
-    r")?)?)?"
+    r")?)?)?",
+    re.ASCII,  # FHIR digits are 0-9; without it \d also takes other scripts' digits
 )
 
 

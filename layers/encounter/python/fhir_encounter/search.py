@@ -141,7 +141,7 @@ def _single_integer(raw: Any) -> Any:
             raise ValueError("must be given once")
         raw = raw[0]
     text = str(raw).strip()
-    if not text.isdigit() or len(text) > 9:
+    if not (text.isascii() and text.isdigit()) or len(text) > 9:  # isdigit alone takes "²", "٣"
         raise ValueError("must be a non-negative integer")
     return int(text)
 

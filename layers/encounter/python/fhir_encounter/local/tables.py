@@ -71,10 +71,13 @@ def create_table(client: DynamoDBClient, table_name: str, template_path: Path | 
             raise
         created = False
     # An on-demand table with three indexes takes seconds in AWS, no time in DynamoDB Local.
-    client.get_waiter("table_exists").wait(TableName=table_name, WaiterConfig={"Delay": 2, "MaxAttempts": 150})
+    client.get_waiter("table_exists").wait(
+        TableName=table_name, WaiterConfig={"Delay": 2, "MaxAttempts": 150}
+    )
     if not created:
         expected = {
-            index["IndexName"]: _key_names(index["KeySchema"]) for index in definition["GlobalSecondaryIndexes"]
+            index["IndexName"]: _key_names(index["KeySchema"])
+            for index in definition["GlobalSecondaryIndexes"]
         }
         _check_schema(client, table_name, _key_names(definition["KeySchema"]), expected)
     return created
@@ -97,9 +100,12 @@ def _check_schema(
 ) -> None:
     table = client.describe_table(TableName=table_name)["Table"]
     if _key_names(table.get("KeySchema", [])) != keys:
-        raise TableSchemaError(f"table '{table_name}' exists with another key schema than ({', '.join(keys)})")
+        raise TableSchemaError(
+            f"table '{table_name}' exists with another key schema than ({', '.join(keys)})"
+        )
     found = {
-        index["IndexName"]: _key_names(index["KeySchema"]) for index in table.get("GlobalSecondaryIndexes", [])
+        index["IndexName"]: _key_names(index["KeySchema"])
+        for index in table.get("GlobalSecondaryIndexes", [])
     }
     wrong = sorted(name for name, index_keys in indexes.items() if found.get(name) != index_keys)
     if wrong:

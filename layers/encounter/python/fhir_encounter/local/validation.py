@@ -59,10 +59,7 @@ _MESSAGES = {
     "model_attributes_type": "must be a JSON object",
     "dict_type": "must be a JSON object",
 }
-_LITERAL_MESSAGES = {
-    "resourceType": "must be Encounter",
-    "status": f"is not an R4 Encounter status ({', '.join(STATUSES)})",
-}
+_STATUS_MESSAGE = f"is not an R4 Encounter status ({', '.join(STATUSES)})"
 _MAX_PROBLEMS = 3
 
 
@@ -157,6 +154,10 @@ def encounter_problem(resource: object) -> str | None:
     """Why ``resource`` cannot be loaded as an Encounter, in one line; None when it can."""
     if not isinstance(resource, dict):
         return "not a FHIR resource (a JSON object)"
+    if resource.get("resourceType") != "Encounter":  # then the other elements do not matter
+        return (
+            "resourceType: must be Encounter" if "resourceType" in resource else "resourceType: is required"
+        )
     try:
         Encounter.model_validate(resource)
     except ValidationError as error:
@@ -168,8 +169,8 @@ def encounter_problem(resource: object) -> str | None:
 
 def _describe(detail: ErrorDetails) -> str:
     path = _path(detail["loc"])
-    if detail["type"] == "literal_error":
-        message = _LITERAL_MESSAGES.get(path, "has a value that is not allowed")
+    if detail["type"] == "literal_error":  # only status can be one: resourceType is checked first
+        message = _STATUS_MESSAGE
     else:
         message = _MESSAGES.get(detail["type"], detail["msg"])
     return f"{path}: {message}" if path else message

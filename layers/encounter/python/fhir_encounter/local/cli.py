@@ -1,0 +1,239 @@
+"""The ``fhir-encounter`` command (also ``python -m fhir_encounter``): operator and developer tools.
+
+    fhir-encounter create-table [--endpoint-url URL] [--table NAME]
+    fhir-encounter load         [--endpoint-url URL] [--table NAME] PATH...
+    fhir-encounter seed         [--endpoint-url URL] [--table NAME] [--count N] [--random-seed S]
+    fhir-encounter serve        [--host H] [--port P] [--endpoint-url URL] [--table NAME] [--seed-count N]
+
+The table is ``--table``, else ``$ENCOUNTER_TABLE``, else ``encounters``. DynamoDB is
+``--endpoint-url``, else ``$DYNAMODB_ENDPOINT_URL``, else AWS as configured (``serve`` starts
+DynamoDB Local itself instead). Exit status: 0 when everything loaded, 1 when some Encounters were
+rejected or the command failed (one line on stderr, no traceback), 2 on a usage error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    ConnectTimeoutError,
+    EndpointConnectionError,
+    NoCredentialsError,
+    NoRegionError,
+    ReadTimeoutError,
+)
+
+from fhir_encounter.local.dynamodb_local import DynamoDBLocalError
+from fhir_encounter.local.loader import (
+    LoadReport,
+    Rejection,
+    SourceError,
+    load_paths,
+    load_resources,
+    source_files,
+)
+from fhir_encounter.local.seed import SEED_PATIENT, synthetic_encounters
+from fhir_encounter.local.tables import TableSchemaError, create_table, dynamodb_client, require_table
+from fhir_encounter.local.template import TemplateError
+from fhir_encounter.local.writer import EncounterWriter, WriteFailedError
+
+PROGRAM = "fhir-encounter"
+DEFAULT_TABLE = "encounters"
+TABLE_ENV = "ENCOUNTER_TABLE"
+ENDPOINT_ENV = "DYNAMODB_ENDPOINT_URL"
+EXIT_OK = 0
+EXIT_FAILED = 1  # some Encounters rejected, or the command could not finish
+EXIT_USAGE = 2
+_TABLE_NAME = re.compile(r"[A-Za-z0-9_.\-]{3,255}")
+
+
+class CommandError(RuntimeError):
+    """A failure whose message is already the one line to print."""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        args = _parser().parse_args(argv)
+    except SystemExit as stop:  # argparse: 2 on a usage error (printed already), 0 after --help
+        return stop.code if isinstance(stop.code, int) else EXIT_USAGE
+    args.table = args.table or os.environ.get(TABLE_ENV) or DEFAULT_TABLE
+    args.endpoint_url = args.endpoint_url or os.environ.get(ENDPOINT_ENV) or None
+    command: Callable[[argparse.Namespace], int] = args.command
+    try:
+        return command(args)
+    except KeyboardInterrupt:
+        print(f"{PROGRAM}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as error:
+        message = error_message(error, endpoint_url=args.endpoint_url, table=args.table)
+        if message is None:
+            raise
+        print(f"{PROGRAM}: error: {message}", file=sys.stderr)
+        return EXIT_FAILED
+
+
+def error_message(error: BaseException, *, endpoint_url: str | None, table: str) -> str | None:
+    """The one line an operator sees for a failure; None for a bug (which keeps its traceback).
+
+    The only place that maps errors to text. No AWS error text and no resource values: the
+    table, the endpoint, paths, error codes and names only.
+    """
+    where = f"at {endpoint_url}" if endpoint_url else "in AWS"
+    match error:
+        case CommandError() | SourceError() | TemplateError() | TableSchemaError() | DynamoDBLocalError():
+            return str(error)
+        case WriteFailedError():
+            return f"{error} (table '{table}' {where}); loading again resumes without duplicates"
+        case EndpointConnectionError() | ConnectTimeoutError():
+            return f"cannot reach DynamoDB {where}"
+        case ReadTimeoutError():
+            return f"DynamoDB {where} did not answer in time"
+        case NoCredentialsError():
+            return "no AWS credentials: configure them (aws configure, AWS_PROFILE) or pass --endpoint-url"
+        case NoRegionError():
+            return "no AWS region: set AWS_REGION (or AWS_DEFAULT_REGION) or pass --endpoint-url"
+        case ClientError():
+            code = error.response.get("Error", {}).get("Code") or "unknown error"
+            if code == "ResourceNotFoundException":
+                return f"table '{table}' does not exist {where}: run `{PROGRAM} create-table` first"
+            return f"DynamoDB {where} refused the request ({code})"
+        case BotoCoreError():
+            return f"DynamoDB client failed ({type(error).__name__})"
+    return None
+
+
+def _create_table(args: argparse.Namespace) -> int:
+    client = dynamodb_client(args.endpoint_url)
+    created = create_table(client, args.table)
+    state = "created" if created else "already exists"
+    where = f"at {args.endpoint_url}" if args.endpoint_url else f"in AWS {client.meta.region_name}"
+    print(f"table '{args.table}' {state} {where}")
+    return EXIT_OK
+
+
+def _load(args: argparse.Namespace) -> int:
+    files = source_files(args.paths)
+    writer = _writer(args)
+    report = load_paths(files, writer, on_reject=_print_rejection, progress=sys.stderr)
+    return _finish(report)
+
+
+def _seed(args: argparse.Namespace) -> int:
+    writer = _writer(args)
+    resources = synthetic_encounters(args.count, args.random_seed)
+    report = load_resources(
+        resources, writer, source="seed", total=args.count, on_reject=_print_rejection, progress=sys.stderr
+    )
+    example = f"; e.g. patient={SEED_PATIENT}" if args.count else ""
+    return _finish(report, f" from random seed {args.random_seed}{example}")
+
+
+def _serve(args: argparse.Namespace) -> int:
+    try:
+        from fhir_encounter.local.server import serve  # imported here: the other tools work without it
+    except ModuleNotFoundError as error:
+        if error.name != "fhir_encounter.local.server":
+            raise
+        raise CommandError("serve is not available in this installation") from None
+    return serve(
+        host=args.host,
+        port=args.port,
+        endpoint_url=args.endpoint_url,
+        table_name=args.table,
+        seed_count=args.seed_count,
+    )
+
+
+def _writer(args: argparse.Namespace) -> EncounterWriter:
+    client = dynamodb_client(args.endpoint_url)
+    require_table(client, args.table)
+    return EncounterWriter(client, args.table)
+
+
+def _print_rejection(rejection: Rejection) -> None:
+    print(f"rejected {rejection}", file=sys.stderr)
+
+
+def _finish(report: LoadReport, note: str = "") -> int:
+    print(report.summary() + note)
+    return EXIT_OK if report.rejected == 0 else EXIT_FAILED
+
+
+# ---- arguments ---------------------------------------------------------------------------------
+
+
+def _table_name(text: str) -> str:
+    if _TABLE_NAME.fullmatch(text) is None:
+        raise argparse.ArgumentTypeError("a DynamoDB table name is 3 to 255 of A-Z a-z 0-9 _ - .")
+    return text
+
+
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError("must be a whole number, 0 or more")
+    return value
+
+
+def _port(text: str) -> int:
+    value = _count(text)
+    if value > 65535:
+        raise argparse.ArgumentTypeError("must be a port number, 0 to 65535")
+    return value
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=PROGRAM,
+        description="Operator and developer tools of the FHIR Encounter API.",
+        epilog="Exit status: 0 all loaded, 1 some rejected or failed, 2 usage error.",
+    )
+    commands = parser.add_subparsers(title="commands", required=True, metavar="COMMAND")
+
+    def command(name: str, run: Callable[[argparse.Namespace], int], text: str) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, help=text, description=text)
+        sub.set_defaults(command=run)
+        sub.add_argument(
+            "--endpoint-url",
+            metavar="URL",
+            help=f"DynamoDB endpoint, e.g. http://127.0.0.1:8000 (default: ${ENDPOINT_ENV}, else AWS)",
+        )
+        sub.add_argument(
+            "--table",
+            type=_table_name,
+            metavar="NAME",
+            help=f"table name (default: ${TABLE_ENV}, else {DEFAULT_TABLE})",
+        )
+        return sub
+
+    command(
+        "create-table", _create_table, "Create the table and its indexes from template.yaml (idempotent)."
+    )
+    load = command("load", _load, "Load Encounters from FHIR .json (Encounter or Bundle) and .ndjson files.")
+    load.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="a file, or a directory of them")
+    seed = command("seed", _seed, "Write realistic synthetic Encounters, the same ones for the same seed.")
+    seed.add_argument("--count", type=_count, default=500, metavar="N", help="how many (default: 500)")
+    seed.add_argument("--random-seed", type=int, default=7, metavar="S", help="random seed (default: 7)")
+    serve = command(
+        "serve", _serve, "Serve the API locally, as API Gateway would (starts DynamoDB Local without a URL)."
+    )
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
+    serve.add_argument("--port", type=_port, default=3000, help="port to listen on (default: 3000)")
+    serve.add_argument(
+        "--seed-count",
+        type=_count,
+        default=500,
+        metavar="N",
+        help="Encounters to seed into the DynamoDB Local it starts (default: 500)",
+    )
+    return parser

@@ -1,0 +1,292 @@
+"""Loads Encounters from FHIR files into the table, streaming, through ``EncounterWriter``.
+
+What a PATH may be:
+- ``*.json``: one resource. An Encounter loads; a Bundle of any type loads its Encounter entries
+  and skips (and counts) entries of other types and entries without a resource; any other
+  resource is skipped too.
+- ``*.ndjson``: FHIR Bulk Data, one Encounter per line (blank lines ignored). A line that is not
+  JSON, or not an Encounter, is rejected with its line number.
+- a directory: every ``*.json`` and ``*.ndjson`` file below it, recursively, in sorted order.
+
+Every Encounter is checked by ``validation.encounter_problem``; a rejected one is reported with
+its place (``file:line``, ``file: entry[i]`` or ``file``) and reason, and is not written. The valid
+ones are written in batches of ``BATCH_SIZE``: memory holds one batch (and one .json document),
+whatever the size of the input. Reports carry places, ids, field names and counts, never values.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TextIO
+
+from fhir_encounter.local.validation import encounter_problem
+from fhir_encounter.local.writer import READ_BATCH, EncounterWriter
+from fhir_encounter.references import is_fhir_id
+
+SUFFIXES = (".json", ".ndjson")
+BATCH_SIZE = READ_BATCH
+_REDRAW_SECONDS = 0.1
+_RESOURCE_TYPE = re.compile(r"[A-Z][A-Za-z]{0,63}")
+
+
+class SourceError(RuntimeError):
+    """A PATH that cannot be read; the message names it."""
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    where: str  # "data/a.ndjson:12", "data/b.json: entry[3]" or "data/c.json"
+    reason: str
+    encounter_id: str | None = None
+
+    def __str__(self) -> str:
+        resource = f" (Encounter/{self.encounter_id})" if self.encounter_id else ""
+        return f"{self.where}{resource}: {self.reason}"
+
+
+@dataclass(slots=True)
+class LoadReport:
+    written: int = 0
+    unchanged: int = 0
+    rejected: int = 0
+    skipped: int = 0
+    seconds: float = 0.0
+
+    @property
+    def loaded(self) -> int:
+        return self.written + self.unchanged
+
+    @property
+    def per_second(self) -> float:
+        return self.loaded / self.seconds if self.seconds > 0 else 0.0
+
+    def summary(self) -> str:
+        return (
+            f"loaded {self.loaded} (written {self.written}, unchanged {self.unchanged}), "
+            f"rejected {self.rejected}, skipped {self.skipped} "
+            f"in {self.seconds:.2f} s ({self.per_second:.0f} Encounters/s)"
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class _Record:
+    """One thing read from a source: a resource to check, a reason it is unreadable, or a skip."""
+
+    where: str
+    resource: Any = None
+    problem: str | None = None
+    skipped: bool = False
+    size: int = 0  # input bytes (or resources) it accounts for, for the progress bar
+
+
+RejectionHandler = Callable[[Rejection], None]
+
+
+def source_files(paths: Iterable[Path]) -> list[Path]:
+    """The files that PATHs name, directories expanded; SourceError for a PATH that cannot be loaded."""
+    files: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            found = sorted(p for p in path.rglob("*") if p.suffix.lower() in SUFFIXES and p.is_file())
+            if not found:
+                raise SourceError(f"{path}: no .json or .ndjson files in this directory")
+            files.extend(found)
+        elif path.is_file():
+            if path.suffix.lower() not in SUFFIXES:
+                raise SourceError(f"{path}: not a .json or .ndjson file")
+            files.append(path)
+        elif path.exists():
+            raise SourceError(f"{path}: not a regular file or directory")
+        else:
+            raise SourceError(f"{path}: no such file or directory")
+    return files
+
+
+def load_paths(
+    paths: Sequence[Path],
+    writer: EncounterWriter,
+    *,
+    on_reject: RejectionHandler | None = None,
+    progress: TextIO | None = None,
+) -> LoadReport:
+    """Load every Encounter in PATHs; ``progress`` gets a progress bar when it is a terminal."""
+    files = source_files(paths)
+    total = sum(path.stat().st_size for path in files)
+    records = (record for path in files for record in _file_records(path))
+    return _load(records, writer, on_reject, ProgressBar(progress, total))
+
+
+def load_resources(
+    resources: Iterable[Any],
+    writer: EncounterWriter,
+    *,
+    source: str,
+    total: int = 0,
+    on_reject: RejectionHandler | None = None,
+    progress: TextIO | None = None,
+) -> LoadReport:
+    """Load Encounters given as parsed JSON (the n-th is reported as ``<source> #n``)."""
+    records = (_Record(f"{source} #{n}", resource, size=1) for n, resource in enumerate(resources, 1))
+    return _load(records, writer, on_reject, ProgressBar(progress, total))
+
+
+def _load(
+    records: Iterable[_Record],
+    writer: EncounterWriter,
+    on_reject: RejectionHandler | None,
+    bar: ProgressBar,
+) -> LoadReport:
+    report = LoadReport()
+    started = time.perf_counter()
+    batch: dict[str, dict[str, Any]] = {}
+
+    def flush() -> None:
+        if batch:
+            result = writer.write(list(batch.values()))
+            report.written += result.written
+            report.unchanged += result.unchanged
+            batch.clear()
+
+    try:
+        for record in records:
+            if record.skipped:
+                report.skipped += 1
+            elif problem := record.problem or encounter_problem(record.resource):
+                report.rejected += 1
+                if on_reject:
+                    bar.clear()
+                    on_reject(Rejection(record.where, problem, _id_of(record.resource)))
+            else:
+                encounter_id = record.resource["id"]
+                if encounter_id in batch:  # the same id twice: each occurrence is written in turn
+                    flush()
+                batch[encounter_id] = record.resource
+                if len(batch) >= BATCH_SIZE:
+                    flush()
+            report.seconds = time.perf_counter() - started
+            bar.advance(record.size, report)
+        flush()
+    finally:
+        bar.clear()
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def _id_of(resource: Any) -> str | None:
+    value = resource.get("id") if isinstance(resource, dict) else None
+    return value if isinstance(value, str) and is_fhir_id(value) else None
+
+
+def _file_records(path: Path) -> Iterator[_Record]:
+    if path.suffix.lower() == ".ndjson":
+        return _ndjson_records(path)
+    return _json_records(path)
+
+
+def _ndjson_records(path: Path) -> Iterator[_Record]:
+    try:
+        with path.open("rb") as handle:
+            pending = 0  # bytes of blank lines, counted with the next record
+            for number, raw in enumerate(handle, 1):
+                pending += len(raw)
+                try:
+                    text = raw.decode("utf-8-sig").strip()
+                except UnicodeDecodeError:
+                    yield _Record(f"{path}:{number}", problem="not UTF-8 text", size=pending)
+                    pending = 0
+                    continue
+                if text:
+                    yield _parsed(f"{path}:{number}", text, pending)
+                    pending = 0
+    except OSError as error:
+        raise _unreadable(path, error) from None
+
+
+def _json_records(path: Path) -> Iterator[_Record]:
+    try:
+        data = path.read_bytes()
+    except OSError as error:
+        raise _unreadable(path, error) from None
+    try:
+        record = _parsed(str(path), data.decode("utf-8-sig"), len(data))
+    except UnicodeDecodeError:
+        record = _Record(str(path), problem="not UTF-8 text", size=len(data))
+    document = record.resource
+    if isinstance(document, dict) and document.get("resourceType") == "Bundle":
+        yield from _bundle_records(path, document, record.size)
+    elif _other_resource(document):
+        yield _Record(record.where, skipped=True, size=record.size)
+    else:
+        yield record
+
+
+def _parsed(where: str, text: str, size: int) -> _Record:
+    try:
+        return _Record(where, json.loads(text), size=size)
+    except json.JSONDecodeError as error:
+        if error.lineno > 1:  # a .json document: say which of its lines
+            where = f"{where}:{error.lineno}"
+        return _Record(where, problem=f"invalid JSON: {error.msg} at column {error.colno}", size=size)
+
+
+def _unreadable(path: Path, error: OSError) -> SourceError:
+    return SourceError(f"{path}: cannot read ({error.strerror or type(error).__name__})")
+
+
+def _bundle_records(path: Path, bundle: dict[str, Any], size: int) -> Iterator[_Record]:
+    entries = bundle.get("entry", [])
+    if not isinstance(entries, list):
+        yield _Record(str(path), problem="entry: must be a JSON array", size=size)
+        return
+    for index, entry in enumerate(entries):
+        where, share = f"{path}: entry[{index}]", size if index == 0 else 0
+        resource = entry.get("resource") if isinstance(entry, dict) else None
+        if not isinstance(entry, dict):
+            yield _Record(where, problem="must be a JSON object", size=share)
+        elif resource is None or _other_resource(resource):
+            yield _Record(where, skipped=True, size=share)
+        else:
+            yield _Record(where, resource, size=share)
+
+
+def _other_resource(resource: Any) -> bool:
+    """A resource of another type than Encounter (which a .json file or a Bundle may hold)."""
+    kind = resource.get("resourceType") if isinstance(resource, dict) else None
+    return isinstance(kind, str) and kind != "Encounter" and _RESOURCE_TYPE.fullmatch(kind) is not None
+
+
+class ProgressBar:
+    """A one-line progress bar, drawn only when ``stream`` is a terminal."""
+
+    WIDTH = 24
+
+    def __init__(self, stream: TextIO | None, total: int) -> None:
+        self._stream = stream if stream is not None and stream.isatty() else None
+        self._total = total
+        self._done = 0
+        self._drawn_at = 0.0
+
+    def advance(self, amount: int, report: LoadReport) -> None:
+        self._done += amount
+        now = time.monotonic()
+        if self._stream is None or now - self._drawn_at < _REDRAW_SECONDS:
+            return
+        self._drawn_at = now
+        share = min(self._done / self._total, 1.0) if self._total else 0.0
+        filled = round(share * self.WIDTH)
+        self._stream.write(
+            f"\r[{'#' * filled}{'.' * (self.WIDTH - filled)}] {share:4.0%}  loaded {report.loaded}"
+            f"  rejected {report.rejected}  skipped {report.skipped}  {report.per_second:.0f}/s\x1b[K"
+        )
+        self._stream.flush()
+
+    def clear(self) -> None:
+        if self._stream is not None and self._drawn_at:
+            self._stream.write("\r\x1b[K")
+            self._stream.flush()
+            self._drawn_at = 0.0

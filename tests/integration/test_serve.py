@@ -1,0 +1,136 @@
+"""``fhir-encounter serve`` itself: routing, errors, its request log, start-up failures, and running
+its own DynamoDB Local (seeded, and stopped by pid on SIGTERM)."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+
+from tests.conftest import ROOT
+from tests.integration.conftest import Api, Server, issue, start_server, stop_server
+
+pytestmark = pytest.mark.integration
+
+LOG_SECONDS = 10.0
+
+
+def wait_for_line(path: Path, pattern: str) -> str:
+    """The first line of ``path`` that matches, polling for a bounded time."""
+    deadline = time.monotonic() + LOG_SECONDS
+    while time.monotonic() < deadline:
+        for line in path.read_text(errors="replace").splitlines():
+            if re.fullmatch(pattern, line):
+                return line
+        time.sleep(0.05)
+    raise AssertionError(f"no line like {pattern!r} in {path}")
+
+
+def child_pids(pid: int) -> set[int]:
+    children = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if int(fields[1]) == pid:
+            children.add(int(stat.parent.name))
+    return children
+
+
+def accepts_connections(url: str) -> bool:
+    parts = urlsplit(url)
+    try:
+        with socket.create_connection((str(parts.hostname), int(parts.port or 80)), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def run_serve(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "fhir_encounter", "serve", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+@pytest.mark.parametrize("path", ["/Patient/1", "/", "/Encounter/a/b", "/encounter", "/Encounter/"])
+def test_a_path_without_a_route_is_a_404_operation_outcome(api: Api, path: str) -> None:
+    reply = api.request(path)
+    assert reply.status == 404
+    assert issue(reply)["code"] == "not-found"
+
+
+@pytest.mark.parametrize(
+    ("method", "path"), [("POST", "/Encounter"), ("DELETE", "/Encounter/itest-e1"), ("PUT", "/Encounter/x")]
+)
+def test_another_method_on_a_known_path_is_a_405(api: Api, method: str, path: str) -> None:
+    reply = api.request(path, method=method)
+    assert reply.status == 405
+    assert reply.headers["Allow"] == "GET"
+    assert issue(reply)["code"] == "not-supported"
+
+
+def test_one_log_line_per_request_without_the_query_string(api: Api, server: Server) -> None:
+    assert api.request("/Encounter/itest-log-probe?patient=itest-secret-value").status == 404
+    wait_for_line(server.stderr, r"GET /Encounter/itest-log-probe 404 \d+\.\d ms")
+    log = server.stderr.read_text()
+    assert "itest-secret-value" not in log
+    assert "?" not in log
+
+
+def test_a_port_in_use_is_one_line_and_exit_1(server: Server) -> None:
+    port = str(urlsplit(server.base_url).port)
+    result = run_serve("--port", port, "--endpoint-url", "http://127.0.0.1:9", "--table", "unused")
+    assert result.returncode == 1
+    assert result.stderr.count("\n") == 1
+    assert "in use" in result.stderr
+
+
+def test_without_java_it_says_so_in_one_line_and_exits_1(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k not in ("JAVA_HOME", "DYNAMODB_ENDPOINT_URL")}
+    env["PATH"] = str(tmp_path)  # no java on it
+    result = run_serve("--port", "0", env=env)
+    assert result.returncode == 1
+    assert result.stderr.count("\n") == 1
+    assert "Java" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_without_an_endpoint_it_runs_seeds_and_stops_its_own_dynamodb_local(tmp_path: Path) -> None:
+    running = start_server(tmp_path, "--table", "encounters-own")
+    try:
+        endpoint = re.search(r"DynamoDB Local \(in memory\) on (\S+)", running.output())
+        assert endpoint is not None, running.output()
+        assert accepts_connections(endpoint[1])
+        java = child_pids(running.process.pid)
+        assert java, "DynamoDB Local is not a child process of serve"
+
+        reply = Api(running.base_url).search("patient=patient-0001&date=ge2020-01-01")
+        assert reply.status == 200
+        bundle = reply.body
+        assert bundle["resourceType"] == "Bundle"
+        assert bundle["type"] == "searchset"
+        assert bundle["total"] > 0
+        assert {e["resource"]["subject"]["reference"] for e in bundle["entry"]} == {"Patient/patient-0001"}
+    finally:
+        status = stop_server(running.process)
+    left = [pid for pid in java if Path(f"/proc/{pid}").exists()]
+    for pid in left:  # so that a failure here leaves no DynamoDB Local behind
+        os.kill(pid, signal.SIGKILL)
+    assert left == []
+    assert status == 0, running.output()
+    assert not accepts_connections(endpoint[1])

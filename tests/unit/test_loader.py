@@ -1,0 +1,304 @@
+"""Loading tests/data and other files under moto: counts, reasons with their place, idempotent reloads.
+
+tests/data holds:
+- encounters.ndjson: 39 lines, 30 valid Encounters (nd-01 .. nd-30), 2 blank lines and 7 bad ones;
+- bundle.json: a transaction Bundle of a Patient (skipped), 3 valid Encounters and 1 without class;
+- encounter.json: one valid Encounter (single-01).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from fhir_encounter.local import loader
+from fhir_encounter.local.loader import Rejection, SourceError, load_paths, load_resources
+from fhir_encounter.local.writer import EncounterWriter, WriteResult
+from fhir_encounter.store import schema
+from tests.conftest import TEST_TABLE, encounter
+
+DATA = Path(__file__).resolve().parents[1] / "data"
+NDJSON = DATA / "encounters.ndjson"
+BUNDLE = DATA / "bundle.json"
+SINGLE = DATA / "encounter.json"
+VALID_IDS = [f"nd-{n:02d}" for n in range(1, 31)] + ["bn-01", "bn-02", "bn-03", "single-01"]
+# (place, id, start of the reason), in load order: files sorted, then line or entry order.
+REJECTED = [
+    (f"{BUNDLE}: entry[3]", "bn-bad", "class: is required"),
+    (f"{NDJSON}:6", None, "invalid JSON: "),
+    (f"{NDJSON}:13", "bad-type", "resourceType: must be Encounter"),
+    (f"{NDJSON}:19", "bad-status", "status: is not an R4 Encounter status"),
+    (f"{NDJSON}:20", "bad-subject", "subject.reference: must refer to Patient or Group"),
+    (f"{NDJSON}:28", "bad-date", "period.start: is not a FHIR dateTime"),
+    (f"{NDJSON}:35", "bad-order", "period: end is before start"),
+    (f"{NDJSON}:39", "bad-appointment", "appointment[1].reference: must refer to Appointment"),
+]
+
+
+@pytest.fixture
+def writer(table: Any) -> EncounterWriter:
+    return EncounterWriter(table, TEST_TABLE)
+
+
+def load(*paths: Path, writer: EncounterWriter) -> tuple[loader.LoadReport, list[Rejection]]:
+    rejections: list[Rejection] = []
+    report = load_paths(list(paths), writer, on_reject=rejections.append)
+    return report, rejections
+
+
+def stored(table: Any, encounter_id: str) -> dict[str, Any]:
+    key = {schema.PARTITION_KEY: {"S": encounter_id}, schema.SORT_KEY: {"S": schema.ENCOUNTER_SK}}
+    item = table.get_item(TableName=TEST_TABLE, Key=key)["Item"]
+    resource: dict[str, Any] = json.loads(item[schema.ATTR_RESOURCE]["S"])
+    return resource
+
+
+def encounter_ids(table: Any) -> set[str]:
+    """Every Encounter item's id, read through the period-start index (as search does)."""
+    buckets = table.get_item(
+        TableName=TEST_TABLE,
+        Key={schema.PARTITION_KEY: {"S": schema.META_PK}, schema.SORT_KEY: {"S": schema.BUCKETS_SK}},
+    )["Item"][schema.ATTR_BUCKETS]["SS"]
+    ids = set()
+    for bucket in buckets:
+        pages = table.get_paginator("query").paginate(
+            TableName=TEST_TABLE,
+            IndexName=schema.PERIOD_START_INDEX,
+            KeyConditionExpression="#b = :b",
+            ExpressionAttributeNames={"#b": schema.ATTR_BUCKET},
+            ExpressionAttributeValues={":b": {"S": bucket}},
+        )
+        ids |= {item[schema.PARTITION_KEY]["S"] for page in pages for item in page["Items"]}
+    return ids
+
+
+def source_encounters() -> dict[str, dict[str, Any]]:
+    """The valid Encounters as the files hold them, read without the loader."""
+    resources = [
+        json.loads(line)
+        for line in NDJSON.read_text().splitlines()
+        if line.startswith('{"resourceType": "Encounter", "id": "nd-')
+    ]
+    resources += [entry["resource"] for entry in json.loads(BUNDLE.read_text())["entry"]]
+    resources.append(json.loads(SINGLE.read_text()))
+    return {resource["id"]: resource for resource in resources if resource["id"] in VALID_IDS}
+
+
+def without_version(resource: dict[str, Any]) -> dict[str, Any]:
+    meta = {k: v for k, v in resource.get("meta", {}).items() if k not in ("versionId", "lastUpdated")}
+    body = {k: v for k, v in resource.items() if k != "meta"}
+    return {**body, "meta": meta} if meta else body
+
+
+def test_the_data_directory_loads_the_valid_rejects_the_bad_and_skips_the_patient(
+    writer: EncounterWriter, table: Any
+) -> None:
+    report, _ = load(DATA, writer=writer)
+    assert (report.written, report.unchanged, report.rejected, report.skipped) == (34, 0, 8, 1)
+    assert report.loaded == 34
+    assert encounter_ids(table) == set(VALID_IDS)
+
+
+def test_each_rejection_names_its_file_line_or_entry_id_and_field(writer: EncounterWriter) -> None:
+    _, rejections = load(DATA, writer=writer)
+    assert [(r.where, r.encounter_id) for r in rejections] == [(where, i) for where, i, _ in REJECTED]
+    for rejection, (_, _, reason) in zip(rejections, REJECTED, strict=True):
+        assert rejection.reason.startswith(reason)
+    assert str(rejections[3]) == (
+        f"{NDJSON}:19 (Encounter/bad-status): status: is not an R4 Encounter status "
+        "(planned, arrived, triaged, in-progress, onleave, finished, cancelled, entered-in-error, unknown)"
+    )
+
+
+def test_every_valid_encounter_reads_back_equal_in_content(writer: EncounterWriter, table: Any) -> None:
+    load(DATA, writer=writer)
+    sources = source_encounters()
+    assert sorted(sources) == sorted(VALID_IDS)
+    for encounter_id, source in sources.items():
+        back = stored(table, encounter_id)
+        assert without_version(back) == without_version(source), encounter_id
+        assert back["meta"]["versionId"] == "1"
+
+
+def test_extra_elements_and_meta_are_kept(writer: EncounterWriter, table: Any) -> None:
+    load(NDJSON, writer=writer)
+    back = stored(table, "nd-27")
+    assert back["extension"] == [
+        {"url": "https://example.org/fhir/StructureDefinition/visit-kind", "valueString": "walk-in"}
+    ]
+    assert back["meta"]["profile"] == ["http://hl7.org/fhir/us/core/StructureDefinition/us-core-encounter"]
+    assert back["meta"]["versionId"] == "1"  # the loader's version, not the file's "9"
+
+
+def test_a_reload_changes_nothing(writer: EncounterWriter, table: Any) -> None:
+    load(DATA, writer=writer)
+    first = {i: stored(table, i)["meta"] for i in VALID_IDS}
+    report, _ = load(DATA, writer=writer)
+    assert (report.written, report.unchanged, report.rejected, report.skipped) == (0, 34, 8, 1)
+    assert {i: stored(table, i)["meta"] for i in VALID_IDS} == first
+
+
+def test_a_changed_encounter_gets_version_2_and_the_others_keep_1(
+    writer: EncounterWriter, table: Any, tmp_path: Path
+) -> None:
+    load(DATA, writer=writer)
+    changed = json.loads(SINGLE.read_text())
+    changed["status"] = "cancelled"
+    path = tmp_path / "changed.json"
+    path.write_text(json.dumps(changed))
+    report, _ = load(path, NDJSON, writer=writer)
+    assert (report.written, report.unchanged) == (1, 30)
+    assert stored(table, "single-01")["meta"]["versionId"] == "2"
+    assert stored(table, "single-01")["status"] == "cancelled"
+    assert stored(table, "nd-01")["meta"]["versionId"] == "1"
+
+
+def test_the_same_id_twice_in_one_file_is_written_in_turn(
+    writer: EncounterWriter, table: Any, tmp_path: Path
+) -> None:
+    path = tmp_path / "twice.ndjson"
+    lines = [encounter("dup", status="planned"), encounter("other"), encounter("dup", status="finished")]
+    path.write_text("\n".join(json.dumps(line) for line in lines))
+    report, _ = load(path, writer=writer)
+    assert (report.written, report.unchanged) == (3, 0)
+    assert stored(table, "dup")["status"] == "finished"
+    assert stored(table, "dup")["meta"]["versionId"] == "2"
+
+
+def test_a_bad_json_line_is_rejected_and_the_rest_loads(writer: EncounterWriter, tmp_path: Path) -> None:
+    path = tmp_path / "broken.ndjson"
+    path.write_bytes(
+        b'{"resourceType": "Encounter"\n\xff\xfe\n[1, 2]\n' + json.dumps(encounter("ok")).encode()
+    )
+    report, rejections = load(path, writer=writer)
+    assert (report.written, report.rejected) == (1, 3)
+    assert [(r.where, r.reason) for r in rejections] == [
+        (f"{path}:1", "invalid JSON: Expecting ',' delimiter at column 29"),
+        (f"{path}:2", "not UTF-8 text"),
+        (f"{path}:3", "not a FHIR resource (a JSON object)"),
+    ]
+
+
+def test_a_json_file_that_is_not_json_is_one_rejection_with_its_line(
+    writer: EncounterWriter, tmp_path: Path
+) -> None:
+    path = tmp_path / "broken.json"
+    path.write_text('{\n  "resourceType": "Encounter",\n  "id": \n}\n')
+    report, rejections = load(path, writer=writer)
+    assert (report.loaded, report.rejected) == (0, 1)
+    assert rejections[0].where == f"{path}:4"
+    assert rejections[0].reason.startswith("invalid JSON: Expecting value")
+
+
+@pytest.mark.parametrize(
+    ("document", "counts"),
+    [
+        ({"resourceType": "Patient", "id": "p1"}, (0, 0, 1)),
+        ({"resourceType": "Bundle", "type": "searchset", "entry": []}, (0, 0, 0)),
+        (
+            {"resourceType": "Bundle", "type": "batch", "entry": [{"request": {"method": "DELETE"}}]},
+            (0, 0, 1),
+        ),
+        ({"resourceType": "Bundle", "type": "collection", "entry": "x"}, (0, 1, 0)),
+        (
+            {"resourceType": "Bundle", "type": "collection", "entry": [7, {"resource": {"id": "e"}}]},
+            (0, 2, 0),
+        ),
+        ({"resourceType": "Bundle", "type": "document", "entry": [{"resource": encounter("b1")}]}, (1, 0, 0)),
+        ({"id": "no-type"}, (0, 1, 0)),
+    ],
+)
+def test_json_documents_load_their_encounters_and_skip_other_resources(
+    writer: EncounterWriter, tmp_path: Path, document: dict[str, Any], counts: tuple[int, int, int]
+) -> None:
+    path = tmp_path / "document.json"
+    path.write_text(json.dumps(document))
+    report, _ = load(path, writer=writer)
+    assert (report.loaded, report.rejected, report.skipped) == counts
+
+
+def test_a_directory_is_walked_recursively_in_order_and_other_files_are_ignored(tmp_path: Path) -> None:
+    for name in ("b/2.ndjson", "b/1.JSON", "a.json", "b/c/0.ndjson", "notes.txt", "b/data.csv"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text("")
+    assert loader.source_files([tmp_path]) == [
+        tmp_path / "a.json",
+        tmp_path / "b/1.JSON",
+        tmp_path / "b/2.ndjson",
+        tmp_path / "b/c/0.ndjson",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [
+        ("missing.ndjson", "missing.ndjson: no such file or directory"),
+        ("notes.txt", "notes.txt: not a .json or .ndjson file"),
+        ("empty-dir", "empty-dir: no .json or .ndjson files in this directory"),
+    ],
+)
+def test_a_path_that_cannot_be_loaded_is_a_source_error(tmp_path: Path, name: str, message: str) -> None:
+    (tmp_path / "notes.txt").write_text("x")
+    (tmp_path / "empty-dir").mkdir()
+    with pytest.raises(SourceError) as raised:
+        loader.source_files([tmp_path / name])
+    assert str(raised.value) == f"{tmp_path}/{message}"
+
+
+@pytest.mark.parametrize("name", ["locked.ndjson", "locked.json"])
+def test_an_unreadable_file_is_a_source_error_naming_it(
+    writer: EncounterWriter, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str
+) -> None:
+    path = tmp_path / name
+    path.write_text(json.dumps(encounter("e1")))
+
+    def refuse(*args: Any, **kwargs: Any) -> Any:
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(Path, "open", refuse)
+    monkeypatch.setattr(Path, "read_bytes", refuse)
+    with pytest.raises(SourceError) as raised:
+        load_paths([path], writer)
+    assert str(raised.value) == f"{path}: cannot read (Permission denied)"
+
+
+def test_encounters_are_written_in_batches_not_all_at_once(table: Any) -> None:
+    sizes: list[int] = []
+
+    class CountingWriter(EncounterWriter):
+        def write(self, resources: Iterable[dict[str, Any]]) -> WriteResult:
+            batch = list(resources)
+            sizes.append(len(batch))
+            return super().write(batch)
+
+    writer = CountingWriter(table, TEST_TABLE)
+    report = load_resources((encounter(f"e{n}") for n in range(250)), writer, source="test")
+    assert report.written == 250
+    assert sizes == [loader.BATCH_SIZE, loader.BATCH_SIZE, 250 - 2 * loader.BATCH_SIZE]
+
+
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+@pytest.mark.parametrize(("stream", "drawn"), [(Terminal(), True), (io.StringIO(), False)])
+def test_a_progress_bar_is_drawn_only_on_a_terminal(
+    writer: EncounterWriter, stream: io.StringIO, drawn: bool
+) -> None:
+    load_resources([encounter("e1"), encounter("e2")], writer, source="test", total=2, progress=stream)
+    text = stream.getvalue()
+    assert ("\r[" in text and "loaded" in text) is drawn
+    assert text.endswith("\r\x1b[K") is drawn  # the bar is cleared before the summary is printed
+
+
+def test_the_summary_line_has_every_count_seconds_and_rate() -> None:
+    report = loader.LoadReport(written=30, unchanged=4, rejected=8, skipped=1, seconds=2.0)
+    assert report.summary() == (
+        "loaded 34 (written 30, unchanged 4), rejected 8, skipped 1 in 2.00 s (17 Encounters/s)"
+    )

@@ -1,0 +1,93 @@
+"""The one error map: each FhirError class -> HTTP status, FHIR code, OperationOutcome and headers."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from fhir_encounter.api import error_response
+from fhir_encounter.outcome import (
+    INTERNAL_ERROR_TEXT,
+    FhirError,
+    InternalError,
+    InvalidRequestError,
+    NotFoundError,
+    NotSupportedError,
+    StoreUnavailableError,
+    error_body,
+    operation_outcome,
+)
+
+SAFE_HEADERS = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}
+CASES = [
+    (InvalidRequestError("Invalid value for search parameter 'date': bad"), 400, "invalid", {}),
+    (NotSupportedError("Unknown search parameter(s): foo"), 400, "not-supported", {}),
+    (NotFoundError("Unknown Encounter resource 'x'"), 404, "not-found", {}),
+    (
+        StoreUnavailableError("The Encounter store is busy; retry the request later"),
+        503,
+        "transient",
+        {"Retry-After": "2"},
+    ),
+    (InternalError(), 500, "exception", {}),
+]
+
+
+@pytest.mark.parametrize(("error", "status", "code", "headers"), CASES)
+def test_each_error_has_its_status_code_and_headers(
+    error: FhirError, status: int, code: str, headers: dict[str, str]
+) -> None:
+    assert isinstance(error, FhirError)
+    assert (error.status, error.code, error.headers()) == (status, code, headers)
+
+
+@pytest.mark.parametrize(("error", "status", "code", "headers"), CASES)
+def test_each_error_body_is_an_operation_outcome(
+    error: FhirError, status: int, code: str, headers: dict[str, str]
+) -> None:
+    assert json.loads(error_body(error)) == {
+        "resourceType": "OperationOutcome",
+        "issue": [{"severity": "error", "code": code, "details": {"text": error.text}}],
+    }
+
+
+@pytest.mark.parametrize(("error", "status", "code", "headers"), CASES)
+def test_each_error_response_is_fhir_json_with_its_headers(
+    error: FhirError, status: int, code: str, headers: dict[str, str]
+) -> None:
+    response = error_response(error)
+    assert response.status_code == status
+    assert response.content_type == "application/fhir+json; charset=utf-8"
+    assert {k: v for k, v in response.headers.items() if k != "Content-Type"} == {**SAFE_HEADERS, **headers}
+    assert isinstance(response.body, str)
+    assert json.loads(response.body)["issue"][0]["code"] == code
+
+
+def test_the_internal_error_text_is_fixed_and_safe() -> None:
+    assert InternalError().text == INTERNAL_ERROR_TEXT
+    assert (
+        INTERNAL_ERROR_TEXT
+        == "The server could not complete the request. It has been logged; try again later."
+    )
+
+
+def test_retry_after_is_a_whole_number_of_seconds() -> None:
+    assert StoreUnavailableError("busy").headers()["Retry-After"].isdigit()
+
+
+def test_texts_with_quotes_and_non_ascii_stay_valid_json() -> None:
+    text = "Unknown Encounter resource 'a\"b' \u00e9 \\ \n"
+    assert json.loads(error_body(NotFoundError(text)))["issue"][0]["details"]["text"] == text
+
+
+def test_operation_outcome_builds_one_issue() -> None:
+    assert operation_outcome("warning", "informational", "t") == {
+        "resourceType": "OperationOutcome",
+        "issue": [{"severity": "warning", "code": "informational", "details": {"text": "t"}}],
+    }
+
+
+def test_an_error_keeps_its_text_as_message() -> None:
+    error = NotFoundError("Unknown Encounter resource 'x'")
+    assert str(error) == error.text == "Unknown Encounter resource 'x'"

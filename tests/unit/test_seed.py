@@ -1,0 +1,98 @@
+"""Synthetic Encounters: repeatable, valid, and as varied as the search scenarios need."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+import pytest
+
+from fhir_encounter.local.loader import load_resources
+from fhir_encounter.local.seed import SEED_PATIENT, synthetic_encounters
+from fhir_encounter.local.validation import STATUSES, encounter_problem
+from fhir_encounter.local.writer import EncounterWriter
+from tests.conftest import TEST_TABLE, ids_of, search
+
+SEEDED = list(synthetic_encounters(500, 7))
+
+
+def period_texts(resources: list[dict[str, Any]]) -> list[str]:
+    return [value for r in resources for value in r.get("period", {}).values()]
+
+
+def test_the_same_seed_gives_the_same_encounters() -> None:
+    assert list(synthetic_encounters(500, 7)) == SEEDED
+
+
+def test_another_seed_gives_other_encounters_with_the_same_ids() -> None:
+    other = list(synthetic_encounters(500, 8))
+    assert other != SEEDED
+    assert [r["id"] for r in other] == [r["id"] for r in SEEDED]
+
+
+@pytest.mark.parametrize("count", [0, 1, 9, 10, 500])
+def test_it_gives_count_encounters_with_distinct_ids(count: int) -> None:
+    resources = list(synthetic_encounters(count, 7))
+    assert len(resources) == count
+    assert len({r["id"] for r in resources}) == count
+
+
+@pytest.mark.parametrize("seed", [1, 7, 2026])
+def test_every_synthetic_encounter_passes_the_loader_validation(seed: int) -> None:
+    problems = {r["id"]: encounter_problem(r) for r in synthetic_encounters(1000, seed)}
+    assert {i: p for i, p in problems.items() if p} == {}
+
+
+@pytest.mark.parametrize("count", [10, 500])
+def test_every_status_is_present(count: int) -> None:
+    assert {r["status"] for r in synthetic_encounters(count, 7)} == set(STATUSES)
+
+
+def test_there_are_many_patients_some_groups_and_absolute_references() -> None:
+    subjects = Counter(r["subject"]["reference"] for r in SEEDED)
+    patients = {ref.rsplit("/", 1)[1] for ref in subjects if "/Patient/" in f"/{ref}"}
+    assert len(patients) >= 100
+    assert any(ref.startswith("Group/") for ref in subjects)
+    assert any(ref.startswith("https://") for ref in subjects)
+
+
+def test_some_encounters_have_several_appointments() -> None:
+    counts = Counter(len(r.get("appointment", [])) for r in SEEDED)
+    assert counts[1] > 0
+    assert counts[2] > 0
+    assert counts[3] > 0
+
+
+def test_class_codes_and_snomed_types_are_the_common_ones() -> None:
+    assert {r["class"]["code"] for r in SEEDED} == {"AMB", "IMP", "EMER", "VR", "HH"}
+    assert {r["class"]["system"] for r in SEEDED} == {"http://terminology.hl7.org/CodeSystem/v3-ActCode"}
+    assert {c["system"] for r in SEEDED for t in r["type"] for c in t["coding"]} == {"http://snomed.info/sct"}
+    assert all(r["participant"] and r["location"] for r in SEEDED)
+    assert sum("reasonCode" in r for r in SEEDED) > 200
+
+
+def test_periods_are_open_missing_date_only_and_in_several_zones() -> None:
+    assert any(r["status"] == "planned" and "period" not in r for r in SEEDED)
+    assert any(r["status"] == "in-progress" and "end" not in r.get("period", {"end": 1}) for r in SEEDED)
+    texts = period_texts(SEEDED)
+    assert any(len(text) == 10 for text in texts)  # date only
+    for zone in ("Z", "+00:00", "+05:30", "-08:00"):
+        assert any(text.endswith(zone) for text in texts), zone
+    assert {text[:4] for text in texts} == {str(year) for year in range(2019, 2027)}
+
+
+def test_periods_last_from_minutes_to_weeks() -> None:
+    minutes = [r["length"]["value"] for r in SEEDED if "length" in r]
+    assert min(minutes) < 30
+    assert max(minutes) > 7 * 24 * 60
+
+
+def test_the_seed_patient_has_encounters_from_2020_on_that_search_finds(table: Any) -> None:
+    report = load_resources(SEEDED, EncounterWriter(table, TEST_TABLE), source="seed")
+    assert (report.written, report.rejected) == (500, 0)
+    status, _, bundle = search(f"patient={SEED_PATIENT}&date=ge2020-01-01&_count=100")
+    assert status == 200
+    expected = {r["id"] for r in SEEDED if r["subject"]["reference"] == f"Patient/{SEED_PATIENT}"}
+    assert len(expected) >= 5
+    assert set(ids_of(bundle)) == expected
+    assert bundle["total"] == len(expected)

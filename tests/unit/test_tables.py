@@ -1,0 +1,143 @@
+"""create-table from template.yaml, the table check before loading, and the tools' DynamoDB client."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from botocore.exceptions import ClientError, NoRegionError
+from moto import mock_aws
+
+from fhir_encounter.local import tables
+from fhir_encounter.local.tables import TableSchemaError, create_table, dynamodb_client, require_table
+from fhir_encounter.local.template import TemplateError
+from fhir_encounter.store import schema
+from tests.conftest import ROOT, TEST_TABLE
+
+TEMPLATE = ROOT / "template.yaml"
+
+
+@pytest.fixture
+def client() -> Iterator[Any]:
+    with mock_aws():
+        yield boto3.client("dynamodb")
+
+
+def index_keys(client: Any, name: str) -> dict[str, tuple[str, ...]]:
+    table = client.describe_table(TableName=name)["Table"]
+    return {
+        index["IndexName"]: tuple(key["AttributeName"] for key in index["KeySchema"])
+        for index in table["GlobalSecondaryIndexes"]
+    }
+
+
+def test_create_table_makes_the_template_table_active_with_its_indexes(client: Any) -> None:
+    assert create_table(client, "fresh", TEMPLATE) is True
+    table = client.describe_table(TableName="fresh")["Table"]
+    assert table["TableStatus"] == "ACTIVE"
+    assert table["BillingModeSummary"]["BillingMode"] == "PAY_PER_REQUEST"
+    assert index_keys(client, "fresh") == schema.INDEXES
+    require_table(client, "fresh")
+
+
+def test_create_table_is_idempotent(client: Any) -> None:
+    assert create_table(client, "twice", TEMPLATE) is True
+    assert create_table(client, "twice", TEMPLATE) is False
+    assert client.list_tables()["TableNames"] == ["twice"]
+
+
+def test_create_table_finds_the_template_by_itself(client: Any) -> None:
+    assert create_table(client, "found") is True
+    assert index_keys(client, "found") == schema.INDEXES
+
+
+def without_index(client: Any, name: str) -> None:
+    client.create_table(
+        TableName=name,
+        BillingMode="PAY_PER_REQUEST",
+        AttributeDefinitions=[
+            {"AttributeName": "pk", "AttributeType": "S"},
+            {"AttributeName": "sk", "AttributeType": "S"},
+        ],
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+    )
+
+
+def test_an_existing_table_without_the_indexes_is_refused_by_name(client: Any) -> None:
+    without_index(client, "bare")
+    with pytest.raises(TableSchemaError) as raised:
+        create_table(client, "bare", TEMPLATE)
+    assert str(raised.value) == (
+        "table 'bare' exists without the indexes appointment-index, period-start-index, subject-index "
+        "that template.yaml defines; delete it or use another --table"
+    )
+    with pytest.raises(TableSchemaError):
+        require_table(client, "bare")
+
+
+def test_an_existing_table_with_other_keys_is_refused(client: Any) -> None:
+    client.create_table(
+        TableName="other",
+        BillingMode="PAY_PER_REQUEST",
+        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+    )
+    with pytest.raises(TableSchemaError, match="another key schema"):
+        require_table(client, "other")
+
+
+def test_require_table_raises_not_found_for_a_missing_table(client: Any) -> None:
+    with pytest.raises(ClientError) as raised:
+        require_table(client, TEST_TABLE)
+    assert raised.value.response["Error"]["Code"] == "ResourceNotFoundException"
+
+
+def test_a_missing_template_is_a_template_error(client: Any, tmp_path: Path) -> None:
+    with pytest.raises(TemplateError):
+        create_table(client, "t", tmp_path / "template.yaml")
+    assert client.list_tables()["TableNames"] == []
+
+
+def signing_key(client: Any) -> str:
+    """The access key id the client signs its requests with."""
+    key: str = client._request_signer._credentials.access_key
+    return key
+
+
+@pytest.fixture
+def no_aws_setup(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    for name in (
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_DEFAULT_REGION",
+        "AWS_REGION",
+        "AWS_PROFILE",
+    ):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "credentials"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+
+
+@pytest.mark.usefixtures("no_aws_setup")
+def test_an_endpoint_without_aws_setup_gets_dummy_credentials_and_a_region() -> None:
+    client = dynamodb_client("http://127.0.0.1:8000")
+    assert client.meta.endpoint_url == "http://127.0.0.1:8000"
+    assert client.meta.region_name == tables.LOCAL_REGION
+    assert signing_key(client) == tables.LOCAL_CREDENTIALS["aws_access_key_id"]
+
+
+@pytest.mark.usefixtures("no_aws_setup")
+def test_aws_without_a_region_is_not_guessed() -> None:
+    with pytest.raises(NoRegionError):
+        dynamodb_client(None)
+
+
+def test_configured_credentials_and_region_are_kept_for_an_endpoint(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
+    client = dynamodb_client("http://127.0.0.1:8000")
+    assert client.meta.region_name == "eu-west-1"
+    assert signing_key(client) == "testing"  # conftest's
