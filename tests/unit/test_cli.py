@@ -42,12 +42,12 @@ def test_load_of_the_data_directory_exits_1_with_each_rejection_and_a_summary(
 ) -> None:
     assert cli.main(["load", str(DATA)]) == 1
     out, err = capsys.readouterr()
-    assert out.startswith("loaded 34 (written 34, unchanged 0), rejected 8, skipped 1 in ")
+    assert out.startswith("loaded 34 (written 34, unchanged 0), rejected 7, skipped 2 in ")
     assert out.endswith(" Encounters/s)\n")
     rejected = err.splitlines()
-    assert len(rejected) == 8
+    assert len(rejected) == 7
     assert rejected[1].startswith(f"rejected {DATA}/encounters.ndjson:6: invalid JSON: ")
-    assert rejected[3] == (
+    assert rejected[2] == (
         f"rejected {DATA}/encounters.ndjson:19 (Encounter/bad-status): status: is not an R4 Encounter status "
         "(planned, arrived, triaged, in-progress, onleave, finished, cancelled, entered-in-error, unknown)"
     )

@@ -4,8 +4,9 @@ What a PATH may be:
 - ``*.json``: one resource. An Encounter loads; a Bundle of any type loads its Encounter entries
   and skips (and counts) entries of other types and entries without a resource; any other
   resource is skipped too.
-- ``*.ndjson``: FHIR Bulk Data, one Encounter per line (blank lines ignored). A line that is not
-  JSON, or not an Encounter, is rejected with its line number.
+- ``*.ndjson``: FHIR Bulk Data, one resource per line (blank lines ignored). A line that is not
+  JSON is rejected with its line number; a resource of another type is skipped and counted, as in
+  a Bundle (so a whole Bulk Data export folder can be loaded as is).
 - a directory: every ``*.json`` and ``*.ndjson`` file below it, recursively, in sorted order.
 
 Every Encounter is checked by ``validation.encounter_problem``; a rejected one is reported with
@@ -201,7 +202,12 @@ def _ndjson_records(path: Path) -> Iterator[_Record]:
                     pending = 0
                     continue
                 if text:
-                    yield _parsed(f"{path}:{number}", text, pending)
+                    record = _parsed(f"{path}:{number}", text, pending)
+                    yield (
+                        _Record(record.where, skipped=True, size=pending)
+                        if _other_resource(record.resource)
+                        else record
+                    )
                     pending = 0
     except OSError as error:
         raise _unreadable(path, error) from None
@@ -255,7 +261,7 @@ def _bundle_records(path: Path, bundle: dict[str, Any], size: int) -> Iterator[_
 
 
 def _other_resource(resource: Any) -> bool:
-    """A resource of another type than Encounter (which a .json file or a Bundle may hold)."""
+    """A resource of another type than Encounter (a Bundle, a .json file or a Bulk Data export has them)."""
     kind = resource.get("resourceType") if isinstance(resource, dict) else None
     return isinstance(kind, str) and kind != "Encounter" and _RESOURCE_TYPE.fullmatch(kind) is not None
 
