@@ -91,6 +91,9 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=100, help="requests per scenario (default 100)")
     args = parser.parse_args()
 
+    # tests.conftest sets the test environment when imported: import it first, then override.
+    from tests.conftest import TEST_SECRET, read, search
+
     os.environ.update({"ENCOUNTER_TABLE": TABLE, "POWERTOOLS_LOG_LEVEL": "ERROR"})
     import boto3
 
@@ -102,7 +105,6 @@ def main() -> int:
     from fhir_encounter.search import parse_search
     from fhir_encounter.store import repository
     from fhir_encounter.store.cursor import decode_cursor, search_fingerprint
-    from tests.conftest import TEST_SECRET, read, search
 
     results: dict[str, float] = {}
     with dynamodb_local() as endpoint:

@@ -1,8 +1,9 @@
 """``fhir-encounter load tests/data`` into DynamoDB Local: nothing lost, every rejection reported,
 a reload changes nothing. Read back over HTTP through the served API.
 
-tests/data marks each record that must be rejected by an id with ``bad`` in it (or by not being
-JSON or not an Encounter on an NDJSON line); everything else that is an Encounter must load.
+tests/data marks each Encounter that must be rejected by an id with ``bad`` in it (an NDJSON line
+that is not JSON is rejected too); every other Encounter must load, and other resource types are
+skipped and counted.
 """
 
 from __future__ import annotations
@@ -23,19 +24,20 @@ pytestmark = pytest.mark.integration
 class Expected:
     loaded: dict[str, dict[str, Any]]  # id -> resource, the last one of an id winning
     rejected: dict[str, str | None]  # place ("tests/data/x.ndjson:6") -> id, when it has one
+    skipped: int
 
 
 def expected_outcome() -> Expected:
     """What tests/data holds, read independently of the loader."""
     loaded: dict[str, dict[str, Any]] = {}
     rejected: dict[str, str | None] = {}
+    skipped = 0
 
-    def consider(place: str, resource: Any, ndjson: bool) -> None:
+    def consider(place: str, resource: Any) -> None:
+        nonlocal skipped
         if not isinstance(resource, dict) or resource.get("resourceType") != "Encounter":
-            if ndjson:  # a .json file or a Bundle skips other types; an NDJSON line rejects them
-                rejected[place] = None
-            return
-        if "bad" in str(resource.get("id")):
+            skipped += 1
+        elif "bad" in str(resource.get("id")):
             rejected[place] = str(resource["id"])
         else:
             loaded[str(resource["id"])] = resource
@@ -50,15 +52,15 @@ def expected_outcome() -> Expected:
                     except json.JSONDecodeError:
                         rejected[f"{place}:{number}"] = None
                         continue
-                    consider(f"{place}:{number}", resource, ndjson=True)
+                    consider(f"{place}:{number}", resource)
         elif path.suffix == ".json":
             document = json.loads(path.read_text())
             if document.get("resourceType") == "Bundle":
                 for index, entry in enumerate(document.get("entry", [])):
-                    consider(f"{place}: entry[{index}]", entry.get("resource"), ndjson=False)
+                    consider(f"{place}: entry[{index}]", entry.get("resource"))
             else:
-                consider(place, document, ndjson=False)
-    return Expected(loaded, rejected)
+                consider(place, document)
+    return Expected(loaded, rejected, skipped)
 
 
 EXPECTED = expected_outcome()
@@ -80,15 +82,16 @@ def reported(run: CliRun, place: str) -> list[str]:
     ]
 
 
-def test_data_has_both_valid_and_bad_records() -> None:
+def test_data_has_valid_bad_and_other_records() -> None:
     assert len(EXPECTED.loaded) >= 10
     assert len(EXPECTED.rejected) >= 3
+    assert EXPECTED.skipped >= 1
 
 
 def test_load_exits_1_when_some_were_rejected(first_load: CliRun) -> None:
     assert first_load.status == 1, first_load.stderr
     assert f"loaded {len(EXPECTED.loaded)} " in first_load.stdout
-    assert f"rejected {len(EXPECTED.rejected)}," in first_load.stdout
+    assert f"rejected {len(EXPECTED.rejected)}, skipped {EXPECTED.skipped} " in first_load.stdout
 
 
 @pytest.mark.parametrize("place", sorted(EXPECTED.rejected))

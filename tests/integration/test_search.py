@@ -280,3 +280,21 @@ def test_read_of_a_bad_id_is_a_400(api: Api, bad_id: str) -> None:
     reply = api.read(bad_id)
     assert reply.status == 400
     assert issue(reply)["code"] == "invalid"
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "date=sa2023&date=eb2020",
+        "patient=itest-pat-1&date=sa2023&date=eb2020",
+        "appointment=itest-appt-1&date=sa2023&date=lt2020",
+    ],
+    ids=["period-start index", "subject index", "appointment index"],
+)
+def test_dates_that_contradict_each_other_match_nothing(api: Api, query: str) -> None:
+    """Regression: on DynamoDB (not moto) a sort-key range whose low end is above its high end
+    was a ValidationException, answered 500."""
+    reply = api.search(query)
+    assert reply.status == 200, reply.text
+    assert reply.body["total"] == 0
+    assert "entry" not in reply.body

@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from fhir_encounter.local.dynamodb_local import free_port
 from tests.conftest import ROOT
 from tests.integration.conftest import Api, Server, issue, start_server, stop_server
 
@@ -98,6 +99,22 @@ def test_a_port_in_use_is_one_line_and_exit_1(server: Server) -> None:
     assert result.returncode == 1
     assert result.stderr.count("\n") == 1
     assert "in use" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("where", "table", "says"),
+    [("unreachable", "encounters", "cannot reach DynamoDB"), ("local", "no-such-table", "does not exist")],
+    ids=["endpoint unreachable", "table missing"],
+)
+def test_a_backend_it_cannot_use_is_one_line_and_exit_1(
+    dynamodb_endpoint: str, where: str, table: str, says: str
+) -> None:
+    endpoint = dynamodb_endpoint if where == "local" else f"http://127.0.0.1:{free_port()}"
+    result = run_serve("--port", "0", "--endpoint-url", endpoint, "--table", table)
+    assert result.returncode == 1
+    assert result.stderr.count("\n") == 1
+    assert says in result.stderr
+    assert "Serving" not in result.stdout
 
 
 def test_without_java_it_says_so_in_one_line_and_exits_1(tmp_path: Path) -> None:

@@ -242,6 +242,8 @@ class EncounterRepository:
     def _query(
         self, index: str, partition: str, low: str, high: str, page_hint: int | None, walk: _Walk
     ) -> Iterator[IndexRow]:
+        if low > high:  # dates that contradict each other: nothing matches (BETWEEN would be a 400)
+            return
         partition_attr, sort_attr = schema.INDEXES[index]
         request: dict[str, Any] = {
             "TableName": self._table,
