@@ -143,7 +143,7 @@ def test_a_cursor_too_long_is_rejected_even_when_signed() -> None:
         json.dumps({"v": 2, "q": FINGERPRINT, "k": "k", "o": 20, "t": 5}).encode(),
         json.dumps({"v": 1, "q": FINGERPRINT, "o": 20, "t": 5}).encode(),
         json.dumps({"v": 1, "q": FINGERPRINT, "k": "k", "o": "x", "t": 5}).encode(),
-        json.dumps({"v": 1, "q": FINGERPRINT, "k": "k", "o": 20, "t": None}).encode(),
+        json.dumps({"v": 1, "q": FINGERPRINT, "k": "k", "o": 20, "t": "many"}).encode(),
     ],
 )
 def test_a_signed_payload_of_the_wrong_shape_is_rejected(payload: bytes) -> None:

@@ -193,3 +193,47 @@ def test_id_search_pages_by_offset(put: Any) -> None:
     assert first["total"] == 5
     _, _, second = search(query_of(link(first, "next") or ""))
     assert ids_of(second) == ["i2", "i3"]
+
+
+def test_total_none_walks_every_match_without_counting(many: list[str], calls: Counter[str]) -> None:
+    walked, pages = walk("_count=5&_total=none")
+    _, _, whole = search("_count=100")
+    assert walked == ids_of(whole)
+    assert all("total" not in page for page in pages)
+    assert all(link(page, "last") is None for page in pages)
+    assert all(query_of(link(page, "self") or "")["_total"] == ["none"] for page in pages)
+    assert link(pages[-1], "next") is None
+    calls.clear()
+    status, _, first = search("_count=5&_total=none")
+    assert status == 200
+    assert len(ids_of(first)) == 5
+    assert calls["query_items"] <= 12  # the page and one look-ahead, not all 37 rows
+
+
+def test_total_none_with_offset_reports_more_only_when_there_is_more(many: list[str]) -> None:
+    _, _, near_end = search("_count=5&_offset=35&_total=none")
+    assert len(ids_of(near_end)) == 2
+    assert link(near_end, "next") is None
+    _, _, middle = search("_count=5&_offset=30&_total=none")
+    assert link(middle, "next") is not None
+
+
+@pytest.mark.parametrize("value", ["estimate", "accurate"])
+def test_total_estimate_and_accurate_count_every_match(many: list[str], value: str) -> None:
+    _, _, bundle = search(f"_count=5&_total={value}")
+    assert bundle["total"] == 37
+
+
+def test_a_cursor_from_a_total_none_walk_does_not_fit_an_accurate_search(many: list[str]) -> None:
+    _, _, first = search("_count=5&_total=none")
+    params = query_of(link(first, "next") or "")
+    del params["_total"]
+    status, _, body = search(params)
+    assert status == 400
+    assert "_cursor" in body["issue"][0]["details"]["text"]
+
+
+def test_bad_total_value_is_a_400_naming_it(many: list[str]) -> None:
+    status, _, body = search("_total=sometimes")
+    assert status == 400
+    assert "'_total'" in body["issue"][0]["details"]["text"]

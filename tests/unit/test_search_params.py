@@ -87,7 +87,7 @@ def invalid_text(query: str) -> str:
 
 def test_the_search_parameters_are_the_reference_apis() -> None:
     assert list(SEARCH_PARAMETERS) == ["_id", "patient", "subject", "appointment", "date"]
-    assert list(RESULT_PARAMETERS) == ["_count", "_offset", "_cursor"]
+    assert list(RESULT_PARAMETERS) == ["_count", "_offset", "_total", "_cursor"]
 
 
 def test_no_parameters_give_the_defaults() -> None:

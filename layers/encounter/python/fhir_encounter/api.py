@@ -111,7 +111,7 @@ def search_encounters(event: APIGatewayProxyEvent) -> Response[str]:
     started = time.perf_counter()
     settings = get_settings()
     query, ignored = parse_search(event.multi_value_query_string_parameters, strict=_prefers_strict(event))
-    fingerprint = search_fingerprint(query.criteria_params, query.count)
+    fingerprint = search_fingerprint(query.criteria_params, query.count, query.total_mode)
     cursor = (
         decode_cursor(query.cursor, fingerprint, query.offset, settings.cursor_secret)
         if query.cursor
@@ -120,7 +120,7 @@ def search_encounters(event: APIGatewayProxyEvent) -> Response[str]:
     now = time.time_ns() // 1000
     page = encounter_repository().search(query, now, cursor)
     shown = len(page.resources)
-    next_offset = query.offset + shown if shown and query.offset + shown < page.total else None
+    next_offset = query.offset + shown if shown and page.has_more else None
     body = searchset(
         base_url=base_url(event),
         query=query,

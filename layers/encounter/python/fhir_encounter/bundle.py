@@ -25,7 +25,7 @@ def searchset(
     base_url: str,
     query: SearchQuery,
     resources: list[tuple[str, str]],
-    total: int,
+    total: int | None,
     next_offset: int | None,
     next_cursor: str | None,
     last_updated: str,
@@ -35,6 +35,8 @@ def searchset(
 
     def link(relation: str, offset: int, cursor: str | None = None) -> dict[str, str]:
         params = [*criteria, ("_count", str(query.count)), ("_offset", str(offset))]
+        if query.total_mode != "accurate":
+            params.append(("_total", query.total_mode))
         if cursor:
             params.append(("_cursor", cursor))
         return {"relation": relation, "url": search_url(base_url, params)}
@@ -46,14 +48,16 @@ def searchset(
             links.append(link("previous", max(0, query.offset - query.count)))
         if next_offset is not None:
             links.append(link("next", next_offset, next_cursor))
-        links.append(link("last", ((total - 1) // query.count) * query.count if total else 0))
-    head = {
+        if total is not None:
+            links.append(link("last", ((total - 1) // query.count) * query.count if total else 0))
+    head: dict[str, object] = {
         "resourceType": "Bundle",
         "meta": {"lastUpdated": last_updated},
         "type": "searchset",
-        "total": total,
-        "link": links,
     }
+    if total is not None:
+        head["total"] = total
+    head["link"] = links
     entries = ",".join(
         f'{{"fullUrl":{json.dumps(f"{base_url}/Encounter/{resource_id}")},"resource":{text},'
         '"search":{"mode":"match"}}'

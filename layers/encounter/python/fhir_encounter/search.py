@@ -51,8 +51,10 @@ SEARCH_PARAMETERS: dict[str, tuple[ParamType, str]] = {
 RESULT_PARAMETERS: dict[str, tuple[ParamType, str]] = {
     "_count": (ParamType.NUMBER, "Page size: default 10, maximum 100, 0 returns only the total"),
     "_offset": (ParamType.NUMBER, "Index of the first match on the page: default 0"),
+    "_total": (ParamType.TOKEN, "accurate (default) or estimate: count every match; none: no total, cheaper"),
     "_cursor": (ParamType.STRING, "Opaque continuation token that next links carry; do not build it"),
 }
+TOTAL_MODES = ("accurate", "estimate", "none")
 DEFAULT_COUNT = 10
 MAX_COUNT = 100
 MAX_VALUES_PER_PARAMETER = 100
@@ -146,6 +148,13 @@ def _single_integer(raw: Any) -> Any:
     return int(text)
 
 
+def _total_mode(raw: Any) -> Any:
+    value = _single_text(raw)
+    if value not in TOTAL_MODES:
+        raise ValueError(f"must be one of {', '.join(TOTAL_MODES)}")
+    return value
+
+
 def _single_text(raw: Any) -> Any:
     if isinstance(raw, list):
         if len(raw) > 1:
@@ -174,6 +183,7 @@ class SearchQuery(BaseModel):
     )
     count: Annotated[int, BeforeValidator(_single_integer)] = Field(default=DEFAULT_COUNT, alias="_count")
     offset: Annotated[int, BeforeValidator(_single_integer)] = Field(default=0, alias="_offset")
+    total_mode: Annotated[str, BeforeValidator(_total_mode)] = Field(default="accurate", alias="_total")
     cursor: Annotated[str | None, BeforeValidator(_single_text)] = Field(default=None, alias="_cursor")
     # The criteria as the client gave them, in SEARCH_PARAMETERS order: what links carry.
     criteria_params: tuple[tuple[str, str], ...] = ()
@@ -182,6 +192,11 @@ class SearchQuery(BaseModel):
     @classmethod
     def _clamp_count(cls, value: int) -> int:
         return min(value, MAX_COUNT)
+
+    @property
+    def counts_total(self) -> bool:
+        """_total=none skips counting: the walk stops one match after the page."""
+        return self.total_mode != "none"
 
     @property
     def subject_sets(self) -> list[frozenset[str]]:

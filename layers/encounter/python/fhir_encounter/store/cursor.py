@@ -28,11 +28,13 @@ BAD_CURSOR_TEXT = "Invalid value for search parameter '_cursor': not a cursor is
 class Cursor:
     after_sort_key: str
     offset: int
-    total: int
+    total: int | None  # None: the search asked for _total=none
 
 
-def search_fingerprint(criteria: tuple[tuple[str, str], ...], count: int) -> str:
-    text = json.dumps([sorted(criteria), count], separators=(",", ":"))
+def search_fingerprint(
+    criteria: tuple[tuple[str, str], ...], count: int, total_mode: str = "accurate"
+) -> str:
+    text = json.dumps([sorted(criteria), count, total_mode], separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()[:24]
 
 
@@ -53,7 +55,7 @@ def decode_cursor(token: str, fingerprint: str, offset: int, secret: str) -> Cur
         if not hmac.compare_digest(_unb64(signature), _sign(payload, secret)):
             raise ValueError("bad signature")
         data = json.loads(payload)
-        cursor = Cursor(str(data["k"]), int(data["o"]), int(data["t"]))
+        cursor = Cursor(str(data["k"]), int(data["o"]), None if data["t"] is None else int(data["t"]))
         if data["v"] != _VERSION or data["q"] != fingerprint or cursor.offset != offset:
             raise ValueError("foreign cursor")
     except (ValueError, KeyError, TypeError, binascii.Error):

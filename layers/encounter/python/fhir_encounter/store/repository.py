@@ -21,6 +21,7 @@ cursor's sort key and stops after one page, reusing the cursor's total.
 from __future__ import annotations
 
 import heapq
+import itertools
 import random
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -69,7 +70,8 @@ class StoredEncounter:
 @dataclass(slots=True)
 class SearchPage:
     resources: list[tuple[str, str]]  # (id, resource JSON text), in search order
-    total: int
+    total: int | None  # None: _total=none
+    has_more: bool  # matches follow this page
     next_cursor: Cursor | None
     index: str
     read_units: float = 0.0
@@ -157,12 +159,9 @@ class EncounterRepository:
             key=lambda row: row.sort_key,
         )
         page_rows = rows[query.offset : query.offset + query.count]
-        return SearchPage(
-            [(row.id, items[row.id][schema.ATTR_RESOURCE]["S"]) for row in page_rows],
-            len(rows),
-            None,
-            "table",
-        )
+        has_more = query.offset + len(page_rows) < len(rows)
+        resources = [(row.id, items[row.id][schema.ATTR_RESOURCE]["S"]) for row in page_rows]
+        return SearchPage(resources, len(rows), has_more, None, "table")
 
     def _page_from_rows(
         self,
@@ -175,28 +174,35 @@ class EncounterRepository:
     ) -> SearchPage:
         matching = (row for row in rows if matches(row, query, now))
         page_rows: list[IndexRow] = []
-        if cursor is not None:
-            total = cursor.total
-            for row in matching:
-                page_rows.append(row)
-                if len(page_rows) >= query.count:
-                    break
-        else:
+        total: int | None
+        if cursor is None and query.counts_total:  # walk every match: count, keep the page
             total = 0
             end = query.offset + query.count
             for row in matching:
                 if query.offset <= total < end:
                     page_rows.append(row)
                 total += 1
-        next_offset = query.offset + len(page_rows)
+            has_more = query.offset + len(page_rows) < total
+        else:  # a cursor (total known or not wanted) or _total=none: stop after the page
+            total = cursor.total if cursor else None
+            has_more = False
+            for row in itertools.islice(matching, 0 if cursor else query.offset, None):
+                if len(page_rows) == query.count:
+                    has_more = True  # one match past the page: only read when the total is unknown
+                    break
+                page_rows.append(row)
+                if total is not None and len(page_rows) == query.count:
+                    break
+            if total is not None:
+                has_more = query.offset + len(page_rows) < total
         next_cursor = None
-        if page_rows and next_offset < total:
-            next_cursor = Cursor(page_rows[-1].sort_key, next_offset, total)
+        if page_rows and has_more:
+            next_cursor = Cursor(page_rows[-1].sort_key, query.offset + len(page_rows), total)
         items = self._batch_get([row.id for row in page_rows], [schema.ATTR_RESOURCE], walk)
         resources = [
             (row.id, items[row.id][schema.ATTR_RESOURCE]["S"]) for row in page_rows if row.id in items
         ]
-        return SearchPage(resources, total, next_cursor, index)
+        return SearchPage(resources, total, has_more, next_cursor, index)
 
     def _index_rows(
         self, query: SearchQuery, now: int, cursor: Cursor | None, walk: _Walk
