@@ -32,7 +32,7 @@ TARGETS = {
     "cold_import_ms": 1500.0,  # handler module import in a fresh process
     "warm_p95_ms": 60.0,  # any warm request against DynamoDB Local
     "next_page_read_units": 8.0,  # a cursor page of 10: about one page of rows and items
-    "patient_page_read_units": 10.0,  # first page of one patient's encounters, total included
+    "patient_page_read_units": 8.0,  # first page of a typical patient's encounters, total included
 }
 
 
@@ -125,9 +125,11 @@ def main() -> int:
         for resource in resources:
             reference = resource.get("subject", {}).get("reference", "")
             patient_counts[reference] = patient_counts.get(reference, 0) + 1
-        busiest = max(
+        patients = sorted(
             (r for r in patient_counts if r.startswith("Patient/")), key=lambda r: patient_counts[r]
         )
+        busiest, typical = patients[-1], patients[len(patients) // 2]
+        print(f"typical patient: {patient_counts[typical]} Encounters; busiest: {patient_counts[busiest]}")
         sample_id = str(resources[len(resources) // 2]["id"])
 
         imported_ms, first_ms = cold_start(endpoint, sample_id, runs=5)
@@ -139,17 +141,20 @@ def main() -> int:
         next_query = parse_qs(urlsplit(next_url).query)
         scenarios: dict[str, Callable[[], Any]] = {
             "read": lambda: read(sample_id),
-            "search patient": lambda: search(f"patient={busiest}"),
-            "search patient+date": lambda: search(f"patient={busiest}&date=ge2022-01-01"),
+            "search patient (typical)": lambda: search(f"patient={typical}"),
+            "search patient (busiest)": lambda: search(f"patient={busiest}"),
+            "search patient+date (busiest)": lambda: search(f"patient={busiest}&date=ge2022-01-01"),
             "search date (one month)": lambda: search("date=2024-03"),
             "search all, first page": lambda: search("_count=10"),
             "search all, next page (cursor)": lambda: search(next_query),
             "search all, _offset=2000": lambda: search("_count=10&_offset=2000"),
+            "search all, _total=none": lambda: search("_count=10&_total=none"),
         }
         print(f"\n{'scenario':34} {'p50 ms':>8} {'p95 ms':>8}")
         worst_p95 = 0.0
         for name, call in scenarios.items():
-            call()
+            for _ in range(5):  # warm the JIT of DynamoDB Local and the client's connection pool
+                call()
             samples = timed(call, args.repeat)
             p50, p95 = percentile(samples, 0.5), percentile(samples, 0.95)
             worst_p95 = max(worst_p95, p95) if "all" not in name and "date" not in name else worst_p95
@@ -160,8 +165,10 @@ def main() -> int:
         now = time.time_ns() // 1000
         costs: dict[str, float] = {}
         for label, text in [
-            ("patient_page_read_units", f"patient={busiest}"),
+            ("patient_page_read_units", f"patient={typical}"),
+            ("busiest_patient_page_read_units", f"patient={busiest}"),
             ("all_first_page_read_units", "_count=10"),
+            ("all_total_none_read_units", "_count=10&_total=none"),
             ("date_month_read_units", "date=2024-03"),
         ]:
             query, _ = parse_search(parse_qs(text))

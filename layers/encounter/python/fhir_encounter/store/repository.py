@@ -212,7 +212,12 @@ class EncounterRepository:
         after = cursor.after_sort_key if cursor else None
         if after is not None:
             low = max(low, after)
-        page_hint = query.count + 1 if cursor else None
+        # Without a count to make, read about a page (and one look-ahead row) per Query.
+        page_hint = None
+        if cursor:
+            page_hint = query.count + 1
+        elif not query.counts_total:
+            page_hint = query.offset + query.count + 1
         if query.appointments:
             partitions = min(query.appointments, key=len)
             index = schema.APPOINTMENT_INDEX
