@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from fhir_encounter.config import ENVIRONMENT
 from fhir_encounter.local.template import api_routes, load_template
 from fhir_encounter.store import schema
 
@@ -98,3 +99,8 @@ def test_api_gateway_own_errors_are_operation_outcomes() -> None:
         assert outcome["resourceType"] == "OperationOutcome", name
         assert outcome["issue"][0]["severity"] == "error", name
         assert response["ResponseParameters"]["Headers"]["Content-Type"] == "'application/fhir+json'", name
+
+
+def test_every_setting_is_declared_so_sam_local_env_vars_can_set_it() -> None:
+    declared = set(TEMPLATE["Globals"]["Function"]["Environment"]["Variables"])
+    assert set(ENVIRONMENT.values()) <= declared
