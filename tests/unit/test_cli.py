@@ -224,16 +224,6 @@ def test_serve_passes_its_arguments_to_the_server(monkeypatch: pytest.MonkeyPatc
     ]
 
 
-def test_the_other_commands_work_without_the_server_module(
-    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setitem(sys.modules, "fhir_encounter.local.server", None)
-    assert cli.main(["serve"]) == 1
-    assert error_line(capsys) == "fhir-encounter: error: serve is not available in this installation"
-    assert cli.main(["load", "--endpoint-url", UNREACHABLE, str(DATA)]) == 1
-    assert error_line(capsys) == f"fhir-encounter: error: cannot reach DynamoDB at {UNREACHABLE}"
-
-
 def test_python_dash_m_runs_the_command() -> None:
     result = subprocess.run(
         [sys.executable, "-m", "fhir_encounter", "load", "--endpoint-url", UNREACHABLE, "missing.ndjson"],

@@ -54,10 +54,6 @@ EXIT_USAGE = 2
 _TABLE_NAME = re.compile(r"[A-Za-z0-9_.\-]{3,255}")
 
 
-class CommandError(RuntimeError):
-    """A failure whose message is already the one line to print."""
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = _parser().parse_args(argv)
@@ -87,7 +83,7 @@ def error_message(error: BaseException, *, endpoint_url: str | None, table: str)
     """
     where = f"at {endpoint_url}" if endpoint_url else "in AWS"
     match error:
-        case CommandError() | SourceError() | TemplateError() | TableSchemaError() | DynamoDBLocalError():
+        case SourceError() | TemplateError() | TableSchemaError() | DynamoDBLocalError():
             return str(error)
         case WriteFailedError():
             return f"{error} (table '{table}' {where}); loading again resumes without duplicates"
@@ -136,12 +132,8 @@ def _seed(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    try:
-        from fhir_encounter.local.server import serve  # imported here: the other tools work without it
-    except ModuleNotFoundError as error:
-        if error.name != "fhir_encounter.local.server":
-            raise
-        raise CommandError("serve is not available in this installation") from None
+    from fhir_encounter.local.server import serve  # here: server imports this module
+
     return serve(
         host=args.host,
         port=args.port,
