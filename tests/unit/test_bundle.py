@@ -148,7 +148,7 @@ def test_links_show_the_clamped_count() -> None:
     ("query", "expected"),
     [
         ({"date": ["ge2021-06-15T10:00:00+02:00"]}, "date=ge2021-06-15T10:00:00%2B02:00"),
-        ({"date": ["ge2021-06-15T10:00:00 02:00"]}, "date=ge2021-06-15T10:00:00%2002:00"),
+        ({"date": ["ge2021-06-15T10:00:00 02:00"]}, "date=ge2021-06-15T10:00:00%2B02:00"),
         ({"patient": ["https://host/base/Patient/1"]}, "patient=https://host/base/Patient/1"),
         ({"subject": ["Group/7"]}, "subject=Group/7"),
         ({"_id": ["a,b"]}, "_id=a,b"),

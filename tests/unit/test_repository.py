@@ -8,6 +8,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
+from fhir_encounter import api
 from fhir_encounter.store import repository
 from tests.conftest import encounter, ids_of, search
 
@@ -237,3 +238,40 @@ def test_bad_total_value_is_a_400_naming_it(many: list[str]) -> None:
     status, _, body = search("_total=sometimes")
     assert status == 400
     assert "'_total'" in body["issue"][0]["details"]["text"]
+
+
+def test_appointment_links_stay_out_of_the_subject_index(put: Any, calls: Counter[str]) -> None:
+    links = ["Appointment/1", "Appointment/2"]
+    put(encounter("m", subject="Patient/solo", start="2022-01-01", appointments=links))
+    status, _, bundle = search("patient=solo")
+    assert status == 200
+    assert ids_of(bundle) == ["m"]
+    assert calls["query_items"] == 1  # the Encounter item only, not its two link items
+    assert ids_of(search("patient=solo&appointment=2")[2]) == ["m"]
+    assert search("patient=other&appointment=2")[2]["total"] == 0
+
+
+def test_a_first_page_out_of_counting_time_is_answered_without_a_total(
+    many: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(api, "COUNT_BUDGET_SECONDS", -1.0)  # the deadline has passed already
+    status, _, first = search("_count=5")
+    assert status == 200
+    assert "total" not in first
+    assert link(first, "last") is None
+    _, _, whole = search("_count=100")  # a page that ends the walk still counts
+    assert whole["total"] == 37
+    walked, pages = walk("_count=5")
+    assert walked == ids_of(whole)
+    assert all("total" not in page for page in pages)
+
+
+def test_the_bucket_directory_is_read_once_per_container_window(many: list[str], calls: Counter[str]) -> None:
+    for query in ["", "date=ge2022", "date=lt2023", "_count=3"]:
+        assert search(query)[0] == 200
+    assert calls["GetItem"] == 1
+
+
+def test_a_decoded_plus_in_a_date_comes_back_encoded_in_the_links(many: list[str]) -> None:
+    _, _, bundle = search({"date": ["ge2022-03-01T10:00 02:00"]})
+    assert "date=ge2022-03-01T10:00%2B02:00" in (link(bundle, "self") or "")

@@ -32,6 +32,9 @@ from fhir_encounter.store.cursor import decode_cursor, encode_cursor, search_fin
 from fhir_encounter.store.repository import EncounterRepository, dynamodb_client
 
 CONTENT_TYPE = f"{FHIR_JSON}; charset=utf-8"
+# How long a first page may spend counting `total` (the functions time out at 10 s): past it the
+# page is answered without a total rather than not at all.
+COUNT_BUDGET_SECONDS = 4.0
 # Responses carry patient data: no shared or browser cache may keep them.
 COMMON_HEADERS = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}
 
@@ -118,7 +121,9 @@ def search_encounters(event: APIGatewayProxyEvent) -> Response[str]:
         else None
     )
     now = time.time_ns() // 1000
-    page = encounter_repository().search(query, now, cursor)
+    page = encounter_repository().search(
+        query, now, cursor, count_deadline=time.monotonic() + COUNT_BUDGET_SECONDS
+    )
     shown = len(page.resources)
     next_offset = query.offset + shown if shown and page.has_more else None
     body = searchset(
@@ -153,8 +158,9 @@ def _etag_matches(if_none_match: str, version_id: str) -> bool:
 
 
 def _prefers_strict(event: APIGatewayProxyEvent) -> bool:
+    """RFC 7240: comma-separated preferences, each possibly followed by ';'-parameters."""
     prefer = event.headers.get("Prefer") or event.headers.get("prefer") or ""
-    return any(part.strip().lower() == "handling=strict" for part in prefer.split(","))
+    return any(part.split(";")[0].strip().lower() == "handling=strict" for part in prefer.split(","))
 
 
 def _http_date(instant: str) -> str:

@@ -219,6 +219,9 @@ def parse_search(
         if modifier:
             raise NotSupportedError(f"Search parameter '{name}' does not support the modifier ':{modifier}'")
         present = [value for value in values if value.strip()]
+        if SEARCH_PARAMETERS.get(name, (None,))[0] is ParamType.DATE:
+            # An unencoded '+' of a zone offset arrives decoded as a space: restore it.
+            present = [value.replace(" ", "+") for value in present]
         if present:
             accepted[name] = present
     if strict and ignored:

@@ -8,7 +8,8 @@
 The table is ``--table``, else ``$ENCOUNTER_TABLE``, else ``encounters``. DynamoDB is
 ``--endpoint-url``, else ``$DYNAMODB_ENDPOINT_URL``, else AWS as configured (``serve`` starts
 DynamoDB Local itself instead). Exit status: 0 when everything loaded, 1 when some Encounters were
-rejected or the command failed (one line on stderr, no traceback), 2 on a usage error.
+rejected, a file could not be read or the command failed (one line on stderr, no traceback), 2 on a
+usage error. When ``load`` or ``seed`` fails midway, the summary of what was written comes first.
 """
 
 from __future__ import annotations
@@ -17,8 +18,10 @@ import argparse
 import os
 import re
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from botocore.exceptions import (
     BotoCoreError,
@@ -55,12 +58,14 @@ _TABLE_NAME = re.compile(r"[A-Za-z0-9_.\-]{3,255}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
     try:
-        args = _parser().parse_args(argv)
+        args = parser.parse_args(argv)
+        args.table = args.table or os.environ.get(TABLE_ENV) or DEFAULT_TABLE
+        if not args.endpoint_url and (from_environment := os.environ.get(ENDPOINT_ENV)):
+            args.endpoint_url = _environment_endpoint_url(parser, from_environment)
     except SystemExit as stop:  # argparse: 2 on a usage error (printed already), 0 after --help
         return stop.code if isinstance(stop.code, int) else EXIT_USAGE
-    args.table = args.table or os.environ.get(TABLE_ENV) or DEFAULT_TABLE
-    args.endpoint_url = args.endpoint_url or os.environ.get(ENDPOINT_ENV) or None
     command: Callable[[argparse.Namespace], int] = args.command
     try:
         return command(args)
@@ -117,16 +122,24 @@ def _create_table(args: argparse.Namespace) -> int:
 def _load(args: argparse.Namespace) -> int:
     files = source_files(args.paths)
     writer = _writer(args)
-    report = load_paths(files, writer, on_reject=_print_rejection, progress=sys.stderr)
+    with _summary_if_stopped() as report:
+        load_paths(files, writer, on_reject=print_rejection, progress=sys.stderr, report=report)
     return _finish(report)
 
 
 def _seed(args: argparse.Namespace) -> int:
     writer = _writer(args)
     resources = synthetic_encounters(args.count, args.random_seed)
-    report = load_resources(
-        resources, writer, source="seed", total=args.count, on_reject=_print_rejection, progress=sys.stderr
-    )
+    with _summary_if_stopped() as report:
+        load_resources(
+            resources,
+            writer,
+            source="seed",
+            total=args.count,
+            on_reject=print_rejection,
+            progress=sys.stderr,
+            report=report,
+        )
     example = f"; e.g. patient={SEED_PATIENT}" if args.count else ""
     return _finish(report, f" from random seed {args.random_seed}{example}")
 
@@ -149,16 +162,47 @@ def _writer(args: argparse.Namespace) -> EncounterWriter:
     return EncounterWriter(client, args.table)
 
 
-def _print_rejection(rejection: Rejection) -> None:
+def print_rejection(rejection: Rejection) -> None:
+    """The line for an Encounter (or a file) that is not loaded; ``serve``'s seeding uses it too."""
     print(f"rejected {rejection}", file=sys.stderr)
+
+
+@contextmanager
+def _summary_if_stopped() -> Iterator[LoadReport]:
+    """A report for a load; if the load stops with an error, its summary (what was written so far)
+    is printed before the error is, so that an operator knows where it stopped."""
+    report = LoadReport()
+    try:
+        yield report
+    except BaseException:
+        print(f"{report.summary()}; stopped early", flush=True)
+        raise
 
 
 def _finish(report: LoadReport, note: str = "") -> int:
     print(report.summary() + note)
-    return EXIT_OK if report.rejected == 0 else EXIT_FAILED
+    return EXIT_FAILED if report.failed else EXIT_OK
 
 
 # ---- arguments ---------------------------------------------------------------------------------
+
+
+def _endpoint_url(text: str) -> str:
+    try:
+        parts = urlsplit(text)
+        valid = parts.scheme in ("http", "https") and bool(parts.hostname) and (parts.port or 0) >= 0
+    except ValueError:  # a port that is not a number, or out of range
+        valid = False
+    if not valid:
+        raise argparse.ArgumentTypeError("must be an http:// or https:// URL with a host")
+    return text
+
+
+def _environment_endpoint_url(parser: argparse.ArgumentParser, text: str) -> str:
+    try:
+        return _endpoint_url(text)
+    except argparse.ArgumentTypeError as error:
+        parser.error(f"${ENDPOINT_ENV}: {error}")  # exits 2
 
 
 def _table_name(text: str) -> str:
@@ -197,6 +241,7 @@ def _parser() -> argparse.ArgumentParser:
         sub.set_defaults(command=run)
         sub.add_argument(
             "--endpoint-url",
+            type=_endpoint_url,
             metavar="URL",
             help=f"DynamoDB endpoint, e.g. http://127.0.0.1:8000 (default: ${ENDPOINT_ENV}, else AWS)",
         )

@@ -10,9 +10,12 @@ What a PATH may be:
 - a directory: every ``*.json`` and ``*.ndjson`` file below it, recursively, in sorted order.
 
 Every Encounter is checked by ``validation.encounter_problem``; a rejected one is reported with
-its place (``file:line``, ``file: entry[i]`` or ``file``) and reason, and is not written. The valid
-ones are written in batches of ``BATCH_SIZE``: memory holds one batch (and one .json document),
-whatever the size of the input. Reports carry places, ids, field names and counts, never values.
+its place (``file:line``, ``file: entry[i]`` or ``file``) and reason, and is not written. Within one
+load the first Encounter with an id wins: a later one with the same id is rejected (so a reload of
+the same files changes nothing). A file that cannot be read is reported and counted, and the other
+files load. The valid ones are written in batches of ``BATCH_SIZE``: memory holds one batch, one
+.json document and the ids seen so far, whatever the size of the input. Reports carry places, ids,
+field names and counts, never values.
 """
 
 from __future__ import annotations
@@ -36,7 +39,7 @@ _RESOURCE_TYPE = re.compile(r"[A-Z][A-Za-z]{0,63}")
 
 
 class SourceError(RuntimeError):
-    """A PATH that cannot be read; the message names it."""
+    """A PATH that cannot be loaded (missing, or not a .json or .ndjson file); the message names it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +59,7 @@ class LoadReport:
     unchanged: int = 0
     rejected: int = 0
     skipped: int = 0
+    unreadable: int = 0  # files
     seconds: float = 0.0
 
     @property
@@ -66,10 +70,15 @@ class LoadReport:
     def per_second(self) -> float:
         return self.loaded / self.seconds if self.seconds > 0 else 0.0
 
+    @property
+    def failed(self) -> bool:
+        return self.rejected > 0 or self.unreadable > 0
+
     def summary(self) -> str:
+        unreadable = f", unreadable files {self.unreadable}" if self.unreadable else ""
         return (
             f"loaded {self.loaded} (written {self.written}, unchanged {self.unchanged}), "
-            f"rejected {self.rejected}, skipped {self.skipped} "
+            f"rejected {self.rejected}, skipped {self.skipped}{unreadable} "
             f"in {self.seconds:.2f} s ({self.per_second:.0f} Encounters/s)"
         )
 
@@ -82,6 +91,7 @@ class _Record:
     resource: Any = None
     problem: str | None = None
     skipped: bool = False
+    unreadable_file: bool = False  # the rest of the file at ``where`` cannot be read: ``problem`` says why
     size: int = 0  # input bytes (or resources) it accounts for, for the progress bar
 
 
@@ -114,12 +124,17 @@ def load_paths(
     *,
     on_reject: RejectionHandler | None = None,
     progress: TextIO | None = None,
+    report: LoadReport | None = None,
 ) -> LoadReport:
-    """Load every Encounter in PATHs; ``progress`` gets a progress bar when it is a terminal."""
+    """Load every Encounter in PATHs; ``progress`` gets a progress bar when it is a terminal.
+
+    ``report`` (a new one by default) is kept up to date as the load goes, so that it still tells
+    what was written when writing fails midway.
+    """
     files = source_files(paths)
-    total = sum(path.stat().st_size for path in files)
+    total = sum(_size(path) for path in files)
     records = (record for path in files for record in _file_records(path))
-    return _load(records, writer, on_reject, ProgressBar(progress, total))
+    return _load(records, writer, on_reject, ProgressBar(progress, total), report or LoadReport())
 
 
 def load_resources(
@@ -130,10 +145,12 @@ def load_resources(
     total: int = 0,
     on_reject: RejectionHandler | None = None,
     progress: TextIO | None = None,
+    report: LoadReport | None = None,
 ) -> LoadReport:
-    """Load Encounters given as parsed JSON (the n-th is reported as ``<source> #n``)."""
+    """Load Encounters given as parsed JSON (the n-th is reported as ``<source> #n``); ``report``
+    as in ``load_paths``."""
     records = (_Record(f"{source} #{n}", resource, size=1) for n, resource in enumerate(resources, 1))
-    return _load(records, writer, on_reject, ProgressBar(progress, total))
+    return _load(records, writer, on_reject, ProgressBar(progress, total), report or LoadReport())
 
 
 def _load(
@@ -141,32 +158,40 @@ def _load(
     writer: EncounterWriter,
     on_reject: RejectionHandler | None,
     bar: ProgressBar,
+    report: LoadReport,
 ) -> LoadReport:
-    report = LoadReport()
     started = time.perf_counter()
-    batch: dict[str, dict[str, Any]] = {}
+    first_seen: dict[str, str] = {}  # id -> place of the Encounter with that id that this load writes
+    batch: list[dict[str, Any]] = []
 
     def flush() -> None:
         if batch:
-            result = writer.write(list(batch.values()))
+            result = writer.write(batch)
             report.written += result.written
             report.unchanged += result.unchanged
             batch.clear()
+
+    def reject(where: str, problem: str, resource: Any) -> None:
+        if on_reject:
+            bar.clear()
+            on_reject(Rejection(where, problem, _id_of(resource)))
 
     try:
         for record in records:
             if record.skipped:
                 report.skipped += 1
+            elif record.unreadable_file and record.problem:
+                report.unreadable += 1
+                reject(record.where, record.problem, None)
             elif problem := record.problem or encounter_problem(record.resource):
                 report.rejected += 1
-                if on_reject:
-                    bar.clear()
-                    on_reject(Rejection(record.where, problem, _id_of(record.resource)))
+                reject(record.where, problem, record.resource)
+            elif (first := first_seen.get(record.resource["id"])) is not None:
+                report.rejected += 1
+                reject(record.where, f"duplicate id: first seen at {first}", record.resource)
             else:
-                encounter_id = record.resource["id"]
-                if encounter_id in batch:  # the same id twice: each occurrence is written in turn
-                    flush()
-                batch[encounter_id] = record.resource
+                first_seen[record.resource["id"]] = record.where
+                batch.append(record.resource)
                 if len(batch) >= BATCH_SIZE:
                     flush()
             report.seconds = time.perf_counter() - started
@@ -174,7 +199,7 @@ def _load(
         flush()
     finally:
         bar.clear()
-    report.seconds = time.perf_counter() - started
+        report.seconds = time.perf_counter() - started
     return report
 
 
@@ -183,41 +208,49 @@ def _id_of(resource: Any) -> str | None:
     return value if isinstance(value, str) and is_fhir_id(value) else None
 
 
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:  # reported when the file is read
+        return 0
+
+
 def _file_records(path: Path) -> Iterator[_Record]:
-    if path.suffix.lower() == ".ndjson":
-        return _ndjson_records(path)
-    return _json_records(path)
+    """The file's records; then, when reading it fails, one record that says so (not an exception:
+    the records read before it and the other files still load)."""
+    try:
+        if path.suffix.lower() == ".ndjson":
+            yield from _ndjson_records(path)
+        else:
+            yield from _json_records(path)
+    except OSError as error:
+        reason = f"cannot read ({error.strerror or type(error).__name__})"
+        yield _Record(str(path), problem=reason, unreadable_file=True)
 
 
 def _ndjson_records(path: Path) -> Iterator[_Record]:
-    try:
-        with path.open("rb") as handle:
-            pending = 0  # bytes of blank lines, counted with the next record
-            for number, raw in enumerate(handle, 1):
-                pending += len(raw)
-                try:
-                    text = raw.decode("utf-8-sig").strip()
-                except UnicodeDecodeError:
-                    yield _Record(f"{path}:{number}", problem="not UTF-8 text", size=pending)
-                    pending = 0
-                    continue
-                if text:
-                    record = _parsed(f"{path}:{number}", text, pending)
-                    yield (
-                        _Record(record.where, skipped=True, size=pending)
-                        if _other_resource(record.resource)
-                        else record
-                    )
-                    pending = 0
-    except OSError as error:
-        raise _unreadable(path, error) from None
+    with path.open("rb") as handle:
+        pending = 0  # bytes of blank lines, counted with the next record
+        for number, raw in enumerate(handle, 1):
+            pending += len(raw)
+            try:
+                text = raw.decode("utf-8-sig").strip()
+            except UnicodeDecodeError:
+                yield _Record(f"{path}:{number}", problem="not UTF-8 text", size=pending)
+                pending = 0
+                continue
+            if text:
+                record = _parsed(f"{path}:{number}", text, pending)
+                yield (
+                    _Record(record.where, skipped=True, size=pending)
+                    if _other_resource(record.resource)
+                    else record
+                )
+                pending = 0
 
 
 def _json_records(path: Path) -> Iterator[_Record]:
-    try:
-        data = path.read_bytes()
-    except OSError as error:
-        raise _unreadable(path, error) from None
+    data = path.read_bytes()
     try:
         record = _parsed(str(path), data.decode("utf-8-sig"), len(data))
     except UnicodeDecodeError:
@@ -238,10 +271,8 @@ def _parsed(where: str, text: str, size: int) -> _Record:
         if error.lineno > 1:  # a .json document: say which of its lines
             where = f"{where}:{error.lineno}"
         return _Record(where, problem=f"invalid JSON: {error.msg} at column {error.colno}", size=size)
-
-
-def _unreadable(path: Path, error: OSError) -> SourceError:
-    return SourceError(f"{path}: cannot read ({error.strerror or type(error).__name__})")
+    except RecursionError:
+        return _Record(where, problem="invalid JSON: nested too deeply", size=size)
 
 
 def _bundle_records(path: Path, bundle: dict[str, Any], size: int) -> Iterator[_Record]:

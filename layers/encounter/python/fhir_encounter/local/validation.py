@@ -3,12 +3,17 @@
 Only the elements that the store indexes or that R4 makes mandatory are modelled; every other
 element is allowed and left untouched (the loader writes the resource as it came, not this model).
 
+Beyond the model, the resource must be one that the store can hold and clients can read: valid
+JSON (no NaN or Infinity, no lone surrogates) of at most ``MAX_RESOURCE_BYTES`` as the store writes
+it (compact UTF-8), below DynamoDB's 400 KB item limit with room for the key and index attributes.
+
 A failed check gives one line: each wrong element's path and what is wrong with it. Never the
 value itself: values can be patient data.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Annotated, Literal, get_args
 
@@ -25,6 +30,7 @@ from pydantic_core import ErrorDetails, PydanticCustomError
 
 from fhir_encounter.dates import DateValueError, parse_range
 from fhir_encounter.references import ReferenceValueError, is_fhir_id, split_reference
+from fhir_encounter.search import SUBJECT_TYPES
 
 Status = Literal[
     "planned",
@@ -38,7 +44,7 @@ Status = Literal[
     "unknown",
 ]
 STATUSES: tuple[str, ...] = get_args(Status)
-SUBJECT_TYPES = ("Patient", "Group")
+MAX_RESOURCE_BYTES = 390_000  # DynamoDB items hold at most 400 KB; the rest is for the other attributes
 
 # FHIR R4 dateTime (https://hl7.org/fhir/R4/datatypes.html#dateTime): a time needs seconds and a zone.
 FHIR_DATE_TIME = re.compile(
@@ -158,12 +164,30 @@ def encounter_problem(resource: object) -> str | None:
         return (
             "resourceType: must be Encounter" if "resourceType" in resource else "resourceType: is required"
         )
+    if problem := _json_problem(resource):
+        return problem
     try:
         Encounter.model_validate(resource)
     except ValidationError as error:
         problems = [_describe(detail) for detail in error.errors(include_input=False, include_url=False)]
         more = len(problems) - _MAX_PROBLEMS
         return "; ".join(problems[:_MAX_PROBLEMS]) + (f"; and {more} more" if more > 0 else "")
+    return None
+
+
+def _json_problem(resource: dict[str, object]) -> str | None:
+    """Why the resource, written as the store writes it, is not valid JSON or does not fit an item."""
+    try:
+        text = json.dumps(resource, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+        size = len(text.encode("utf-8"))
+    except RecursionError:
+        return "invalid JSON: nested too deeply"
+    except UnicodeEncodeError:
+        return "invalid JSON: a string holds a lone surrogate (\\ud800-\\udfff), which is not Unicode text"
+    except ValueError:  # allow_nan=False: the error text would carry the value
+        return "invalid JSON: a number is NaN or Infinity, which JSON does not allow"
+    if size > MAX_RESOURCE_BYTES:
+        return f"too large: {size} bytes, DynamoDB items hold at most 400 KB"
     return None
 
 

@@ -31,7 +31,13 @@ from typing import TYPE_CHECKING, Any
 
 import boto3
 from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import (
+    ClientError,
+    ConnectionClosedError,
+    ConnectTimeoutError,
+    EndpointConnectionError,
+    ReadTimeoutError,
+)
 
 from fhir_encounter.config import get_settings
 from fhir_encounter.dates import NEG_INFINITY, POS_INFINITY, DateRange, format_instant
@@ -58,6 +64,10 @@ TRANSIENT_ERROR_CODES = frozenset(
     }
 )
 UNKNOWN_TEXT = "Unknown Encounter resource '{id}'"
+# The bucket directory is one item that every date or unfiltered search needs: each container
+# keeps it this long, so that item is never a hot key. A new month shows up within this time;
+# new Encounters in known months show up at once.
+BUCKET_TTL_SECONDS = 10.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +94,7 @@ class _Walk:
     read_units: float = 0.0
     rows: int = 0
     queries: int = 0
+    count_stopped: bool = False
 
 
 @lru_cache(maxsize=1)
@@ -102,9 +113,13 @@ def dynamodb_client() -> DynamoDBClient:
 
 
 class EncounterRepository:
-    def __init__(self, client: DynamoDBClient, table_name: str) -> None:
+    def __init__(
+        self, client: DynamoDBClient, table_name: str, *, bucket_ttl: float = BUCKET_TTL_SECONDS
+    ) -> None:
         self._client = client
         self._table = table_name
+        self._bucket_ttl = bucket_ttl
+        self._bucket_cache: tuple[float, list[str]] | None = None
 
     # ---- read -------------------------------------------------------------------------------
     def get(self, encounter_id: str) -> StoredEncounter:
@@ -129,13 +144,18 @@ class EncounterRepository:
         )
 
     # ---- search -----------------------------------------------------------------------------
-    def search(self, query: SearchQuery, now: int, cursor: Cursor | None = None) -> SearchPage:
+    def search(
+        self, query: SearchQuery, now: int, cursor: Cursor | None = None, count_deadline: float | None = None
+    ) -> SearchPage:
+        """One page of matches. ``count_deadline`` (time.monotonic) bounds the counting of ``total``:
+        once the page is complete and the deadline has passed, the count stops and the page is
+        answered without a total (as FHIR allows), its next link continuing as _total=none does."""
         walk = _Walk()
         if query.ids:
             page = self._search_by_id(query, now, walk)
         else:
             index, rows = self._index_rows(query, now, cursor, walk)
-            page = self._page_from_rows(query, now, cursor, rows, index, walk)
+            page = self._page_from_rows(query, now, cursor, rows, index, walk, count_deadline)
         page.read_units = walk.read_units
         logger.info(
             "search served",
@@ -147,6 +167,7 @@ class EncounterRepository:
                 "returned": len(page.resources),
                 "read_units": round(walk.read_units, 2),
                 "resumed": cursor is not None,
+                "count_stopped": walk.count_stopped,
             },
         )
         return page
@@ -171,18 +192,23 @@ class EncounterRepository:
         rows: Iterator[IndexRow],
         index: str,
         walk: _Walk,
+        count_deadline: float | None,
     ) -> SearchPage:
         matching = (row for row in rows if matches(row, query, now))
         page_rows: list[IndexRow] = []
         total: int | None
         if cursor is None and query.counts_total:  # walk every match: count, keep the page
-            total = 0
+            counted = 0
             end = query.offset + query.count
-            for row in matching:
-                if query.offset <= total < end:
+            for position, row in enumerate(matching):
+                if position >= end and count_deadline is not None and time.monotonic() > count_deadline:
+                    walk.count_stopped = True  # out of time; this row is a match past the page
+                    break
+                if query.offset <= position < end:
                     page_rows.append(row)
-                total += 1
-            has_more = query.offset + len(page_rows) < total
+                counted = position + 1
+            total = None if walk.count_stopped else counted
+            has_more = walk.count_stopped or query.offset + len(page_rows) < counted
         else:  # a cursor (total known or not wanted) or _total=none: stop after the page
             total = cursor.total if cursor else None
             has_more = False
@@ -235,6 +261,17 @@ class EncounterRepository:
         return index, _after(_distinct(merged), after)
 
     def _buckets(self, bounds: DateRange, after: str | None, walk: _Walk) -> list[str]:
+        buckets = self._bucket_directory(walk)
+        first = schema.NO_START_BUCKET if bounds.low == NEG_INFINITY else format_instant(bounds.low)[:7]
+        last = "9999-99" if bounds.high == POS_INFINITY else format_instant(bounds.high)[:7]
+        if after is not None:
+            first = max(first, schema.bucket_of(after))
+        return [bucket for bucket in buckets if first <= bucket <= last]
+
+    def _bucket_directory(self, walk: _Walk) -> list[str]:
+        cached = self._bucket_cache
+        if cached is not None and time.monotonic() - cached[0] < self._bucket_ttl:
+            return cached[1]
         response = _call(
             self._client.get_item,
             TableName=self._table,
@@ -242,13 +279,9 @@ class EncounterRepository:
             ReturnConsumedCapacity="TOTAL",
         )
         walk.read_units += response.get("ConsumedCapacity", {}).get("CapacityUnits", 0.0)
-        item = response.get("Item", {})
-        buckets = sorted(item.get(schema.ATTR_BUCKETS, {}).get("SS", []))
-        first = schema.NO_START_BUCKET if bounds.low == NEG_INFINITY else format_instant(bounds.low)[:7]
-        last = "9999-99" if bounds.high == POS_INFINITY else format_instant(bounds.high)[:7]
-        if after is not None:
-            first = max(first, schema.bucket_of(after))
-        return [bucket for bucket in buckets if first <= bucket <= last]
+        buckets = sorted(response.get("Item", {}).get(schema.ATTR_BUCKETS, {}).get("SS", []))
+        self._bucket_cache = (time.monotonic(), buckets)
+        return buckets
 
     def _query(
         self, index: str, partition: str, low: str, high: str, page_hint: int | None, walk: _Walk
@@ -347,6 +380,6 @@ def _call[T](operation: Callable[..., T], **kwargs: Any) -> T:
             logger.warning("dynamodb transient failure", extra={"error_code": code})
             raise StoreUnavailableError("The Encounter store is busy; retry the request later") from None
         raise
-    except BotoCoreError as error:
+    except (ConnectTimeoutError, ReadTimeoutError, EndpointConnectionError, ConnectionClosedError) as error:
         logger.warning("dynamodb unreachable", extra={"error_type": type(error).__name__})
         raise StoreUnavailableError("The Encounter store did not answer in time; retry later") from None

@@ -6,8 +6,9 @@ Items (partition key ``pk``, sort key ``sk``):
 - Encounter item, ``pk=<id>``, ``sk="Encounter"``: the resource as JSON text (returned as is, no
   Decimal round trip), ``version_id``, ``last_updated``, ``content_hash`` and the index attributes.
 - Appointment link item, ``pk=<id>``, ``sk="appointment|Appointment/<aid>"``: one per appointment the
-  Encounter references, carrying ``appointment_ref`` and copies of the index attributes. An
-  Encounter with three appointments is found from each of them.
+  Encounter references, carrying ``appointment_ref`` and copies of the index attributes, its
+  subject as ``link_subject_ref`` (so that links stay out of ``subject-index``). An Encounter with
+  three appointments is found from each of them, and once from its subject.
 - Bucket directory item, ``pk="_meta"``, ``sk="period-start-buckets"``: the string set of
   period-start buckets in use (``_`` cannot start a FHIR id, so it never collides).
 
@@ -59,6 +60,7 @@ ATTR_LAST_UPDATED = "last_updated"
 ATTR_CONTENT_HASH = "content_hash"
 ATTR_SORT_KEY = "sort_key"
 ATTR_SUBJECT = "subject_ref"
+ATTR_LINK_SUBJECT = "link_subject_ref"  # the subject on link items: not a subject-index key
 ATTR_APPOINTMENT = "appointment_ref"
 ATTR_APPOINTMENTS = "appointment_refs"
 ATTR_BUCKET = "start_bucket"
@@ -72,7 +74,12 @@ INDEXES = {
     APPOINTMENT_INDEX: (ATTR_APPOINTMENT, ATTR_SORT_KEY),
     PERIOD_START_INDEX: (ATTR_BUCKET, ATTR_SORT_KEY),
 }
-PROJECTED = (ATTR_SUBJECT, ATTR_PERIOD_LO, ATTR_PERIOD_HI, ATTR_APPOINTMENTS)
+# What each index projects beside its keys: all that ``search.matches`` reads.
+PROJECTED = {
+    SUBJECT_INDEX: (ATTR_PERIOD_LO, ATTR_PERIOD_HI, ATTR_APPOINTMENTS),
+    APPOINTMENT_INDEX: (ATTR_LINK_SUBJECT, ATTR_PERIOD_LO, ATTR_PERIOD_HI, ATTR_APPOINTMENTS),
+    PERIOD_START_INDEX: (ATTR_SUBJECT, ATTR_PERIOD_LO, ATTR_PERIOD_HI, ATTR_APPOINTMENTS),
+}
 
 NO_START = "0000-00-00T00:00:00.000000Z"
 NO_START_BUCKET = NO_START[:7]
@@ -124,7 +131,6 @@ def items_for_encounter(resource: Mapping[str, Any], version_id: str, last_updat
     a reference or date cannot be indexed.
     """
     row = index_row_of(resource)
-    index_attrs = _index_attributes(row)
     main: Item = {
         PARTITION_KEY: {"S": row.id},
         SORT_KEY: {"S": ENCOUNTER_SK},
@@ -133,24 +139,24 @@ def items_for_encounter(resource: Mapping[str, Any], version_id: str, last_updat
         ATTR_LAST_UPDATED: {"S": last_updated},
         ATTR_CONTENT_HASH: {"S": content_hash(resource)},
         ATTR_BUCKET: {"S": bucket_of(row.sort_key)},
-        **index_attrs,
+        **_index_attributes(row, ATTR_SUBJECT),
     }
     links = [
         {
             PARTITION_KEY: {"S": row.id},
             SORT_KEY: {"S": APPOINTMENT_SK_PREFIX + ref},
             ATTR_APPOINTMENT: {"S": ref},
-            **index_attrs,
+            **_index_attributes(row, ATTR_LINK_SUBJECT),
         }
         for ref in sorted(row.appointment_refs)
     ]
     return [main, *links]
 
 
-def _index_attributes(row: IndexRow) -> Item:
+def _index_attributes(row: IndexRow, subject_attribute: str) -> Item:
     attrs: Item = {ATTR_SORT_KEY: {"S": row.sort_key}}
     if row.subject_ref:
-        attrs[ATTR_SUBJECT] = {"S": row.subject_ref}
+        attrs[subject_attribute] = {"S": row.subject_ref}
     if row.appointment_refs:
         attrs[ATTR_APPOINTMENTS] = {"SS": sorted(row.appointment_refs)}
     if row.period:
@@ -164,10 +170,11 @@ def row_from_item(item: Item) -> IndexRow:
     period = None
     if ATTR_PERIOD_LO in item:
         period = DateRange(int(item[ATTR_PERIOD_LO]["N"]), int(item[ATTR_PERIOD_HI]["N"]))
+    subject = item.get(ATTR_SUBJECT) or item.get(ATTR_LINK_SUBJECT)
     return IndexRow(
         id=item[PARTITION_KEY]["S"],
         sort_key=item[ATTR_SORT_KEY]["S"],
-        subject_ref=item[ATTR_SUBJECT]["S"] if ATTR_SUBJECT in item else None,
+        subject_ref=subject["S"] if subject else None,
         appointment_refs=frozenset(item[ATTR_APPOINTMENTS]["SS"])
         if ATTR_APPOINTMENTS in item
         else frozenset(),
