@@ -51,10 +51,9 @@ lint: $(PY) ## ruff format check and lint
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/ruff check .
 
-typecheck: $(PY) ## mypy --strict (the two handlers are checked one at a time: both are app.py)
+typecheck: $(PY) ## mypy --strict (each handler on its own: they are all app.py)
 	$(VENV)/bin/mypy
-	$(VENV)/bin/mypy functions/read_encounter/app.py
-	$(VENV)/bin/mypy functions/search_encounters/app.py
+	for app in functions/*/app.py; do $(VENV)/bin/mypy $$app || exit 1; done
 
 template: $(PY) $(SAM) ## cfn-lint, sam validate --lint and sam build
 	$(VENV)/bin/cfn-lint template.yaml

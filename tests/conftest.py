@@ -107,12 +107,13 @@ def load_handler(function: str) -> ModuleType:
 
 READ = load_handler("read_encounter")
 SEARCH = load_handler("search_encounters")
+CAPABILITY = load_handler("capability_statement")
+HANDLERS = {"/Encounter/{id}": READ, "/Encounter": SEARCH, "/metadata": CAPABILITY}
 
 
 def invoke(event: dict[str, Any]) -> tuple[int, dict[str, str], Any]:
     """Pass an event to the handler that owns its resource; (status, headers, parsed body)."""
-    module = READ if event["resource"] == "/Encounter/{id}" else SEARCH
-    response = module.lambda_handler(event, LocalContext())
+    response = HANDLERS[event["resource"]].lambda_handler(event, LocalContext())
     body = json.loads(response["body"]) if response.get("body") else None
     headers = {
         **response.get("headers", {}),

@@ -20,11 +20,10 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from fhir_encounter.local.events import LocalContext
-from tests.conftest import READ, ROOT, SEARCH, ids_of
+from tests.conftest import HANDLERS, ROOT, ids_of
 from tests.invoke.fixtures import ALL_IN_ORDER, ENCOUNTERS, by_id
 
 EVENT_FILES = sorted((ROOT / "events").glob("*.json"))
-HANDLERS = {"/Encounter/{id}": READ, "/Encounter": SEARCH}
 BASE = "https://abc123defg.execute-api.us-east-1.amazonaws.com/v1"
 CURSOR = "<cursor>"
 
@@ -46,6 +45,13 @@ class Page:
 
 
 @dataclass(frozen=True)
+class Capabilities:
+    """200 with the CapabilityStatement, listing these search parameters for Encounter."""
+
+    search_params: list[str]
+
+
+@dataclass(frozen=True)
 class Failure:
     """An OperationOutcome."""
 
@@ -62,7 +68,8 @@ def first_page(ids: list[str], criteria: str = "") -> Page:
 
 PATIENT_1 = ["enc-1006", "enc-1001", "enc-1002", "enc-1003"]
 
-EXPECTED: dict[str, Found | Page | Failure] = {
+EXPECTED: dict[str, Found | Page | Failure | Capabilities] = {
+    "capability_statement_metadata": Capabilities(["_id", "patient", "subject", "appointment", "date"]),
     "read_encounter_found": Found("enc-1002"),
     "read_encounter_not_found": Failure(404, "not-found", "Unknown Encounter resource 'enc-9999'"),
     "read_encounter_bad_id": Failure(
@@ -163,7 +170,9 @@ def test_every_expected_outcome_has_its_event_file() -> None:
 @pytest.mark.parametrize("path", EVENT_FILES, ids=lambda path: path.stem)
 def test_event_file_is_a_rest_api_proxy_event(path: Path) -> None:
     event = load(path)
-    function = "read_encounter" if event["resource"] == "/Encounter/{id}" else "search_encounters"
+    function = {"/Encounter/{id}": "read_encounter", "/Encounter": "search_encounters"}.get(
+        event["resource"], "capability_statement"
+    )
     assert path.stem.startswith(f"{function}_"), "an event file is named for its function"
     assert event["resource"] in HANDLERS
     assert event["httpMethod"] == "GET"
@@ -185,7 +194,7 @@ def test_event_file_is_a_rest_api_proxy_event(path: Path) -> None:
     if event["resource"] == "/Encounter/{id}":
         assert event["path"] == f"/Encounter/{event['pathParameters']['id']}"
     else:
-        assert event["path"] == "/Encounter"
+        assert event["path"] == event["resource"]
         assert event["pathParameters"] is None
 
 
@@ -217,6 +226,15 @@ def test_event_file_gives_its_expected_outcome(path: Path) -> None:
                 rel: f"{BASE}/Encounter?{query}" for rel, query in links.items()
             }
             assert [link["relation"] for link in body["link"]] == list(links)
+        case Capabilities(search_params):
+            assert status == 200
+            assert body["resourceType"] == "CapabilityStatement"
+            assert body["fhirVersion"] == "4.0.1"
+            assert body["implementation"]["url"] == BASE
+            (resource,) = body["rest"][0]["resource"]
+            assert resource["type"] == "Encounter"
+            assert [i["code"] for i in resource["interaction"]] == ["read", "search-type"]
+            assert [p["name"] for p in resource["searchParam"]] == search_params
         case Failure(code_status, code, text):
             assert status == code_status
             assert body == {

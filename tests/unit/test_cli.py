@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import subprocess
 import sys
@@ -14,6 +15,8 @@ import pytest
 from moto import mock_aws
 
 from fhir_encounter.local import cli, template
+from fhir_encounter.local.loader import BATCH_SIZE
+from fhir_encounter.local.writer import EncounterWriter, WriteFailedError
 from tests.conftest import ROOT, TEST_TABLE, encounter
 
 DATA = ROOT / "tests" / "data"
@@ -120,19 +123,58 @@ def test_a_path_that_cannot_be_read_is_one_line_and_nothing_is_loaded(
     assert table.scan(TableName=TEST_TABLE)["Count"] == 0
 
 
-@pytest.mark.usefixtures("table")
-def test_an_unreadable_file_is_one_line(
-    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+def test_an_unreadable_file_is_one_line_and_the_other_files_load_with_a_summary(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path, table: Any
 ) -> None:
-    path = tmp_path / "locked.ndjson"
-    path.write_text(json.dumps(encounter("e1")))
+    good, locked = tmp_path / "a-good.ndjson", tmp_path / "b-locked.ndjson"
+    good.write_text(json.dumps(encounter("e1")))
+    locked.write_text(json.dumps(encounter("e2")))
+    original = Path.open
 
-    def refuse(*args: Any, **kwargs: Any) -> Any:
-        raise PermissionError(13, "Permission denied")
+    def refuse_locked(self: Path, *args: Any, **kwargs: Any) -> Any:
+        if self == locked:
+            raise PermissionError(13, "Permission denied")
+        return original(self, *args, **kwargs)
 
-    monkeypatch.setattr(Path, "open", refuse)
-    assert cli.main(["load", str(path)]) == 1
-    assert error_line(capsys) == f"fhir-encounter: error: {path}: cannot read (Permission denied)"
+    monkeypatch.setattr(Path, "open", refuse_locked)
+    assert cli.main(["load", str(good), str(locked)]) == 1
+    out, err = capsys.readouterr()
+    assert err == f"rejected {locked}: cannot read (Permission denied)\n"
+    assert out.startswith("loaded 1 (written 1, unchanged 0), rejected 0, skipped 0, unreadable files 1 in ")
+    assert table.scan(TableName=TEST_TABLE)["Count"] > 0
+
+
+@pytest.mark.usefixtures("table")
+@pytest.mark.parametrize("command", [["load"], ["seed", "--count", "250"]], ids=lambda argv: argv[0])
+def test_a_write_failure_midway_prints_the_summary_so_far_then_one_error_line(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, command: list[str]
+) -> None:
+    path = tmp_path / "many.ndjson"
+    path.write_text("\n".join(json.dumps(encounter(f"e{n}")) for n in range(250)))
+    original = EncounterWriter.write
+    calls: list[int] = []
+
+    def write_once(self: EncounterWriter, resources: Any) -> Any:
+        calls.append(1)
+        if len(calls) > 1:
+            raise WriteFailedError("DynamoDB left items unprocessed after every retry")
+        return original(self, resources)
+
+    monkeypatch.setattr(EncounterWriter, "write", write_once)
+    output = io.StringIO()  # stdout and stderr in the order they were written
+    monkeypatch.setattr(sys, "stdout", output)
+    monkeypatch.setattr(sys, "stderr", output)
+    argv = [*command, str(path)] if command == ["load"] else command
+    assert cli.main(argv) == 1
+    summary, error = output.getvalue().splitlines()
+    assert summary.startswith(
+        f"loaded {BATCH_SIZE} (written {BATCH_SIZE}, unchanged 0), rejected 0, skipped 0 in "
+    )
+    assert summary.endswith("; stopped early")
+    assert error == (
+        f"fhir-encounter: error: DynamoDB left items unprocessed after every retry (table '{TEST_TABLE}' "
+        "in AWS); loading again resumes without duplicates"
+    )
 
 
 @pytest.mark.usefixtures("no_table")
@@ -169,6 +211,27 @@ def test_seed_writes_count_encounters_and_reseeding_changes_nothing(
     assert capsys.readouterr().out.startswith("loaded 40 (written 0, unchanged 40)")
 
 
+def test_serve_seeds_through_the_same_validation_as_seed(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, table: Any
+) -> None:
+    from fhir_encounter.local import server
+
+    def synthetic(count: int, seed: int) -> Iterator[dict[str, Any]]:
+        yield from (encounter("good"), encounter("bad", status="done"), encounter("good", status="planned"))
+
+    monkeypatch.setattr(server, "synthetic_encounters", synthetic)
+    server._seed(table, TEST_TABLE, 3, "http://127.0.0.1:3000")
+    out, err = capsys.readouterr()
+    assert err.splitlines() == [
+        "rejected seed #2 (Encounter/bad): status: is not an R4 Encounter status "
+        "(planned, arrived, triaged, in-progress, onleave, finished, cancelled, entered-in-error, unknown)",
+        "rejected seed #3 (Encounter/good): duplicate id: first seen at seed #1",
+    ]
+    assert out.startswith(f"Seeded 1 synthetic Encounters into table {TEST_TABLE}")
+    keys = table.scan(TableName=TEST_TABLE, ProjectionExpression="pk")["Items"]
+    assert {key["pk"]["S"] for key in keys} - {"_meta"} == {"good"}
+
+
 @pytest.mark.parametrize(
     "argv",
     [
@@ -181,6 +244,12 @@ def test_seed_writes_count_encounters_and_reseeding_changes_nothing(
         ["create-table", "--table", "ab"],
         ["create-table", "--table", "no/slash"],
         ["serve", "--port", "70000"],
+        ["load", "--endpoint-url", "not-a-url", str(DATA)],
+        ["load", "--endpoint-url", "127.0.0.1:8000", str(DATA)],
+        ["create-table", "--endpoint-url", "ftp://127.0.0.1:8000"],
+        ["seed", "--endpoint-url", "http://"],
+        ["seed", "--endpoint-url", "http://127.0.0.1:port"],
+        ["serve", "--endpoint-url", "http://bad host:8000"],
     ],
 )
 def test_a_usage_error_exits_2(capsys: pytest.CaptureFixture[str], argv: list[str]) -> None:
@@ -189,6 +258,26 @@ def test_a_usage_error_exits_2(capsys: pytest.CaptureFixture[str], argv: list[st
     assert out == ""
     assert "error:" in err
     assert "Traceback" not in err
+
+
+def test_an_endpoint_url_from_the_environment_that_is_not_a_url_is_a_usage_error(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DYNAMODB_ENDPOINT_URL", "not-a-url")
+    assert cli.main(["load", str(DATA)]) == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err.splitlines()[-1] == (
+        "fhir-encounter: error: $DYNAMODB_ENDPOINT_URL must be an http:// or https:// URL with a host"
+    )
+
+
+def test_the_package_template_is_found_before_one_in_the_current_folder(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    (tmp_path / "template.yaml").write_text("Resources: {}\n")  # another SAM project's
+    monkeypatch.chdir(tmp_path)
+    assert template.find_template() == ROOT / "template.yaml"
 
 
 def test_help_exits_0(capsys: pytest.CaptureFixture[str]) -> None:

@@ -109,3 +109,20 @@ def test_errors_are_valid_operation_outcomes(data: None) -> None:
         outcome = OperationOutcome.model_validate(body)
         assert outcome.issue[0].severity == "error"
         assert json.dumps(body).count("Traceback") == 0
+
+
+def test_the_capability_statement_parses_and_lists_every_search_parameter() -> None:
+    from fhir.resources.R4B.capabilitystatement import CapabilityStatement
+
+    from fhir_encounter.local.events import rest_api_event
+    from fhir_encounter.search import SEARCH_PARAMETERS
+    from tests.conftest import invoke
+
+    status, headers, body = invoke(rest_api_event(method="GET", path="/metadata", resource="/metadata"))
+    assert status == 200
+    assert headers["Content-Type"].startswith("application/fhir+json")
+    statement = CapabilityStatement.model_validate(body)
+    assert statement.fhirVersion == "4.0.1"
+    params = body["rest"][0]["resource"][0]["searchParam"]
+    assert [p["name"] for p in params] == list(SEARCH_PARAMETERS)
+    assert all(p["definition"].startswith("http://hl7.org/fhir/SearchParameter/") for p in params)

@@ -18,7 +18,7 @@ import pytest
 
 from fhir_encounter.local import loader
 from fhir_encounter.local.loader import Rejection, SourceError, load_paths, load_resources
-from fhir_encounter.local.writer import EncounterWriter, WriteResult
+from fhir_encounter.local.writer import EncounterWriter, WriteFailedError, WriteResult
 from fhir_encounter.store import schema
 from tests.conftest import TEST_TABLE, encounter
 
@@ -157,16 +157,46 @@ def test_a_changed_encounter_gets_version_2_and_the_others_keep_1(
     assert stored(table, "nd-01")["meta"]["versionId"] == "1"
 
 
-def test_the_same_id_twice_in_one_file_is_written_in_turn(
+def test_the_first_encounter_with_an_id_wins_and_later_ones_are_rejected(
+    writer: EncounterWriter, table: Any, tmp_path: Path
+) -> None:
+    first, second = tmp_path / "a.ndjson", tmp_path / "b.json"
+    lines = [encounter("dup", status="planned"), encounter("other"), encounter("dup", status="finished")]
+    first.write_text("\n".join(json.dumps(line) for line in lines))
+    second.write_text(json.dumps(encounter("dup", status="cancelled")))
+    report, rejections = load(first, second, writer=writer)
+    assert (report.written, report.unchanged, report.rejected) == (2, 0, 2)
+    assert [(r.where, r.encounter_id, r.reason) for r in rejections] == [
+        (f"{first}:3", "dup", f"duplicate id: first seen at {first}:1"),
+        (str(second), "dup", f"duplicate id: first seen at {first}:1"),
+    ]
+    assert stored(table, "dup")["status"] == "planned"
+    assert stored(table, "dup")["meta"]["versionId"] == "1"
+
+
+def test_a_reload_of_a_file_with_a_repeated_id_changes_nothing(
     writer: EncounterWriter, table: Any, tmp_path: Path
 ) -> None:
     path = tmp_path / "twice.ndjson"
-    lines = [encounter("dup", status="planned"), encounter("other"), encounter("dup", status="finished")]
+    lines = [encounter("dup", status="planned"), encounter("dup", status="finished")]
     path.write_text("\n".join(json.dumps(line) for line in lines))
-    report, _ = load(path, writer=writer)
-    assert (report.written, report.unchanged) == (3, 0)
-    assert stored(table, "dup")["status"] == "finished"
-    assert stored(table, "dup")["meta"]["versionId"] == "2"
+    load(path, writer=writer)
+    for _ in range(2):
+        report, _ = load(path, writer=writer)
+        assert (report.written, report.unchanged, report.rejected) == (0, 1, 1)
+        assert stored(table, "dup")["meta"]["versionId"] == "1"
+
+
+def test_an_invalid_first_occurrence_does_not_hold_its_id(
+    writer: EncounterWriter, table: Any, tmp_path: Path
+) -> None:
+    path = tmp_path / "fixed.ndjson"
+    lines = [encounter("e1", status="done"), encounter("e1", status="planned")]
+    path.write_text("\n".join(json.dumps(line) for line in lines))
+    report, rejections = load(path, writer=writer)
+    assert (report.written, report.rejected) == (1, 1)
+    assert rejections[0].where == f"{path}:1"
+    assert stored(table, "e1")["status"] == "planned"
 
 
 def test_a_bad_json_line_is_rejected_and_the_rest_loads(writer: EncounterWriter, tmp_path: Path) -> None:
@@ -249,21 +279,125 @@ def test_a_path_that_cannot_be_loaded_is_a_source_error(tmp_path: Path, name: st
     assert str(raised.value) == f"{tmp_path}/{message}"
 
 
+def refuse_locked_files(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Reading a file whose name starts with ``locked`` fails as an unreadable file does."""
+    for name in ("open", "read_bytes"):
+        original = getattr(Path, name)
+
+        def read(self: Path, *args: Any, _original: Any = original, **kwargs: Any) -> Any:
+            if self.name.startswith("locked"):
+                raise PermissionError(13, "Permission denied")
+            return _original(self, *args, **kwargs)
+
+        monkeypatch.setattr(Path, name, read)
+
+
 @pytest.mark.parametrize("name", ["locked.ndjson", "locked.json"])
-def test_an_unreadable_file_is_a_source_error_naming_it(
-    writer: EncounterWriter, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str
+def test_an_unreadable_file_is_reported_and_the_files_around_it_load(
+    writer: EncounterWriter, table: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str
+) -> None:
+    before, locked, after = tmp_path / "a.ndjson", tmp_path / name, tmp_path / "z.json"
+    before.write_text(json.dumps(encounter("e1")))  # fewer than a batch: still pending at the failure
+    locked.write_text(json.dumps(encounter("e2")))
+    after.write_text(json.dumps(encounter("e3")))
+    refuse_locked_files(monkeypatch)
+    report, rejections = load(before, locked, after, writer=writer)
+    assert (report.written, report.rejected, report.unreadable) == (2, 0, 1)
+    assert [str(r) for r in rejections] == [f"{locked}: cannot read (Permission denied)"]
+    assert encounter_ids(table) == {"e1", "e3"}
+
+
+def test_a_read_error_midway_keeps_the_lines_read_before_it(
+    writer: EncounterWriter, table: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "failing.ndjson"
+    path.write_text("\n".join(json.dumps(encounter(f"e{n}")) for n in range(3)))
+    original = Path.open
+
+    def failing_after_two_lines(self: Path, *args: Any, **kwargs: Any) -> Any:
+        lines = original(self, *args, **kwargs).readlines()
+
+        class Handle(io.BytesIO):
+            def __iter__(self) -> Any:
+                yield from lines[:2]
+                raise OSError(5, "Input/output error")
+
+        return Handle()
+
+    monkeypatch.setattr(Path, "open", failing_after_two_lines)
+    report, rejections = load(path, writer=writer)
+    assert (report.written, report.unreadable) == (2, 1)
+    assert [str(r) for r in rejections] == [f"{path}: cannot read (Input/output error)"]
+    assert encounter_ids(table) == {"e0", "e1"}
+
+
+def test_the_report_tells_what_was_written_when_writing_fails_midway(table: Any) -> None:
+    class FailingWriter(EncounterWriter):
+        def write(self, resources: Iterable[dict[str, Any]]) -> WriteResult:
+            if self.calls:
+                raise WriteFailedError("DynamoDB left items unprocessed after every retry")
+            self.calls += 1
+            return super().write(resources)
+
+        calls = 0
+
+    report = loader.LoadReport()
+    with pytest.raises(WriteFailedError):
+        load_resources(
+            (encounter(f"e{n}") for n in range(250)),
+            FailingWriter(table, TEST_TABLE),
+            source="t",
+            report=report,
+        )
+    assert (report.written, report.loaded) == (loader.BATCH_SIZE, loader.BATCH_SIZE)
+    assert report.seconds > 0
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "where"),
+    [
+        ("deep.ndjson", "[" * 200_000, ":1"),
+        ("deep.json", "[" * 200_000, ""),
+        ("deep-closed.ndjson", "[" * 200_000 + "]" * 200_000, ":1"),
+    ],
+)
+def test_json_nested_too_deeply_is_a_rejection(
+    writer: EncounterWriter, tmp_path: Path, name: str, text: str, where: str
 ) -> None:
     path = tmp_path / name
-    path.write_text(json.dumps(encounter("e1")))
+    path.write_text(text)
+    report, rejections = load(path, writer=writer)
+    assert report.rejected == 1
+    assert [(r.where, r.reason) for r in rejections] == [
+        (f"{path}{where}", "invalid JSON: nested too deeply")
+    ]
 
-    def refuse(*args: Any, **kwargs: Any) -> Any:
-        raise PermissionError(13, "Permission denied")
 
-    monkeypatch.setattr(Path, "open", refuse)
-    monkeypatch.setattr(Path, "read_bytes", refuse)
-    with pytest.raises(SourceError) as raised:
-        load_paths([path], writer)
-    assert str(raised.value) == f"{path}: cannot read (Permission denied)"
+def test_an_encounter_too_large_for_an_item_is_rejected_and_the_rest_is_written(
+    writer: EncounterWriter, table: Any, tmp_path: Path
+) -> None:
+    path = tmp_path / "large.ndjson"
+    large = {**encounter("large"), "text": {"status": "generated", "div": "x" * 400_000}}
+    path.write_text("\n".join(json.dumps(line) for line in (encounter("e1"), large, encounter("e2"))))
+    report, rejections = load(path, writer=writer)
+    assert (report.written, report.rejected) == (2, 1)
+    assert str(rejections[0]).startswith(f"{path}:2 (Encounter/large): too large: ")
+    assert encounter_ids(table) == {"e1", "e2"}
+
+
+def test_nan_and_a_lone_surrogate_are_rejected_with_their_line(
+    writer: EncounterWriter, tmp_path: Path
+) -> None:
+    path = tmp_path / "invalid.ndjson"
+    nan = json.dumps(encounter("nan")).replace('"status"', '"length": {"value": NaN}, "status"')
+    surrogate = json.dumps(encounter("surrogate")).replace('"status"', '"note": "\\ud800", "status"')
+    path.write_text(f"{nan}\n{surrogate}\n")
+    report, rejections = load(path, writer=writer)
+    assert report.rejected == 2
+    assert [(r.where, r.reason.split(",")[0]) for r in rejections] == [
+        (f"{path}:1", "invalid JSON: a number is NaN or Infinity"),
+        (f"{path}:2", "invalid JSON: a string holds a lone surrogate (\\ud800-\\udfff)"),
+    ]
 
 
 def test_encounters_are_written_in_batches_not_all_at_once(table: Any) -> None:
@@ -300,4 +434,11 @@ def test_the_summary_line_has_every_count_seconds_and_rate() -> None:
     report = loader.LoadReport(written=30, unchanged=4, rejected=8, skipped=1, seconds=2.0)
     assert report.summary() == (
         "loaded 34 (written 30, unchanged 4), rejected 8, skipped 1 in 2.00 s (17 Encounters/s)"
+    )
+
+
+def test_the_summary_line_counts_unreadable_files_when_there_are_some() -> None:
+    report = loader.LoadReport(written=2, unreadable=3, seconds=1.0)
+    assert report.summary() == (
+        "loaded 2 (written 2, unchanged 0), rejected 0, skipped 0, unreadable files 3 in 1.00 s (2 Encounters/s)"
     )

@@ -54,7 +54,10 @@ def test_table_is_protected_encrypted_and_on_demand() -> None:
 
 
 def test_functions_may_only_read_and_never_scan() -> None:
+    functions = [k for k, v in TEMPLATE["Resources"].items() if v["Type"] == "AWS::Serverless::Function"]
+    assert "Policies" not in TEMPLATE["Resources"]["CapabilityStatementFunction"]["Properties"]
     for name in ("ReadEncounterFunction", "SearchEncountersFunction"):
+        assert name in functions
         policies = TEMPLATE["Resources"][name]["Properties"]["Policies"]
         actions = {action for policy in policies for st in policy["Statement"] for action in st["Action"]}
         assert actions <= {"dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:Query"}, name
@@ -71,21 +74,28 @@ def test_one_python_version_everywhere() -> None:
 def test_layer_installs_the_project_runtime_dependencies() -> None:
     layer = TEMPLATE["Resources"]["EncounterLayer"]["Properties"]["ContentUri"]
     requirements = (ROOT / layer / "requirements.txt").read_text().split()
-    # boto3 ships with the Lambda runtime; everything else must be the same pin.
-    expected = [dep for dep in PYPROJECT["project"]["dependencies"] if not dep.startswith("boto3")]
-    assert sorted(requirements) == sorted(expected)
+    assert sorted(requirements) == sorted(PYPROJECT["project"]["dependencies"])
     assert (ROOT / layer / "fhir_encounter" / "__init__.py").is_file()
 
 
 def test_every_route_has_its_handler_and_an_event_file() -> None:
     routes = api_routes(TEMPLATE, ROOT)
-    assert {(r.method, r.path) for r in routes} == {("GET", "/Encounter/{id}"), ("GET", "/Encounter")}
+    assert {(r.method, r.path) for r in routes} == {
+        ("GET", "/Encounter/{id}"),
+        ("GET", "/Encounter"),
+        ("GET", "/metadata"),
+    }
     for route in routes:
         module, function = route.handler.split(".")
         source = (route.code_dir / f"{module}.py").read_text()
         assert f"def {function}(" in source
     resources = {json.loads(path.read_text())["resource"] for path in (ROOT / "events").glob("*.json")}
     assert resources == {route.path for route in routes}
+
+
+def test_the_api_is_never_anonymous() -> None:
+    auth = TEMPLATE["Resources"]["EncounterApi"]["Properties"]["Auth"]
+    assert auth == {"DefaultAuthorizer": "AWS_IAM", "InvokeRole": "NONE"}
 
 
 def test_api_gateway_own_errors_are_operation_outcomes() -> None:
@@ -104,3 +114,13 @@ def test_api_gateway_own_errors_are_operation_outcomes() -> None:
 def test_every_setting_is_declared_so_sam_local_env_vars_can_set_it() -> None:
     declared = set(TEMPLATE["Globals"]["Function"]["Environment"]["Variables"])
     assert set(ENVIRONMENT.values()) <= declared
+
+
+def test_the_readme_documents_every_parameter_and_route() -> None:
+    from fhir_encounter.search import RESULT_PARAMETERS, SEARCH_PARAMETERS
+
+    readme = (ROOT / "README.md").read_text()
+    for name in [*SEARCH_PARAMETERS, *RESULT_PARAMETERS]:
+        assert f"| `{name}` |" in readme, name
+    for route in api_routes(TEMPLATE, ROOT):
+        assert f"`{route.method} {route.path}" in readme, route.path

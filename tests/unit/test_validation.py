@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import copy
+import json
 from typing import Any
 
 import pytest
 
-from fhir_encounter.local.validation import STATUSES, encounter_problem
+from fhir_encounter.local.validation import MAX_RESOURCE_BYTES, STATUSES, encounter_problem
 from tests.conftest import encounter
 
 
@@ -144,3 +145,65 @@ def test_a_reason_never_carries_the_value(changes: dict[str, Any], secret: str) 
     problem = encounter_problem(with_changes(**changes))
     assert problem is not None
     assert secret not in problem
+
+
+def with_size(size: int, character: str = "x") -> dict[str, Any]:
+    """An Encounter whose compact UTF-8 JSON is ``size`` bytes, padded with ``character``."""
+    resource = with_changes(text={"status": "generated", "div": ""})
+    padding = size - len(json.dumps(resource, separators=(",", ":"), ensure_ascii=False).encode())
+    width = len(character.encode())
+    resource["text"]["div"] = character * (padding // width) + "x" * (padding % width)
+    return resource
+
+
+@pytest.mark.parametrize("character", ["x", "é", "€"])
+def test_an_encounter_up_to_the_item_limit_is_valid(character: str) -> None:
+    assert encounter_problem(with_size(MAX_RESOURCE_BYTES, character)) is None
+
+
+@pytest.mark.parametrize(
+    ("character", "size"), [("x", MAX_RESOURCE_BYTES + 1), ("€", MAX_RESOURCE_BYTES + 1), ("€", 600_000)]
+)
+def test_an_encounter_over_the_item_limit_is_too_large_in_utf8_bytes(character: str, size: int) -> None:
+    assert encounter_problem(with_size(size, character)) == (
+        f"too large: {size} bytes, DynamoDB items hold at most 400 KB"
+    )
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"length": {"value": float("nan")}},
+        {"extension": [{"url": "u", "valueDecimal": float("inf")}]},
+        {"period": {"start": "2021", "x": [float("-inf")]}},
+    ],
+)
+def test_nan_or_infinity_anywhere_is_invalid_json(changes: dict[str, Any]) -> None:
+    assert encounter_problem(with_changes(**changes)) == (
+        "invalid JSON: a number is NaN or Infinity, which JSON does not allow"
+    )
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"text": {"div": "secret \ud800 text"}},
+        {"extension": [{"url": "u", "valueString": "\udfff"}]},
+        {"extension": [{"\ud83d": "a key"}]},
+        {"status": "\udc00"},
+    ],
+)
+def test_a_lone_surrogate_anywhere_is_invalid_json_and_the_reason_has_no_value(
+    changes: dict[str, Any],
+) -> None:
+    problem = encounter_problem(with_changes(**changes))
+    assert problem == (
+        "invalid JSON: a string holds a lone surrogate (\\ud800-\\udfff), which is not Unicode text"
+    )
+
+
+def test_a_resource_nested_too_deeply_is_invalid_json() -> None:
+    nested: list[Any] = []
+    for _ in range(100_000):
+        nested = [nested]
+    assert encounter_problem(with_changes(extension=nested)) == "invalid JSON: nested too deeply"

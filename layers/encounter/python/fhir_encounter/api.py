@@ -16,6 +16,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEvent
 
 from fhir_encounter.bundle import searchset
+from fhir_encounter.capability import capability_statement_json
 from fhir_encounter.config import get_settings
 from fhir_encounter.observability import logger, metrics
 from fhir_encounter.outcome import (
@@ -107,6 +108,7 @@ def read_encounter(event: APIGatewayProxyEvent, encounter_id: str) -> Response[s
     if if_none_match and _etag_matches(if_none_match, stored.version_id):
         return Response(status_code=304, headers={**COMMON_HEADERS, **headers})
     logger.info("encounter read", extra={"encounter_id": encounter_id})
+    metrics.add_metric(name="EncounterReads", unit=MetricUnit.Count, value=1)
     return fhir_response(200, stored.resource_json, headers)
 
 
@@ -149,6 +151,10 @@ def search_encounters(event: APIGatewayProxyEvent) -> Response[str]:
     )
     metrics.add_metric(name="SearchReadUnits", unit=MetricUnit.Count, value=page.read_units)
     return fhir_response(200, body)
+
+
+def capability_statement(event: APIGatewayProxyEvent) -> Response[str]:
+    return fhir_response(200, capability_statement_json(base_url(event)))
 
 
 def _etag_matches(if_none_match: str, version_id: str) -> bool:

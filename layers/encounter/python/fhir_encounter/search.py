@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import Annotated, Any, NamedTuple
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
 
@@ -39,20 +39,43 @@ class ParamType(StrEnum):
     STRING = "string"
 
 
-# name -> (FHIR type, description). The one list: parsing, links, strict handling and the README
-# table all follow it.
-SEARCH_PARAMETERS: dict[str, tuple[ParamType, str]] = {
-    "_id": (ParamType.TOKEN, "Logical id of the Encounter"),
-    "patient": (ParamType.REFERENCE, "The Patient present at the encounter (subject that is a Patient)"),
-    "subject": (ParamType.REFERENCE, "The patient or group present at the encounter"),
-    "appointment": (ParamType.REFERENCE, "The appointment that scheduled this encounter"),
-    "date": (ParamType.DATE, "A date within the period the Encounter lasted"),
+class Parameter(NamedTuple):
+    type: ParamType
+    documentation: str
+    definition: str | None = None  # the FHIR R4 SearchParameter it implements
+
+
+_SP = "http://hl7.org/fhir/SearchParameter/"
+# The one list: parsing, links, strict handling, the CapabilityStatement and (by a test) the
+# README's table all follow it.
+SEARCH_PARAMETERS: dict[str, Parameter] = {
+    "_id": Parameter(ParamType.TOKEN, "Logical id of the Encounter", f"{_SP}Resource-id"),
+    "patient": Parameter(
+        ParamType.REFERENCE,
+        "The Patient present at the encounter (a subject that is a Patient)",
+        f"{_SP}clinical-patient",
+    ),
+    "subject": Parameter(
+        ParamType.REFERENCE, "The patient or group present at the encounter", f"{_SP}Encounter-subject"
+    ),
+    "appointment": Parameter(
+        ParamType.REFERENCE, "The appointment that scheduled this encounter", f"{_SP}Encounter-appointment"
+    ),
+    "date": Parameter(
+        ParamType.DATE,
+        "A date within the period the Encounter lasted (all R4 prefixes)",
+        f"{_SP}clinical-date",
+    ),
 }
-RESULT_PARAMETERS: dict[str, tuple[ParamType, str]] = {
-    "_count": (ParamType.NUMBER, "Page size: default 10, maximum 100, 0 returns only the total"),
-    "_offset": (ParamType.NUMBER, "Index of the first match on the page: default 0"),
-    "_total": (ParamType.TOKEN, "accurate (default) or estimate: count every match; none: no total, cheaper"),
-    "_cursor": (ParamType.STRING, "Opaque continuation token that next links carry; do not build it"),
+RESULT_PARAMETERS: dict[str, Parameter] = {
+    "_count": Parameter(ParamType.NUMBER, "Page size: default 10, maximum 100, 0 returns only the total"),
+    "_offset": Parameter(ParamType.NUMBER, "Index of the first match on the page: default 0"),
+    "_total": Parameter(
+        ParamType.TOKEN, "accurate (default) or estimate: count every match; none: no total, cheaper"
+    ),
+    "_cursor": Parameter(
+        ParamType.STRING, "Opaque continuation token that next links carry; do not build it"
+    ),
 }
 TOTAL_MODES = ("accurate", "estimate", "none")
 DEFAULT_COUNT = 10
@@ -219,7 +242,7 @@ def parse_search(
         if modifier:
             raise NotSupportedError(f"Search parameter '{name}' does not support the modifier ':{modifier}'")
         present = [value for value in values if value.strip()]
-        if SEARCH_PARAMETERS.get(name, (None,))[0] is ParamType.DATE:
+        if name in SEARCH_PARAMETERS and SEARCH_PARAMETERS[name].type is ParamType.DATE:
             # An unencoded '+' of a zone offset arrives decoded as a space: restore it.
             present = [value.replace(" ", "+") for value in present]
         if present:

@@ -32,6 +32,7 @@ from botocore.exceptions import (
     NoRegionError,
     ReadTimeoutError,
 )
+from botocore.utils import is_valid_endpoint_url, is_valid_ipv6_endpoint_url
 
 from fhir_encounter.local.dynamodb_local import DynamoDBLocalError
 from fhir_encounter.local.loader import (
@@ -188,10 +189,15 @@ def _finish(report: LoadReport, note: str = "") -> int:
 
 
 def _endpoint_url(text: str) -> str:
+    """An http:// or https:// URL with a host, as botocore takes it (it raises ValueError otherwise)."""
     try:
         parts = urlsplit(text)
-        valid = parts.scheme in ("http", "https") and bool(parts.hostname) and (parts.port or 0) >= 0
-    except ValueError:  # a port that is not a number, or out of range
+        valid = (
+            parts.scheme in ("http", "https")
+            and (is_valid_endpoint_url(text) or is_valid_ipv6_endpoint_url(text))
+            and (parts.port is None or parts.port > 0)  # .port: ValueError unless a number to 65535
+        )
+    except ValueError:
         valid = False
     if not valid:
         raise argparse.ArgumentTypeError("must be an http:// or https:// URL with a host")
@@ -202,7 +208,7 @@ def _environment_endpoint_url(parser: argparse.ArgumentParser, text: str) -> str
     try:
         return _endpoint_url(text)
     except argparse.ArgumentTypeError as error:
-        parser.error(f"${ENDPOINT_ENV}: {error}")  # exits 2
+        parser.error(f"${ENDPOINT_ENV} {error}")  # exits 2
 
 
 def _table_name(text: str) -> str:

@@ -43,9 +43,10 @@ from urllib.parse import parse_qs, unquote, urlsplit
 import boto3
 
 from fhir_encounter import config
-from fhir_encounter.local.cli import PROGRAM, error_message
+from fhir_encounter.local.cli import PROGRAM, error_message, print_rejection
 from fhir_encounter.local.dynamodb_local import dynamodb_local
 from fhir_encounter.local.events import LocalContext, rest_api_event
+from fhir_encounter.local.loader import load_resources
 from fhir_encounter.local.seed import SEED_PATIENT, synthetic_encounters
 from fhir_encounter.local.tables import (
     LOCAL_CREDENTIALS,
@@ -372,11 +373,13 @@ def _configure_environment(
 
 def _seed(client: DynamoDBClient, table_name: str, count: int, base_url: str) -> None:
     resources = list(synthetic_encounters(count, seed=SEED))
-    EncounterWriter(client, table_name).write(resources)
+    report = load_resources(
+        resources, EncounterWriter(client, table_name), source="seed", on_reject=print_rejection
+    )
     patients = {_patient_id(resource) for resource in resources} - {None}
     example = SEED_PATIENT if SEED_PATIENT in patients else min(cast(set[str], patients), default=None)
     note = f" (example patient: {example})" if example else ""
-    print(f"Seeded {len(resources)} synthetic Encounters into table {table_name}{note}", flush=True)
+    print(f"Seeded {report.loaded} synthetic Encounters into table {table_name}{note}", flush=True)
     if example:
         print(f"Try: curl '{base_url}/Encounter?patient={example}&date=ge2020-01-01'", flush=True)
 

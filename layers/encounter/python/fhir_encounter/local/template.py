@@ -49,8 +49,12 @@ _CloudFormationLoader.add_multi_constructor("!", _tag)
 
 
 def find_template(start: Path | None = None) -> Path:
-    """template.yaml in the current folder or above it, else beside this package's checkout."""
-    candidates = [start or Path.cwd(), *(start or Path.cwd()).parents, *Path(__file__).resolve().parents]
+    """template.yaml beside this package's checkout, else in ``start`` (the current folder) or above it.
+
+    The checkout comes first: run inside another SAM project, the tool still reads its own template.
+    """
+    here = start or Path.cwd()
+    candidates = [*Path(__file__).resolve().parents, here, *here.parents]
     for folder in candidates:
         path = folder / TEMPLATE_NAME
         if path.is_file():

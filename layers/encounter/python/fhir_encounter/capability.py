@@ -1,0 +1,63 @@
+"""The server's CapabilityStatement (GET /metadata), built from the one search-parameter list.
+
+FHIR clients (HAPI's generic client, SMART's fhirclient) read it before their first request.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+
+from fhir_encounter.search import RESULT_PARAMETERS, SEARCH_PARAMETERS
+
+SOFTWARE_NAME = "fhir-encounter"
+SOFTWARE_VERSION = "0.1.0"
+RELEASE_DATE = "2026-11-25"
+
+
+@lru_cache(maxsize=8)
+def capability_statement_json(base_url: str) -> str:
+    statement = {
+        "resourceType": "CapabilityStatement",
+        "status": "active",
+        "date": RELEASE_DATE,
+        "publisher": "fhir-encounter",
+        "kind": "instance",
+        "software": {"name": SOFTWARE_NAME, "version": SOFTWARE_VERSION},
+        "implementation": {
+            "description": "Serverless FHIR R4 Encounter API (read and search)",
+            "url": base_url,
+        },
+        "fhirVersion": "4.0.1",
+        "format": ["application/fhir+json", "json"],
+        "rest": [
+            {
+                "mode": "server",
+                "resource": [
+                    {
+                        "type": "Encounter",
+                        "profile": "http://hl7.org/fhir/StructureDefinition/Encounter",
+                        "interaction": [{"code": "read"}, {"code": "search-type"}],
+                        "versioning": "versioned",
+                        "readHistory": False,
+                        "conditionalRead": "not-match",
+                        "searchParam": [
+                            {
+                                "name": name,
+                                **({"definition": spec.definition} if spec.definition else {}),
+                                "type": spec.type.value,
+                                "documentation": spec.documentation,
+                            }
+                            for name, spec in SEARCH_PARAMETERS.items()
+                        ],
+                    }
+                ],
+                "searchParam": [
+                    {"name": name, "type": spec.type.value, "documentation": spec.documentation}
+                    for name, spec in RESULT_PARAMETERS.items()
+                    if name != "_cursor"
+                ],
+            }
+        ],
+    }
+    return json.dumps(statement, separators=(",", ":"))
