@@ -440,5 +440,6 @@ def test_the_summary_line_has_every_count_seconds_and_rate() -> None:
 def test_the_summary_line_counts_unreadable_files_when_there_are_some() -> None:
     report = loader.LoadReport(written=2, unreadable=3, seconds=1.0)
     assert report.summary() == (
-        "loaded 2 (written 2, unchanged 0), rejected 0, skipped 0, unreadable files 3 in 1.00 s (2 Encounters/s)"
+        "loaded 2 (written 2, unchanged 0), rejected 0, skipped 0, unreadable files 3 "
+        "in 1.00 s (2 Encounters/s)"
     )

@@ -91,7 +91,7 @@ class _Record:
     resource: Any = None
     problem: str | None = None
     skipped: bool = False
-    unreadable_file: bool = False  # the rest of the file at ``where`` cannot be read: ``problem`` says why
+    unreadable: str | None = None  # why the file at ``where`` (the rest of it) cannot be read
     size: int = 0  # input bytes (or resources) it accounts for, for the progress bar
 
 
@@ -180,9 +180,9 @@ def _load(
         for record in records:
             if record.skipped:
                 report.skipped += 1
-            elif record.unreadable_file and record.problem:
+            elif record.unreadable:
                 report.unreadable += 1
-                reject(record.where, record.problem, None)
+                reject(record.where, record.unreadable, None)
             elif problem := record.problem or encounter_problem(record.resource):
                 report.rejected += 1
                 reject(record.where, problem, record.resource)
@@ -224,8 +224,7 @@ def _file_records(path: Path) -> Iterator[_Record]:
         else:
             yield from _json_records(path)
     except OSError as error:
-        reason = f"cannot read ({error.strerror or type(error).__name__})"
-        yield _Record(str(path), problem=reason, unreadable_file=True)
+        yield _Record(str(path), unreadable=f"cannot read ({error.strerror or type(error).__name__})")
 
 
 def _ndjson_records(path: Path) -> Iterator[_Record]:
