@@ -18,6 +18,7 @@ from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEvent
 from fhir_encounter.bundle import searchset
 from fhir_encounter.capability import capability_statement_json
 from fhir_encounter.config import get_settings
+from fhir_encounter.dates import instant_now
 from fhir_encounter.observability import logger, metrics
 from fhir_encounter.outcome import (
     FHIR_JSON,
@@ -137,7 +138,7 @@ def search_encounters(event: APIGatewayProxyEvent) -> Response[str]:
         next_cursor=encode_cursor(page.next_cursor, fingerprint, settings.cursor_secret)
         if page.next_cursor
         else None,
-        last_updated=datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+        last_updated=instant_now(),
     )
     logger.info(
         "search answered",

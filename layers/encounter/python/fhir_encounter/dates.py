@@ -14,7 +14,7 @@ from __future__ import annotations
 import calendar
 import re
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date, datetime
 
 MICROS_PER_SECOND = 1_000_000
 MICROS_PER_DAY = 86_400 * MICROS_PER_SECOND
@@ -99,6 +99,11 @@ def parse_range(text: str) -> DateRange:
     low = base + int(digits.ljust(6, "0"))
     step = 10 ** (6 - len(digits))
     return DateRange(low, low + step - 1)
+
+
+def instant_now() -> str:
+    """Now as a FHIR instant in UTC, to the millisecond (meta.lastUpdated, Bundle.meta)."""
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def format_instant(micros: int) -> str:

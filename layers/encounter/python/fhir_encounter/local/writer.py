@@ -14,12 +14,13 @@ import random
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
+from fhir_encounter.dates import instant_now
 from fhir_encounter.store import schema
+from fhir_encounter.store.repository import TRANSIENT_ERROR_CODES
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
@@ -27,14 +28,6 @@ if TYPE_CHECKING:
 WRITE_BATCH = 25
 READ_BATCH = 100
 MAX_ATTEMPTS = 12
-THROTTLE_CODES = frozenset(
-    {
-        "ProvisionedThroughputExceededException",
-        "ThrottlingException",
-        "RequestLimitExceeded",
-        "InternalServerError",
-    }
-)
 
 
 class WriteFailedError(RuntimeError):
@@ -47,17 +40,13 @@ class WriteResult:
     unchanged: int = 0
 
 
-def now_instant() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
 class EncounterWriter:
     def __init__(
         self,
         client: DynamoDBClient,
         table_name: str,
         *,
-        clock: Callable[[], str] = now_instant,
+        clock: Callable[[], str] = instant_now,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self._client = client
@@ -163,7 +152,7 @@ class EncounterWriter:
                 return call(**kwargs)
             except ClientError as error:
                 if (
-                    error.response.get("Error", {}).get("Code") not in THROTTLE_CODES
+                    error.response.get("Error", {}).get("Code") not in TRANSIENT_ERROR_CODES
                     or attempt == MAX_ATTEMPTS - 1
                 ):
                     raise
