@@ -161,11 +161,7 @@ def _parse_dates(raw: Any) -> list[tuple[DateCriterion, ...]]:
 
 
 def _single_integer(raw: Any) -> Any:
-    if isinstance(raw, list):
-        if len(raw) > 1:
-            raise ValueError("must be given once")
-        raw = raw[0]
-    text = str(raw).strip()
+    text = str(_single_text(raw)).strip()
     if not (text.isascii() and text.isdigit()) or len(text) > 9:  # isdigit alone takes "²", "٣"
         raise ValueError("must be a non-negative integer")
     return int(text)
