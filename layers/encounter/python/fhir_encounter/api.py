@@ -34,7 +34,7 @@ from fhir_encounter.store.cursor import decode_cursor, encode_cursor, search_fin
 from fhir_encounter.store.repository import EncounterRepository, dynamodb_client
 
 CONTENT_TYPE = f"{FHIR_JSON}; charset=utf-8"
-# How long a first page may spend counting `total` (the functions time out at 10 s): past it the
+# How long a first page may spend counting `total` (the functions time out at 15 s): past it the
 # page is answered without a total rather than not at all.
 COUNT_BUDGET_SECONDS = 4.0
 # Responses carry patient data: no shared or browser cache may keep them.

@@ -100,9 +100,10 @@ class _Walk:
 @lru_cache(maxsize=1)
 def dynamodb_client() -> DynamoDBClient:
     settings = get_settings()
+    # Worst case 3 attempts x (1 s + 3 s) stays inside the function's 15 s timeout.
     config = Config(
-        connect_timeout=2,
-        read_timeout=5,
+        connect_timeout=1,
+        read_timeout=3,
         retries={"max_attempts": 3, "mode": "standard"},
         tcp_keepalive=True,
     )
