@@ -4,7 +4,7 @@ unknown parameters, modifiers, and the start bounds the repository relies on."""
 from __future__ import annotations
 
 import random
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from urllib.parse import parse_qs
 
 import pytest
@@ -23,13 +23,7 @@ from fhir_encounter.search import (
     parse_search,
     start_bounds,
 )
-
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
-
-def micros(text: str) -> int:
-    return (datetime.fromisoformat(text) - EPOCH) // timedelta(microseconds=1)
-
+from tests.unit.test_dates import EPOCH, micros
 
 NOW = micros("2026-01-01T00:00:00Z")
 
