@@ -1,4 +1,4 @@
-"""What both handlers share: the resolver with its error map, responses, base URL, the routes' work.
+"""What the handlers share: the resolver with its error map, responses, base URL, the routes' work.
 
 Handlers stay thin: they declare the route and call ``read_encounter`` / ``search_encounters``
 here. Every error leaves through ``_fhir_error`` or ``_unexpected_error``: an OperationOutcome.

@@ -11,7 +11,7 @@
 - No route: 404 OperationOutcome; a known path with another method: 405 OperationOutcome.
 - One line per request on stderr: method, path (never the query string: it can hold patient
   ids), status, milliseconds.
-- Lambda gives an execution environment one event at a time, and both handlers share the layer's
+- Lambda gives an execution environment one event at a time, and the handlers share the layer's
   module state (Logger keys, Metrics) here, so invocations run one at a time; threads serve the
   sockets.
 - Without an endpoint URL it runs DynamoDB Local (in memory), creates the table from the template,
