@@ -2,26 +2,23 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from aws_lambda_powertools.event_handler import Response
-from aws_lambda_powertools.logging import correlation_paths
-from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from fhir_encounter.api import create_resolver, read_encounter
-from fhir_encounter.observability import logger, metrics, tracer
-
-app = create_resolver()
+from fhir_encounter.routes import read_encounter
+from fhir_encounter.runtime import LambdaHandler, Runtime, Store
 
 
-@app.get("/Encounter/<encounter_id>")
-@tracer.capture_method(capture_response=False)
-def read(encounter_id: str) -> Response[str]:
-    return read_encounter(app.current_event, encounter_id)
+def create_handler(runtime: Runtime, store: Store) -> LambdaHandler:
+    app = runtime.resolver()
+
+    @app.get("/Encounter/<encounter_id>")
+    @runtime.tracer.capture_method(capture_response=False)
+    def read(encounter_id: str) -> Response[str]:
+        return read_encounter(app.current_event, encounter_id, runtime, store)
+
+    return runtime.handler(app)
 
 
-@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
-@tracer.capture_lambda_handler(capture_response=False)
-@metrics.log_metrics(capture_cold_start_metric=True)
-def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return app.resolve(event, context)
+# Composition root: built once at init, so SnapStart snapshots the client and its connections.
+runtime = Runtime.from_environment()
+lambda_handler = create_handler(runtime, Store.from_settings(runtime.settings))

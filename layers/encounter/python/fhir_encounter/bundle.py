@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from urllib.parse import quote
 
-from fhir_encounter.search import SearchQuery
+from fhir_encounter.search.query import SearchQuery
 
 _SAFE = "/:,"
 

@@ -1,4 +1,4 @@
-"""The server's CapabilityStatement (GET /metadata), built from the one search-parameter list.
+"""The CapabilityStatement (GET /metadata), built from the search-parameter registry.
 
 FHIR clients (HAPI's generic client, SMART's fhirclient) read it before their first request.
 """
@@ -8,11 +8,12 @@ from __future__ import annotations
 import json
 from functools import lru_cache
 
-from fhir_encounter.search import RESULT_PARAMETERS, SEARCH_PARAMETERS
+from fhir_encounter import __version__
+from fhir_encounter.errors import FHIR_JSON
+from fhir_encounter.search.parameters import RESULT_PARAMETERS, SEARCH_PARAMETERS
 
 SOFTWARE_NAME = "fhir-encounter"
-SOFTWARE_VERSION = "0.1.0"
-RELEASE_DATE = "2026-11-25"
+RELEASE_DATE = "2026-11-26"
 
 
 @lru_cache(maxsize=8)
@@ -23,13 +24,13 @@ def capability_statement_json(base_url: str) -> str:
         "date": RELEASE_DATE,
         "publisher": "fhir-encounter",
         "kind": "instance",
-        "software": {"name": SOFTWARE_NAME, "version": SOFTWARE_VERSION},
+        "software": {"name": SOFTWARE_NAME, "version": __version__},
         "implementation": {
             "description": "Serverless FHIR R4 Encounter API (read and search)",
             "url": base_url,
         },
         "fhirVersion": "4.0.1",
-        "format": ["application/fhir+json", "json"],
+        "format": [FHIR_JSON, "json"],
         "rest": [
             {
                 "mode": "server",
@@ -44,7 +45,7 @@ def capability_statement_json(base_url: str) -> str:
                         "searchParam": [
                             {
                                 "name": name,
-                                **({"definition": spec.definition} if spec.definition else {}),
+                                "definition": spec.definition,
                                 "type": spec.type.value,
                                 "documentation": spec.documentation,
                             }

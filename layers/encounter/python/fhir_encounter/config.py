@@ -1,9 +1,9 @@
-"""Settings read from the environment once, on first use (never at import, so tests can set it)."""
+"""The function's settings, read from its environment once, by its composition root."""
 
 from __future__ import annotations
 
 import os
-from functools import lru_cache
+from collections.abc import Mapping
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -15,8 +15,13 @@ class ConfigurationError(RuntimeError):
 class Settings(BaseModel):
     model_config = ConfigDict(frozen=True)
 
-    table_name: str = Field(min_length=3, max_length=255)
-    cursor_secret: str = Field(min_length=16)
+    service_name: str = "fhir-encounter"
+    log_level: str = "INFO"
+    metrics_namespace: str = "FhirEncounterApi"
+    metrics_disabled: bool = False
+    trace_disabled: bool = False
+    table_name: str | None = Field(default=None, min_length=3, max_length=255)
+    cursor_secret: str | None = Field(default=None, min_length=16)
     fhir_base_url: str | None = None
     dynamodb_endpoint_url: str | None = None
 
@@ -25,8 +30,31 @@ class Settings(BaseModel):
     def _strip_slash(cls, value: str | None) -> str | None:
         return value.rstrip("/") if value else None
 
+    @classmethod
+    def from_environment(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        source = os.environ if environ is None else environ
+        values = {field: source[name] for field, name in ENVIRONMENT.items() if source.get(name)}
+        try:
+            return cls.model_validate(values)
+        except ValidationError as error:
+            raise ConfigurationError(_names(error)) from None
+
+    def store_settings(self) -> tuple[str, str]:
+        """(table name, cursor secret): what a function that reads the table needs."""
+        missing = [
+            ENVIRONMENT[name] for name in ("table_name", "cursor_secret") if getattr(self, name) is None
+        ]
+        if self.table_name is None or self.cursor_secret is None:
+            raise ConfigurationError(f"missing environment variables: {', '.join(missing)}")
+        return self.table_name, self.cursor_secret
+
 
 ENVIRONMENT = {
+    "service_name": "POWERTOOLS_SERVICE_NAME",
+    "log_level": "POWERTOOLS_LOG_LEVEL",
+    "metrics_namespace": "POWERTOOLS_METRICS_NAMESPACE",
+    "metrics_disabled": "POWERTOOLS_METRICS_DISABLED",
+    "trace_disabled": "POWERTOOLS_TRACE_DISABLED",
     "table_name": "ENCOUNTER_TABLE",
     "cursor_secret": "CURSOR_SECRET",
     "fhir_base_url": "FHIR_BASE_URL",
@@ -34,11 +62,6 @@ ENVIRONMENT = {
 }
 
 
-@lru_cache(maxsize=1)
-def get_settings() -> Settings:
-    values = {field: os.environ[name] for field, name in ENVIRONMENT.items() if os.environ.get(name)}
-    try:
-        return Settings.model_validate(values)
-    except ValidationError as error:
-        names = sorted({ENVIRONMENT[str(issue["loc"][0])] for issue in error.errors()})
-        raise ConfigurationError(f"missing or invalid environment variables: {', '.join(names)}") from None
+def _names(error: ValidationError) -> str:
+    names = sorted({ENVIRONMENT[str(issue["loc"][0])] for issue in error.errors()})
+    return f"missing or invalid environment variables: {', '.join(names)}"

@@ -1,13 +1,13 @@
-"""FHIR references in one form: ``Type/id``.
+"""FHIR references in one form, ``Type/id``, for stored references and search values alike.
 
 ``123``, ``Patient/123``, ``https://host/base/Patient/123`` and ``Patient/123/_history/2`` all name
-the same Patient. Stored references and search values are both reduced here, so that a search
-matches whatever form the data used.
+the same Patient, so that a search matches whatever form the data used.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 
 ID_PATTERN = re.compile(r"[A-Za-z0-9\-.]{1,64}")
 _TYPE_PATTERN = re.compile(r"[A-Z][A-Za-z]{0,63}")
@@ -15,7 +15,11 @@ _HISTORY = re.compile(r"/_history/[A-Za-z0-9\-.]{1,64}$")
 
 
 class ReferenceValueError(ValueError):
-    """A text that is not a FHIR literal reference of the expected form."""
+    """Not a literal reference of an allowed type; ``resource_type`` is the type it named, if any."""
+
+    def __init__(self, message: str, resource_type: str | None = None) -> None:
+        super().__init__(message)
+        self.resource_type = resource_type
 
 
 def is_fhir_id(value: str) -> bool:
@@ -41,9 +45,20 @@ def split_reference(value: str) -> tuple[str | None, str]:
     return resource_type, resource_id
 
 
-def typed_reference(value: str) -> str:
-    """``Type/id`` of a reference that must name its type (as stored references do)."""
+def normalize_reference(value: str, allowed: Sequence[str], *, allow_bare: bool = False) -> frozenset[str]:
+    """Every ``Type/id`` the value can mean: one for a typed reference, one per allowed type for a
+    bare id (when ``allow_bare``). ReferenceValueError when it is neither, or names another type."""
     resource_type, resource_id = split_reference(value)
     if resource_type is None:
-        raise ReferenceValueError("reference has no resource type")
-    return f"{resource_type}/{resource_id}"
+        if not allow_bare:
+            raise ReferenceValueError("reference has no resource type")
+        return frozenset(f"{kind}/{resource_id}" for kind in allowed)
+    if resource_type not in allowed:
+        raise ReferenceValueError(f"reference to {resource_type}", resource_type)
+    return frozenset((f"{resource_type}/{resource_id}",))
+
+
+def stored_reference(value: str, allowed: Sequence[str]) -> str:
+    """The ``Type/id`` of a stored reference, which must name an allowed type."""
+    (reference,) = normalize_reference(value, allowed)
+    return reference

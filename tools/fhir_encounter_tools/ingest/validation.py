@@ -29,8 +29,8 @@ from pydantic import (
 from pydantic_core import ErrorDetails, PydanticCustomError
 
 from fhir_encounter.dates import DateValueError, parse_range
-from fhir_encounter.references import ReferenceValueError, is_fhir_id, split_reference
-from fhir_encounter.search import SUBJECT_TYPES
+from fhir_encounter.references import ReferenceValueError, is_fhir_id, stored_reference
+from fhir_encounter.search.parameters import SUBJECT_TYPES
 
 Status = Literal[
     "planned",
@@ -80,18 +80,15 @@ class Coding(_Element):
 
 def _typed_reference(value: str, allowed: tuple[str, ...]) -> str:
     try:
-        resource_type, resource_id = split_reference(value)
-    except ReferenceValueError:
-        resource_type, resource_id = None, ""
-    if resource_type is None:
+        return stored_reference(value, allowed)
+    except ReferenceValueError as error:
+        if error.resource_type is not None:
+            raise PydanticCustomError(
+                "reference_type", "must refer to {allowed}", {"allowed": " or ".join(allowed)}
+            ) from None
         raise PydanticCustomError(
             "reference", "is not a literal reference (Type/id, or an absolute URL ending in Type/id)"
-        )
-    if resource_type not in allowed:
-        raise PydanticCustomError(
-            "reference_type", "must refer to {allowed}", {"allowed": " or ".join(allowed)}
-        )
-    return f"{resource_type}/{resource_id}"
+        ) from None
 
 
 def _subject(value: str) -> str:

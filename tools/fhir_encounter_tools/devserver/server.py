@@ -32,7 +32,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -40,35 +40,27 @@ from types import FrameType
 from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import parse_qs, unquote, urlsplit
 
-import boto3
-
-from fhir_encounter import config
-from fhir_encounter.local.cli import PROGRAM, error_message, print_rejection
-from fhir_encounter.local.dynamodb_local import dynamodb_local
-from fhir_encounter.local.events import LocalContext, rest_api_event
-from fhir_encounter.local.loader import load_resources
-from fhir_encounter.local.seed import SEED_PATIENT, synthetic_encounters
-from fhir_encounter.local.tables import (
-    LOCAL_CREDENTIALS,
-    LOCAL_REGION,
-    create_table,
-    dynamodb_client,
-    require_table,
-)
-from fhir_encounter.local.template import Route, TemplateError, api_routes, find_template, load_template
-from fhir_encounter.local.writer import EncounterWriter
-from fhir_encounter.outcome import FHIR_JSON, FhirError, InvalidRequestError, NotFoundError, error_body
+from fhir_encounter.config import ENVIRONMENT
+from fhir_encounter.errors import CONTENT_TYPE, FhirError, InvalidRequestError, NotFoundError, error_body
 from fhir_encounter.references import ReferenceValueError, split_reference
+from fhir_encounter.store.dynamodb import LOCAL_REGION
+from fhir_encounter.store.writer import EncounterWriter
+from fhir_encounter_tools.devserver.dynamodb_local import dynamodb_local
+from fhir_encounter_tools.devserver.events import LocalContext, rest_api_event
+from fhir_encounter_tools.ingest.loader import load_resources
+from fhir_encounter_tools.ingest.seed import SEED, SEED_PATIENT, synthetic_encounters
+from fhir_encounter_tools.reporting import PROGRAM, error_message, print_rejection
+from fhir_encounter_tools.tables import create_table, require_table, tools_client
+from fhir_encounter_tools.template import Route, TemplateError, api_routes, find_template, load_template
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
 
 Handler = Callable[[dict[str, Any], Any], Any]
 
-SEED = 7  # the default of `fhir-encounter seed --random-seed`: the same sample data
 DEFAULT_STAGE = "v1"
 MAX_BODY_BYTES = 10 * 1024 * 1024  # API Gateway's payload limit
-CONTENT_TYPE = f"{FHIR_JSON}; charset=utf-8"
+DEFAULT_LOG_LEVEL = "WARNING"  # the server prints its own line per request
 _WILDCARD_HOSTS = ("", "0.0.0.0")  # noqa: S104 (only compared with, never bound here)
 _HOP_BY_HOP = frozenset({"connection", "content-length", "keep-alive", "transfer-encoding"})
 _NO_BODY = frozenset({204, 304})
@@ -118,29 +110,31 @@ def route_pattern(path: str) -> re.Pattern[str]:
     return re.compile("/" + "/".join(segments))
 
 
-def load_handler(route: Route) -> Handler:
-    """The ``lambda_handler`` that ``route.handler`` (``module.function``) names in its code dir."""
+def load_handler(route: Route, environment: Mapping[str, str] | None = None) -> Handler:
+    """The ``lambda_handler`` that ``route.handler`` (``module.function``) names in its code dir,
+    imported (and so initialised) under the function's ``environment``, as Lambda does."""
     module_name, _, function_name = route.handler.rpartition(".")
     path = route.code_dir / f"{module_name.replace('.', '/')}.py"
     spec = importlib.util.spec_from_file_location(f"{route.function}_{module_name}", path)
     if spec is None or spec.loader is None or not path.is_file():
         raise TemplateError(f"{route.function}: handler file {path} not found")
     module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    with _function_environment(environment or {}):
+        spec.loader.exec_module(module)
     handler = getattr(module, function_name, None)
     if not callable(handler):
         raise TemplateError(f"{route.function}: {path} has no function {function_name}")
     return cast(Handler, handler)
 
 
-def local_routes(routes: list[Route]) -> list[LocalRoute]:
+def local_routes(routes: list[Route], environment: Mapping[str, str] | None = None) -> list[LocalRoute]:
     """Every route with its handler (one import per function), literal paths before parameters."""
     handlers: dict[tuple[str, str], Handler] = {}
     served = []
     for route in sorted(routes, key=lambda route: route.path.count("{")):
         key = (str(route.code_dir), route.handler)
         if key not in handlers:
-            handlers[key] = load_handler(route)
+            handlers[key] = load_handler(route, environment)
         served.append(LocalRoute(route, route_pattern(route.path), handlers[key]))
     return served
 
@@ -293,7 +287,15 @@ class _RequestHandler(BaseHTTPRequestHandler):
             _log(f"{self.command or '-'} - {code} (answered by http.server)")
 
 
-def serve(*, host: str, port: int, endpoint_url: str | None, table_name: str, seed_count: int) -> int:
+def serve(
+    *,
+    host: str,
+    port: int,
+    endpoint_url: str | None,
+    table_name: str,
+    seed_count: int,
+    log_level: str = DEFAULT_LOG_LEVEL,
+) -> int:
     """Serve the API on http://host:port until Ctrl-C or SIGTERM; 0 then, 1 when it cannot start."""
     try:
         template_path = find_template()
@@ -311,14 +313,19 @@ def serve(*, host: str, port: int, endpoint_url: str | None, table_name: str, se
             if endpoint_url is None:
                 endpoint_url = stack.enter_context(dynamodb_local())
                 print(f"DynamoDB Local (in memory) on {endpoint_url}", flush=True)
-                _configure_environment(template, endpoint_url, table_name, host, base_url)
-                client = dynamodb_client(endpoint_url)
+                client = tools_client(endpoint_url)
                 create_table(client, table_name, template_path)
                 _seed(client, table_name, seed_count, base_url)
             else:
-                _configure_environment(template, endpoint_url, table_name, host, base_url)
-                require_table(dynamodb_client(endpoint_url), table_name)
-            server.routes = local_routes(routes)
+                require_table(tools_client(endpoint_url), table_name)
+            environment = function_environment(
+                template,
+                endpoint_url=endpoint_url,
+                table_name=table_name,
+                base_url=None if host in _WILDCARD_HOSTS else base_url,
+                log_level=log_level,
+            )
+            server.routes = local_routes(routes, environment)
             print(f"Serving FHIR Encounter API on {base_url}", flush=True)
             server.serve_forever()
         except KeyboardInterrupt:
@@ -331,44 +338,50 @@ def serve(*, host: str, port: int, endpoint_url: str | None, table_name: str, se
     return 0
 
 
-def _configure_environment(
-    template: dict[str, Any], endpoint_url: str, table_name: str, host: str, base_url: str
-) -> None:
-    """What the functions' environment holds in AWS, pointed at the local table; before any
-    handler (and so Powertools) is imported, since Powertools reads it then."""
+def function_environment(
+    template: dict[str, Any],
+    *,
+    endpoint_url: str,
+    table_name: str,
+    base_url: str | None,
+    log_level: str = DEFAULT_LOG_LEVEL,
+) -> dict[str, str]:
+    """The functions' environment as the template gives it, pointed at the local table. Without a
+    usable base URL (a wildcard host), links follow the request's Host header."""
     variables = template.get("Globals", {}).get("Function", {}).get("Environment", {}).get("Variables", {})
-    for name, value in variables.items():
-        if isinstance(value, str):  # plain values; !Ref and friends are resolved below
-            os.environ.setdefault(name, value)
-    os.environ.setdefault("POWERTOOLS_SERVICE_NAME", "fhir-encounter")
-    os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
-    os.environ.update(
+    environment = {name: value for name, value in variables.items() if isinstance(value, str) and value}
+    environment.update(
         {
             "ENCOUNTER_TABLE": table_name,
             "DYNAMODB_ENDPOINT_URL": endpoint_url,
             "CURSOR_SECRET": secrets.token_urlsafe(32),
+            "POWERTOOLS_LOG_LEVEL": log_level,
             "POWERTOOLS_TRACE_DISABLED": "true",
             "POWERTOOLS_METRICS_DISABLED": "true",
         }
     )
-    if host in _WILDCARD_HOSTS:  # no usable URL to name: links follow the request's Host header
-        os.environ.pop("FHIR_BASE_URL", None)
-    else:
-        os.environ["FHIR_BASE_URL"] = base_url
-    # As tables.dynamodb_client does for the tools: DynamoDB Local needs some credentials and region.
-    session = boto3.session.Session()
-    if session.get_credentials() is None:
-        os.environ["AWS_ACCESS_KEY_ID"] = LOCAL_CREDENTIALS["aws_access_key_id"]
-        os.environ["AWS_SECRET_ACCESS_KEY"] = LOCAL_CREDENTIALS["aws_secret_access_key"]
-    if session.region_name is None:
-        os.environ["AWS_DEFAULT_REGION"] = LOCAL_REGION
-    # Imported only now: Powertools reads the environment when the package's Logger is made.
-    from fhir_encounter import api
-    from fhir_encounter.store import repository
+    if base_url:
+        environment["FHIR_BASE_URL"] = base_url
+    return environment
 
-    config.get_settings.cache_clear()
-    repository.dynamodb_client.cache_clear()
-    api.encounter_repository.cache_clear()
+
+@contextmanager
+def _function_environment(environment: Mapping[str, str]) -> Iterator[None]:
+    """The process environment holds exactly the function's settings while its module initialises
+    (a setting it lacks is absent, not inherited), and is restored afterwards."""
+    names = set(environment) | set(ENVIRONMENT.values())
+    saved = {name: os.environ.get(name) for name in names}
+    for name in names:
+        os.environ.pop(name, None)
+    os.environ.update(environment)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def _seed(client: DynamoDBClient, table_name: str, count: int, base_url: str) -> None:

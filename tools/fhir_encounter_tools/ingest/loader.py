@@ -28,12 +28,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
-from fhir_encounter.local.validation import encounter_problem
-from fhir_encounter.local.writer import READ_BATCH, EncounterWriter
 from fhir_encounter.references import is_fhir_id
+from fhir_encounter.store.dynamodb import BATCH_GET_LIMIT
+from fhir_encounter.store.writer import EncounterWriter
+from fhir_encounter_tools.ingest.validation import encounter_problem
 
 SUFFIXES = (".json", ".ndjson")
-BATCH_SIZE = READ_BATCH
+BATCH_SIZE = BATCH_GET_LIMIT  # one BatchGetItem checks what the batch already holds
 _REDRAW_SECONDS = 0.1
 _RESOURCE_TYPE = re.compile(r"[A-Z][A-Za-z]{0,63}")
 
@@ -56,6 +57,7 @@ class Rejection:
 @dataclass(slots=True)
 class LoadReport:
     written: int = 0
+    reindexed: int = 0
     unchanged: int = 0
     rejected: int = 0
     skipped: int = 0
@@ -64,7 +66,7 @@ class LoadReport:
 
     @property
     def loaded(self) -> int:
-        return self.written + self.unchanged
+        return self.written + self.reindexed + self.unchanged
 
     @property
     def per_second(self) -> float:
@@ -76,8 +78,9 @@ class LoadReport:
 
     def summary(self) -> str:
         unreadable = f", unreadable files {self.unreadable}" if self.unreadable else ""
+        reindexed = f", reindexed {self.reindexed}" if self.reindexed else ""
         return (
-            f"loaded {self.loaded} (written {self.written}, unchanged {self.unchanged}), "
+            f"loaded {self.loaded} (written {self.written}{reindexed}, unchanged {self.unchanged}), "
             f"rejected {self.rejected}, skipped {self.skipped}{unreadable} "
             f"in {self.seconds:.2f} s ({self.per_second:.0f} Encounters/s)"
         )
@@ -168,6 +171,7 @@ def _load(
         if batch:
             result = writer.write(batch)
             report.written += result.written
+            report.reindexed += result.reindexed
             report.unchanged += result.unchanged
             batch.clear()
 

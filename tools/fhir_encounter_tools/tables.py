@@ -11,24 +11,14 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import boto3
-from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from fhir_encounter.local.template import load_template, table_definition
-from fhir_encounter.store import schema
+from fhir_encounter.store import keys
+from fhir_encounter.store.dynamodb import LOAD_CONFIG, dynamodb_client
+from fhir_encounter_tools.template import load_template, table_definition
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
-
-# DynamoDB Local accepts any credentials, but boto3 wants some (and a region) before it signs.
-LOCAL_CREDENTIALS = {"aws_access_key_id": "local", "aws_secret_access_key": "local"}
-LOCAL_REGION = "us-east-1"
-_CLIENT_CONFIG = Config(
-    connect_timeout=5,
-    read_timeout=30,
-    retries={"max_attempts": 3, "mode": "standard"},
-)
 
 KeySchema = tuple[str, ...]  # attribute names, HASH then RANGE
 
@@ -37,23 +27,9 @@ class TableSchemaError(RuntimeError):
     """The table exists but lacks the keys or indexes the code queries."""
 
 
-def dynamodb_client(endpoint_url: str | None) -> DynamoDBClient:
-    """A client for ``endpoint_url`` (DynamoDB Local, ...) or, when None, AWS as configured.
-
-    With an endpoint URL and no AWS credentials or region configured, dummy credentials and
-    us-east-1 are used, so that DynamoDB Local works without an AWS setup.
-    """
-    session = boto3.session.Session()
-    options: dict[str, Any] = {}
-    if endpoint_url:
-        if session.get_credentials() is None:
-            options.update(LOCAL_CREDENTIALS)
-        if session.region_name is None:
-            options["region_name"] = LOCAL_REGION
-    client: DynamoDBClient = session.client(
-        "dynamodb", endpoint_url=endpoint_url or None, config=_CLIENT_CONFIG, **options
-    )
-    return client
+def tools_client(endpoint_url: str | None) -> DynamoDBClient:
+    """The runtime's client factory with a load's patience (longer timeouts, adaptive retries)."""
+    return dynamodb_client(endpoint_url, LOAD_CONFIG)
 
 
 def create_table(client: DynamoDBClient, table_name: str, template_path: Path | None = None) -> bool:
@@ -84,12 +60,12 @@ def create_table(client: DynamoDBClient, table_name: str, template_path: Path | 
 
 
 def require_table(client: DynamoDBClient, table_name: str) -> None:
-    """Check that the table exists with the keys and indexes of ``store.schema``.
+    """Check that the table exists with the keys and indexes of ``store.keys``.
 
     Raises ClientError (ResourceNotFoundException) when it does not exist, TableSchemaError when
     it lacks a key or an index.
     """
-    _check_schema(client, table_name, (schema.PARTITION_KEY, schema.SORT_KEY), schema.INDEXES)
+    _check_schema(client, table_name, (keys.PARTITION_KEY, keys.SORT_KEY), keys.INDEXES)
 
 
 def _check_schema(

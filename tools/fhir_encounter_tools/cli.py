@@ -1,4 +1,4 @@
-"""The ``fhir-encounter`` command (also ``python -m fhir_encounter``): operator and developer tools.
+"""The ``fhir-encounter`` command (also ``python -m fhir_encounter_tools``): operator and developer tools.
 
     fhir-encounter create-table [--endpoint-url URL] [--table NAME]
     fhir-encounter load         [--endpoint-url URL] [--table NAME] PATH...
@@ -23,32 +23,15 @@ from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from botocore.exceptions import (
-    BotoCoreError,
-    ClientError,
-    ConnectTimeoutError,
-    EndpointConnectionError,
-    NoCredentialsError,
-    NoRegionError,
-    ReadTimeoutError,
-)
 from botocore.utils import is_valid_endpoint_url, is_valid_ipv6_endpoint_url
 
-from fhir_encounter.local.dynamodb_local import DynamoDBLocalError
-from fhir_encounter.local.loader import (
-    LoadReport,
-    Rejection,
-    SourceError,
-    load_paths,
-    load_resources,
-    source_files,
-)
-from fhir_encounter.local.seed import SEED_PATIENT, synthetic_encounters
-from fhir_encounter.local.tables import TableSchemaError, create_table, dynamodb_client, require_table
-from fhir_encounter.local.template import TemplateError
-from fhir_encounter.local.writer import EncounterWriter, WriteFailedError
+from fhir_encounter.store.writer import EncounterWriter
+from fhir_encounter_tools.devserver.server import DEFAULT_LOG_LEVEL, serve
+from fhir_encounter_tools.ingest.loader import LoadReport, load_paths, load_resources, source_files
+from fhir_encounter_tools.ingest.seed import SEED, SEED_PATIENT, synthetic_encounters
+from fhir_encounter_tools.reporting import PROGRAM, error_message, print_rejection
+from fhir_encounter_tools.tables import create_table, require_table, tools_client
 
-PROGRAM = "fhir-encounter"
 DEFAULT_TABLE = "encounters"
 TABLE_ENV = "ENCOUNTER_TABLE"
 ENDPOINT_ENV = "DYNAMODB_ENDPOINT_URL"
@@ -81,38 +64,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_FAILED
 
 
-def error_message(error: BaseException, *, endpoint_url: str | None, table: str) -> str | None:
-    """The one line an operator sees for a failure; None for a bug (which keeps its traceback).
-
-    The only place that maps errors to text. No AWS error text and no resource values: the
-    table, the endpoint, paths, error codes and names only.
-    """
-    where = f"at {endpoint_url}" if endpoint_url else "in AWS"
-    match error:
-        case SourceError() | TemplateError() | TableSchemaError() | DynamoDBLocalError():
-            return str(error)
-        case WriteFailedError():
-            return f"{error} (table '{table}' {where}); loading again resumes without duplicates"
-        case EndpointConnectionError() | ConnectTimeoutError():
-            return f"cannot reach DynamoDB {where}"
-        case ReadTimeoutError():
-            return f"DynamoDB {where} did not answer in time"
-        case NoCredentialsError():
-            return "no AWS credentials: configure them (aws configure, AWS_PROFILE) or pass --endpoint-url"
-        case NoRegionError():
-            return "no AWS region: set AWS_REGION (or AWS_DEFAULT_REGION) or pass --endpoint-url"
-        case ClientError():
-            code = error.response.get("Error", {}).get("Code") or "unknown error"
-            if code == "ResourceNotFoundException":
-                return f"table '{table}' does not exist {where}: run `{PROGRAM} create-table` first"
-            return f"DynamoDB {where} refused the request ({code})"
-        case BotoCoreError():
-            return f"DynamoDB client failed ({type(error).__name__})"
-    return None
-
-
 def _create_table(args: argparse.Namespace) -> int:
-    client = dynamodb_client(args.endpoint_url)
+    client = tools_client(args.endpoint_url)
     created = create_table(client, args.table)
     state = "created" if created else "already exists"
     where = f"at {args.endpoint_url}" if args.endpoint_url else f"in AWS {client.meta.region_name}"
@@ -146,26 +99,20 @@ def _seed(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from fhir_encounter.local.server import serve  # here: server imports this module
-
     return serve(
         host=args.host,
         port=args.port,
         endpoint_url=args.endpoint_url,
         table_name=args.table,
         seed_count=args.seed_count,
+        log_level=args.log_level,
     )
 
 
 def _writer(args: argparse.Namespace) -> EncounterWriter:
-    client = dynamodb_client(args.endpoint_url)
+    client = tools_client(args.endpoint_url)
     require_table(client, args.table)
     return EncounterWriter(client, args.table)
-
-
-def print_rejection(rejection: Rejection) -> None:
-    """The line for an Encounter (or a file) that is not loaded; ``serve``'s seeding uses it too."""
-    print(f"rejected {rejection}", file=sys.stderr)
 
 
 @contextmanager
@@ -266,7 +213,9 @@ def _parser() -> argparse.ArgumentParser:
     load.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="a file, or a directory of them")
     seed = command("seed", _seed, "Write realistic synthetic Encounters, the same ones for the same seed.")
     seed.add_argument("--count", type=_count, default=500, metavar="N", help="how many (default: 500)")
-    seed.add_argument("--random-seed", type=int, default=7, metavar="S", help="random seed (default: 7)")
+    seed.add_argument(
+        "--random-seed", type=int, default=SEED, metavar="S", help=f"random seed (default: {SEED})"
+    )
     serve = command(
         "serve", _serve, "Serve the API locally, as API Gateway would (starts DynamoDB Local without a URL)."
     )
@@ -278,5 +227,12 @@ def _parser() -> argparse.ArgumentParser:
         default=500,
         metavar="N",
         help="Encounters to seed into the DynamoDB Local it starts (default: 500)",
+    )
+    serve.add_argument(
+        "--log-level",
+        type=str.upper,
+        choices=("DEBUG", "INFO", "WARNING", "ERROR"),
+        default=DEFAULT_LOG_LEVEL,
+        help=f"the functions' Powertools log level (default: {DEFAULT_LOG_LEVEL})",
     )
     return parser

@@ -1,8 +1,7 @@
-"""The one error map: every failure a client can see, as FHIR OperationOutcome and HTTP status.
+"""The FHIR error family: each failure a client can see, with its HTTP status and issue code.
 
-Handlers raise a ``FhirError``; ``outcome_response`` turns it, or any unexpected exception, into
-the response. Diagnostics name what was wrong (a parameter name, an id the client sent) and never
-carry stack traces, AWS error text or stored data.
+Texts name what was wrong (a parameter name, an id the client sent), never stack traces, AWS
+error text or stored data. ``runtime.create_resolver`` maps them to responses.
 """
 
 from __future__ import annotations
@@ -11,6 +10,7 @@ import json
 from typing import Any, ClassVar
 
 FHIR_JSON = "application/fhir+json"
+CONTENT_TYPE = f"{FHIR_JSON}; charset=utf-8"
 INTERNAL_ERROR_TEXT = "The server could not complete the request. It has been logged; try again later."
 RETRY_AFTER_SECONDS = 2
 

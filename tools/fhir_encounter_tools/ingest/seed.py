@@ -15,8 +15,9 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
-from fhir_encounter.local.validation import STATUSES
+from fhir_encounter_tools.ingest.validation import STATUSES
 
+SEED = 7  # the default random seed: `serve` and `seed` write the same sample data
 SEED_PATIENT = "patient-0001"
 SEED_PATIENT_EVERY = 25
 ENCOUNTERS_PER_PATIENT = 4

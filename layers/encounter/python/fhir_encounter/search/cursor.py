@@ -16,7 +16,7 @@ import hmac
 import json
 from dataclasses import dataclass
 
-from fhir_encounter.outcome import InvalidRequestError
+from fhir_encounter.errors import InvalidRequestError
 
 _VERSION = 1
 _SIGNATURE_BYTES = 16

@@ -1,0 +1,134 @@
+"""The route bodies the handlers call: request in, FHIR response out. They parse, plan, read
+through the repository, page and build the Bundle; no boto3 and no hand-built responses here."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+from email.utils import format_datetime
+
+from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEvent
+
+from fhir_encounter.bundle import searchset
+from fhir_encounter.capability import capability_statement_json
+from fhir_encounter.dates import instant_now
+from fhir_encounter.errors import InvalidRequestError
+from fhir_encounter.references import is_fhir_id
+from fhir_encounter.runtime import Runtime, Store, fhir_response
+from fhir_encounter.search.cursor import decode_cursor, encode_cursor, search_fingerprint
+from fhir_encounter.search.paging import select_page
+from fhir_encounter.search.planning import plan
+from fhir_encounter.search.query import parse_search
+from fhir_encounter.store.dynamodb import ReadCost
+
+# How long a first page may spend counting `total` (the functions time out at 15 s): past it the
+# page is answered without a total rather than not at all.
+COUNT_BUDGET_SECONDS = 4.0
+
+
+def read_encounter(
+    event: APIGatewayProxyEvent, encounter_id: str, runtime: Runtime, store: Store
+) -> Response[str]:
+    if not is_fhir_id(encounter_id):
+        raise InvalidRequestError(
+            "Invalid Encounter id: a FHIR id is 1 to 64 characters of A-Z, a-z, 0-9, '-' and '.'"
+        )
+    stored = store.repository.get(encounter_id)
+    headers = {"ETag": f'W/"{stored.version_id}"', "Last-Modified": _http_date(stored.last_updated)}
+    if_none_match = event.headers.get("If-None-Match")
+    if if_none_match and _etag_matches(if_none_match, stored.version_id):
+        return fhir_response(304, None, headers)
+    runtime.logger.info("encounter read", extra={"encounter_id": encounter_id})
+    runtime.count("EncounterReads", 1)
+    return fhir_response(200, stored.resource_json, headers)
+
+
+def search_encounters(event: APIGatewayProxyEvent, runtime: Runtime, store: Store) -> Response[str]:
+    started = time.perf_counter()
+    query, ignored = parse_search(event.multi_value_query_string_parameters, strict=_prefers_strict(event))
+    fingerprint = search_fingerprint(query.criteria_params, query.count, query.total_mode)
+    cursor = (
+        decode_cursor(query.cursor, fingerprint, query.offset, store.cursor_secret) if query.cursor else None
+    )
+    now = time.time_ns() // 1000
+    search_plan = plan(query, cursor, now)
+    cost = ReadCost()
+    rows = store.repository.rows(search_plan, cost)
+    deadline = time.monotonic() + COUNT_BUDGET_SECONDS
+    page = select_page(
+        (row for row in rows if query.matches(row, now)),
+        query,
+        cursor,
+        out_of_time=lambda: time.monotonic() > deadline,
+    )
+    resources = store.repository.resources(page.rows, cost)
+    next_offset = query.offset + len(resources) if resources and page.has_more else None
+    body = searchset(
+        base_url=base_url(event, runtime),
+        query=query,
+        resources=resources,
+        total=page.total,
+        next_offset=next_offset,
+        next_cursor=encode_cursor(page.next_cursor, fingerprint, store.cursor_secret)
+        if page.next_cursor
+        else None,
+        last_updated=instant_now(),
+    )
+    runtime.logger.info(
+        "search answered",
+        extra={
+            "parameters": [name for name, _ in query.criteria_params],
+            "ignored_parameters": ignored,
+            "count": query.count,
+            "offset": query.offset,
+            "index": search_plan.index,
+            "queries": cost.queries,
+            "rows_read": cost.rows,
+            "read_units": round(cost.read_units, 2),
+            "total": page.total,
+            "returned": len(resources),
+            "resumed": cursor is not None,
+            "count_stopped": page.count_stopped,
+            "ms": round((time.perf_counter() - started) * 1000, 1),
+        },
+    )
+    runtime.count("SearchReadUnits", cost.read_units)
+    return fhir_response(200, body)
+
+
+def capability_statement(event: APIGatewayProxyEvent, runtime: Runtime) -> Response[str]:
+    return fhir_response(200, capability_statement_json(base_url(event, runtime)))
+
+
+def base_url(event: APIGatewayProxyEvent, runtime: Runtime) -> str:
+    """The FHIR base: FHIR_BASE_URL, else scheme and Host plus what precedes the resource path
+    (the stage on an execute-api domain, a base path mapping on a custom domain, nothing locally)."""
+    configured = runtime.settings.fhir_base_url
+    if configured:
+        return configured
+    headers = event.headers  # Powertools headers are case-insensitive
+    scheme = headers.get("X-Forwarded-Proto") or "https"
+    host = headers.get("Host") or event.request_context.domain_name or "localhost"
+    full_path = event.request_context.path or event.path
+    prefix = full_path[: -len(event.path)] if event.path and full_path.endswith(event.path) else ""
+    return f"{scheme.split(',')[0].strip()}://{host}{prefix.rstrip('/')}"
+
+
+def _etag_matches(if_none_match: str, version_id: str) -> bool:
+    """If-None-Match uses the weak comparison (RFC 9110 13.1.2): W/ is ignored; * matches any."""
+    tags = [tag.strip().removeprefix("W/") for tag in if_none_match.split(",")]
+    return "*" in tags or f'"{version_id}"' in tags
+
+
+def _prefers_strict(event: APIGatewayProxyEvent) -> bool:
+    """RFC 7240: comma-separated preferences, each possibly followed by ';'-parameters."""
+    prefer = event.headers.get("Prefer") or ""
+    return any(part.split(";")[0].strip().lower() == "handling=strict" for part in prefer.split(","))
+
+
+def _http_date(instant: str) -> str:
+    try:
+        return format_datetime(datetime.fromisoformat(instant).astimezone(UTC), usegmt=True)
+    except ValueError:
+        return format_datetime(datetime.now(UTC), usegmt=True)

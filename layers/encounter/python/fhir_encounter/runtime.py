@@ -1,0 +1,119 @@
+"""Composition: what a function builds once at init (its settings, Powertools objects, DynamoDB
+client and repository) and hands down, so that they live in the SnapStart snapshot; and the
+one error map from exceptions to OperationOutcome responses."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.metrics import MetricUnit
+
+from fhir_encounter.config import Settings
+from fhir_encounter.errors import CONTENT_TYPE, FhirError, InternalError, NotFoundError, error_body
+from fhir_encounter.store.dynamodb import dynamodb_client
+from fhir_encounter.store.repository import EncounterRepository
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.typing import LambdaContext
+    from mypy_boto3_dynamodb.client import DynamoDBClient
+
+LambdaHandler = Callable[[dict[str, Any], "LambdaContext"], dict[str, Any]]
+# Responses carry patient data: no shared or browser cache may keep them.
+COMMON_HEADERS = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}
+
+
+@dataclass(frozen=True, slots=True)
+class Runtime:
+    """Settings and the Powertools objects, configured from the settings (never from import-time
+    environment reads)."""
+
+    settings: Settings
+    logger: Logger
+    tracer: Tracer
+    metrics: Metrics
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Runtime:
+        return cls(
+            settings,
+            Logger(service=settings.service_name, level=settings.log_level),
+            Tracer(service=settings.service_name, disabled=settings.trace_disabled),
+            Metrics(service=settings.service_name, namespace=settings.metrics_namespace),
+        )
+
+    @classmethod
+    def from_environment(cls) -> Runtime:
+        return cls.from_settings(Settings.from_environment())
+
+    def count(self, name: str, value: float) -> None:
+        if not self.settings.metrics_disabled:
+            self.metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
+
+    def resolver(self) -> APIGatewayRestResolver:
+        """A resolver whose every error leaves as an OperationOutcome."""
+        app = APIGatewayRestResolver()
+        logger = self.logger
+
+        @app.exception_handler(FhirError)  # type: ignore[untyped-decorator]
+        def _fhir_error(error: FhirError) -> Response[str]:
+            log = logger.warning if error.status >= 500 else logger.info
+            log("request failed", extra={"status": error.status, "code": error.code})
+            return error_response(error)
+
+        @app.exception_handler(Exception)  # type: ignore[untyped-decorator]
+        def _unexpected_error(error: Exception) -> Response[str]:
+            logger.exception("unexpected error", extra={"error_type": type(error).__name__})
+            return error_response(InternalError())
+
+        @app.not_found
+        def _no_route(_: Exception) -> Response[str]:
+            event = app.current_event
+            return error_response(NotFoundError(f"No route for {event.http_method} {event.path}"))
+
+        return app
+
+    def handler(self, app: APIGatewayRestResolver) -> LambdaHandler:
+        """The Lambda entry point for a resolver, with logging context, tracing and metrics."""
+
+        def resolve(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+            return app.resolve(event, context)
+
+        handler: LambdaHandler = self.tracer.capture_lambda_handler(resolve, capture_response=False)
+        if not self.settings.metrics_disabled:
+            handler = self.metrics.log_metrics(handler, capture_cold_start_metric=True)
+        decorated: LambdaHandler = self.logger.inject_lambda_context(
+            handler, correlation_id_path=correlation_paths.API_GATEWAY_REST
+        )
+        return decorated
+
+
+@dataclass(frozen=True, slots=True)
+class Store:
+    """What a function that reads the table needs: the repository and the cursor key."""
+
+    repository: EncounterRepository
+    cursor_secret: str
+
+    @classmethod
+    def from_settings(cls, settings: Settings, client: DynamoDBClient | None = None) -> Store:
+        table_name, cursor_secret = settings.store_settings()
+        client = client or dynamodb_client(settings.dynamodb_endpoint_url)
+        return cls(EncounterRepository(client, table_name), cursor_secret)
+
+
+def error_response(error: FhirError) -> Response[str]:
+    return fhir_response(error.status, error_body(error), error.headers())
+
+
+def fhir_response(status: int, body: str | None, headers: dict[str, str] | None = None) -> Response[str]:
+    return Response(
+        status_code=status,
+        content_type=CONTENT_TYPE if body is not None else None,
+        body=body,
+        headers={**COMMON_HEADERS, **(headers or {})},
+    )

@@ -1,0 +1,388 @@
+"""The one registry of Encounter search parameters.
+
+Each entry says how a value parses, what the writer extracts into index attributes, how an index
+row matches, and which index can serve it. The query model, the stored attributes, the GSI
+projections, the CapabilityStatement and the README table are all derived from it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from fhir_encounter.dates import NEG_INFINITY, POS_INFINITY, DateRange, DateValueError, parse_range
+from fhir_encounter.references import ReferenceValueError, is_fhir_id, normalize_reference, stored_reference
+from fhir_encounter.store import keys
+
+
+class ParamType(StrEnum):
+    TOKEN = "token"  # noqa: S105 (a FHIR search parameter type)
+    REFERENCE = "reference"
+    DATE = "date"
+    NUMBER = "number"
+    STRING = "string"
+
+
+class FieldKind(StrEnum):
+    """How a field is stored: one string, a string set, or a [low, high] range of integers."""
+
+    STRING = "string"
+    STRING_SET = "string-set"
+    RANGE = "range"
+
+
+@dataclass(frozen=True, slots=True)
+class IndexField:
+    """A value the writer extracts from every Encounter and every index row carries."""
+
+    name: str
+    kind: FieldKind
+    attributes: tuple[str, ...]  # one attribute; (low, high) for a RANGE
+    extract: Callable[[Mapping[str, Any]], Any]  # the resource -> the value, or None
+
+
+@dataclass(frozen=True, slots=True)
+class IndexRow:
+    """An Encounter as an index row: enough to decide a match without reading the resource."""
+
+    id: str
+    sort_key: str
+    values: Mapping[str, Any]  # IndexField.name -> value (absent: the Encounter has none)
+    resource: str | None = None  # the resource JSON, when the read that found the row carried it
+
+
+@dataclass(frozen=True, slots=True)
+class DateCriterion:
+    prefix: str
+    search: DateRange
+
+
+@dataclass(frozen=True, slots=True)
+class SearchParameter:
+    """One search parameter: what it is (for FHIR), how it parses, matches and is served."""
+
+    name: str
+    type: ParamType
+    definition: str
+    documentation: str  # the CapabilityStatement's text and the README's "Matches" column
+    accepts: str  # the README's "Accepts" column
+    parse: Callable[[str], Any]  # one value (between commas); ValueError with a message when invalid
+    field: IndexField | None  # None: the logical id (the item key)
+    match: Callable[[Any, tuple[Any, ...], int], bool]  # (row value, the OR-ed values, now)
+    index: str | None = None  # the index (or "table") whose partition key the values are
+    partitions: Callable[[Any], Iterable[str]] | None = None  # partition keys of one value
+    start_bounds: Callable[[Any, int], DateRange] | None = None  # bounds on period.start it implies
+
+    def row_value(self, row: IndexRow) -> Any:
+        return row.id if self.field is None else row.values.get(self.field.name)
+
+
+@dataclass(frozen=True, slots=True)
+class ResultParameter:
+    name: str
+    type: ParamType
+    documentation: str
+    accepts: str
+
+
+# ---- fields: what the writer extracts ----------------------------------------------------------
+
+SUBJECT_TYPES = ("Patient", "Group")  # Encounter.subject: Reference(Patient | Group)
+ENCOUNTER_STATUS_SYSTEM = "http://hl7.org/fhir/encounter-status"
+
+
+def period_range(resource: Mapping[str, Any]) -> DateRange | None:
+    """[start, end] of Encounter.period at each one's precision; None without a period."""
+    period = resource.get("period")
+    if not isinstance(period, Mapping) or not (period.get("start") or period.get("end")):
+        return None
+    start, end = period.get("start"), period.get("end")
+    low = parse_range(start).low if start else NEG_INFINITY
+    high = parse_range(end).high if end else POS_INFINITY
+    return DateRange(low, high)
+
+
+def _subject(resource: Mapping[str, Any]) -> str | None:
+    reference = (resource.get("subject") or {}).get("reference")
+    return stored_reference(reference, SUBJECT_TYPES) if reference else None
+
+
+def _appointments(resource: Mapping[str, Any]) -> frozenset[str] | None:
+    refs = frozenset(
+        stored_reference(ref["reference"], ("Appointment",))
+        for ref in resource.get("appointment") or ()
+        if ref.get("reference")
+    )
+    return refs or None
+
+
+def _status(resource: Mapping[str, Any]) -> str | None:
+    status = resource.get("status")
+    return status if isinstance(status, str) and status else None
+
+
+SUBJECT = IndexField("subject", FieldKind.STRING, (keys.ATTR_SUBJECT,), _subject)
+APPOINTMENTS = IndexField("appointments", FieldKind.STRING_SET, (keys.ATTR_APPOINTMENTS,), _appointments)
+PERIOD = IndexField("period", FieldKind.RANGE, (keys.ATTR_PERIOD_LO, keys.ATTR_PERIOD_HI), period_range)
+STATUS = IndexField("status", FieldKind.STRING, (keys.ATTR_STATUS,), _status)
+INDEX_FIELDS = (SUBJECT, APPOINTMENTS, PERIOD, STATUS)
+
+# Bump when an extract function changes what it returns for the same resource. Together with the
+# field list it makes INDEX_VERSION, which the writer stores: a reload rewrites out-of-date items.
+EXTRACTION_REVISION = 1
+INDEX_VERSION = hashlib.sha256(
+    json.dumps(
+        [EXTRACTION_REVISION, [(f.name, f.kind, f.attributes) for f in INDEX_FIELDS]], separators=(",", ":")
+    ).encode()
+).hexdigest()[:12]
+
+
+# ---- value parsers: one value between commas; ValueError names what is wrong -----------------
+
+
+def _parse_id(value: str) -> str:
+    if not is_fhir_id(value):
+        raise ValueError("'_id' values must be FHIR ids ([A-Za-z0-9-.], 1 to 64 characters)")
+    return value
+
+
+def _reference_parser(name: str, allowed: tuple[str, ...]) -> Callable[[str], frozenset[str]]:
+    """A reference value as the set of ``Type/id`` it can mean (a bare id: each allowed type)."""
+
+    def parse(value: str) -> frozenset[str]:
+        try:
+            return normalize_reference(value, allowed, allow_bare=True)
+        except ReferenceValueError as error:
+            if error.resource_type is None:
+                raise ValueError(
+                    f"'{name}' needs an id, a reference like {allowed[0]}/123, or a URL"
+                ) from None
+            raise ValueError(
+                f"'{name}' refers to {' or '.join(allowed)}, not {error.resource_type}"
+            ) from None
+
+    return parse
+
+
+DATE_PREFIXES = ("eq", "ne", "gt", "lt", "ge", "le", "sa", "eb", "ap")
+AP_TOLERANCE_DIVISOR = 10  # ap: 10% of the gap between now and the search value
+
+
+def _parse_date(value: str) -> DateCriterion:
+    prefix, text = (value[:2], value[2:]) if value[:2] in DATE_PREFIXES else ("eq", value)
+    try:
+        return DateCriterion(prefix, parse_range(text))
+    except DateValueError:
+        raise ValueError(
+            "'date' needs an optional prefix (eq, ne, gt, lt, ge, le, sa, eb, ap) and a FHIR date "
+            "such as 2021, 2021-06, 2021-06-15 or 2021-06-15T10:30:00Z"
+        ) from None
+
+
+ANY_CODE = ""  # ``system|``: any code of the system (an empty code is never a parsed value)
+
+
+def _parse_status(value: str) -> str | None:
+    """A token: ``code``, ``system|code`` or ``system|``; None when the system is another one
+    (or none, ``|code``): Encounter.status is a code of the encounter-status system only."""
+    if not value:
+        raise ValueError("'status' needs a code, such as finished")
+    if "|" not in value:
+        return value
+    system, _, code = value.partition("|")
+    if system != ENCOUNTER_STATUS_SYSTEM:
+        return None
+    return code or ANY_CODE
+
+
+# ---- match rules: (row value, OR-ed values, now) ------------------------------------------------
+
+
+def _is_one_of(value: str, values: tuple[str, ...], now: int) -> bool:
+    return value in values
+
+
+def _in_any(value: str | None, values: tuple[frozenset[str], ...], now: int) -> bool:
+    return value is not None and any(value in v for v in values)
+
+
+def _shares_any(refs: frozenset[str] | None, values: tuple[frozenset[str], ...], now: int) -> bool:
+    return refs is not None and any(not refs.isdisjoint(v) for v in values)
+
+
+def _status_matches(status: str | None, values: tuple[str | None, ...], now: int) -> bool:
+    return status is not None and any(v in (ANY_CODE, status) for v in values)
+
+
+def _date_matches_any(period: DateRange | None, values: tuple[DateCriterion, ...], now: int) -> bool:
+    return any(date_matches(period, criterion, now) for criterion in values)
+
+
+def date_matches(period: DateRange | None, criterion: DateCriterion, now: int) -> bool:
+    """FHIR R4 date search: the search range S against the target T = [start, end]; no period: never."""
+    if period is None:
+        return False
+    t_lo, t_hi = period.low, period.high
+    s_lo, s_hi = criterion.search.low, criterion.search.high
+    eq = s_lo <= t_lo and t_hi <= s_hi
+    match criterion.prefix:
+        case "eq":
+            return eq
+        case "ne":
+            return not eq
+        case "gt":
+            return t_hi > s_hi
+        case "lt":
+            return t_lo < s_lo
+        case "ge":
+            return t_hi > s_hi or eq
+        case "le":
+            return t_lo < s_lo or eq
+        case "sa":
+            return t_lo > s_hi
+        case "eb":
+            return t_hi < s_lo
+        case _:  # ap
+            tolerance = abs(now - s_lo) // AP_TOLERANCE_DIVISOR
+            return t_lo <= s_hi + tolerance and t_hi >= s_lo - tolerance
+
+
+def date_start_bounds(criterion: DateCriterion, now: int) -> DateRange:
+    """Bounds on period.start that every match of the criterion satisfies (a missing start is -inf)."""
+    s_lo, s_hi = criterion.search.low, criterion.search.high
+    match criterion.prefix:
+        case "eq":
+            return DateRange(s_lo, s_hi)
+        case "lt" | "eb":
+            return DateRange(NEG_INFINITY, s_lo - 1)
+        case "le":
+            return DateRange(NEG_INFINITY, s_hi)
+        case "sa":
+            return DateRange(s_hi + 1, POS_INFINITY)
+        case "ap":
+            return DateRange(NEG_INFINITY, s_hi + abs(now - s_lo) // AP_TOLERANCE_DIVISOR)
+        case _:  # ne, gt, ge put no bound on the start
+            return DateRange(NEG_INFINITY, POS_INFINITY)
+
+
+def _same(value: frozenset[str]) -> Iterable[str]:
+    return value
+
+
+# ---- the registry -------------------------------------------------------------------------------
+
+_SP = "http://hl7.org/fhir/SearchParameter/"
+TABLE = "table"  # the _id "index": BatchGetItem on the table's own key
+
+SEARCH_PARAMETERS: dict[str, SearchParameter] = {
+    p.name: p
+    for p in (
+        SearchParameter(
+            name="_id",
+            type=ParamType.TOKEN,
+            definition=f"{_SP}Resource-id",
+            documentation="Logical id of the Encounter",
+            accepts="`abc`, `abc,def`",
+            parse=_parse_id,
+            field=None,
+            match=_is_one_of,
+            index=TABLE,
+        ),
+        SearchParameter(
+            name="patient",
+            type=ParamType.REFERENCE,
+            definition=f"{_SP}clinical-patient",
+            documentation="The Patient present at the encounter (a subject that is a Patient)",
+            accepts="`123`, `Patient/123`, `https://host/fhir/Patient/123`",
+            parse=_reference_parser("patient", ("Patient",)),
+            field=SUBJECT,
+            match=_in_any,
+            index=keys.SUBJECT_INDEX,
+            partitions=_same,
+        ),
+        SearchParameter(
+            name="subject",
+            type=ParamType.REFERENCE,
+            definition=f"{_SP}Encounter-subject",
+            documentation="The patient or group present at the encounter",
+            accepts="`Patient/123`, `Group/7`, an absolute URL, or a bare `123` (any subject type)",
+            parse=_reference_parser("subject", SUBJECT_TYPES),
+            field=SUBJECT,
+            match=_in_any,
+            index=keys.SUBJECT_INDEX,
+            partitions=_same,
+        ),
+        SearchParameter(
+            name="appointment",
+            type=ParamType.REFERENCE,
+            definition=f"{_SP}Encounter-appointment",
+            documentation="The appointment that scheduled this encounter (any of Encounter.appointment)",
+            accepts="`9`, `Appointment/9`, an absolute URL",
+            parse=_reference_parser("appointment", ("Appointment",)),
+            field=APPOINTMENTS,
+            match=_shares_any,
+            index=keys.APPOINTMENT_INDEX,
+            partitions=_same,
+        ),
+        SearchParameter(
+            name="date",
+            type=ParamType.DATE,
+            definition=f"{_SP}clinical-date",
+            documentation="A date within the period the Encounter lasted (all R4 prefixes)",
+            accepts=(
+                "`[prefix]value`: prefixes `eq` (default) `ne` `gt` `lt` `ge` `le` `sa` `eb` `ap`; "
+                "values `2021`, `2021-06`, `2021-06-15`, `2021-06-15T10:30`, `2021-06-15T10:30:00`, "
+                "`…:00.123`; a time may carry `Z` or `±hh:mm` "
+                "(none = UTC; a `+` sent unencoded is understood)"
+            ),
+            parse=_parse_date,
+            field=PERIOD,
+            match=_date_matches_any,
+            start_bounds=date_start_bounds,
+        ),
+        SearchParameter(
+            name="status",
+            type=ParamType.TOKEN,
+            definition=f"{_SP}Encounter-status",
+            documentation="Encounter.status: planned, arrived, triaged, in-progress, onleave, finished, …",
+            accepts=f"`finished`, `planned,in-progress`, `{ENCOUNTER_STATUS_SYSTEM}|finished`",
+            parse=_parse_status,
+            field=STATUS,
+            match=_status_matches,
+        ),
+    )
+}
+
+RESULT_PARAMETERS: dict[str, ResultParameter] = {
+    p.name: p
+    for p in (
+        ResultParameter(
+            "_count",
+            ParamType.NUMBER,
+            "Page size: default 10, maximum 100, 0 returns only the total",
+            "`0` to `100` (default 10; more is clamped to 100; `0` returns only `total`)",
+        ),
+        ResultParameter(
+            "_offset",
+            ParamType.NUMBER,
+            "Index of the first match on the page: default 0",
+            "`0`, `1`, … (default 0; past the end gives an empty page)",
+        ),
+        ResultParameter(
+            "_total",
+            ParamType.TOKEN,
+            "accurate (default) or estimate: count every match; none: no total, cheaper",
+            "`accurate` (default), `estimate` (same as accurate), `none`",
+        ),
+        ResultParameter(
+            "_cursor",
+            ParamType.STRING,
+            "Opaque continuation token that next links carry; do not build it",
+            "only as found in a `next` link",
+        ),
+    )
+}

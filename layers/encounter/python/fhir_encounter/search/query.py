@@ -1,0 +1,149 @@
+"""The search request as a validated model: query-string parsing and the unknown-parameter policy.
+
+Criteria are parsed by their registry entries; the result parameters by pydantic types. A
+repeated parameter is AND, a comma inside one value is OR (FHIR R4 3.1.1).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+
+from fhir_encounter.errors import InvalidRequestError, NotSupportedError
+from fhir_encounter.search.parameters import (
+    RESULT_PARAMETERS,
+    SEARCH_PARAMETERS,
+    IndexRow,
+    ParamType,
+    SearchParameter,
+)
+
+DEFAULT_COUNT = 10
+MAX_COUNT = 100
+MAX_VALUES_PER_PARAMETER = 100
+TOTAL_MODES = ("accurate", "estimate", "none")
+TotalMode = Literal["accurate", "estimate", "none"]
+
+
+@dataclass(frozen=True, slots=True)
+class Criterion:
+    """One occurrence of a search parameter: its values OR together."""
+
+    parameter: SearchParameter
+    text: str  # as the client sent it: what links carry
+    values: tuple[Any, ...]  # parsed by the parameter
+
+
+def _ascii_integer(value: object) -> object:
+    """Digits 0-9 only (int() also takes "²" and "٣"), at most 9 of them."""
+    if isinstance(value, str):
+        text = value.strip()
+        if not (text.isascii() and text.isdigit()) or len(text) > 9:
+            raise ValueError("must be a non-negative integer")
+        return int(text)
+    return value
+
+
+NonNegativeInt = Annotated[int, BeforeValidator(_ascii_integer), Field(ge=0)]
+PageSize = Annotated[NonNegativeInt, AfterValidator(lambda count: min(count, MAX_COUNT))]
+
+
+class SearchQuery(BaseModel):
+    """A validated Encounter search: an AND of criteria, and how to page through the matches."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True)
+
+    criteria: tuple[Criterion, ...] = ()
+    count: PageSize = Field(default=DEFAULT_COUNT, alias="_count")
+    offset: NonNegativeInt = Field(default=0, alias="_offset")
+    total_mode: TotalMode = Field(default="accurate", alias="_total")
+    cursor: str | None = Field(default=None, alias="_cursor")
+
+    @property
+    def criteria_params(self) -> tuple[tuple[str, str], ...]:
+        """(name, value) as the client gave them, in registry order: what links carry."""
+        return tuple((c.parameter.name, c.text) for c in self.criteria)
+
+    @property
+    def counts_total(self) -> bool:
+        """_total=none skips counting: the walk stops one match after the page."""
+        return self.total_mode != "none"
+
+    def values_of(self, name: str) -> list[tuple[Any, ...]]:
+        """The OR-ed values of each occurrence of one parameter."""
+        return [c.values for c in self.criteria if c.parameter.name == name]
+
+    def matches(self, row: IndexRow, now: int) -> bool:
+        """Whether one Encounter (as its index row) satisfies every criterion."""
+        return all(c.parameter.match(c.parameter.row_value(row), c.values, now) for c in self.criteria)
+
+
+def parse_search(
+    multi_value_params: Mapping[str, Sequence[str]] | None, *, strict: bool = False
+) -> tuple[SearchQuery, list[str]]:
+    """The validated query, and the names of the parameters it ignored.
+
+    Unknown parameters are ignored (400 under ``Prefer: handling=strict``); modifiers are a 400;
+    empty values are ignored.
+    """
+    accepted: dict[str, list[str]] = {}
+    ignored: list[str] = []
+    for key, values in (multi_value_params or {}).items():
+        name, _, modifier = key.partition(":")
+        if name not in SEARCH_PARAMETERS and name not in RESULT_PARAMETERS:
+            ignored.append(key)
+            continue
+        if modifier:
+            raise NotSupportedError(f"Search parameter '{name}' does not support the modifier ':{modifier}'")
+        present = [value for value in values if value.strip()]
+        if name in SEARCH_PARAMETERS and SEARCH_PARAMETERS[name].type is ParamType.DATE:
+            # An unencoded '+' of a zone offset arrives decoded as a space: restore it.
+            present = [value.replace(" ", "+") for value in present]
+        if present:
+            accepted[name] = present
+    if strict and ignored:
+        raise NotSupportedError(f"Unknown search parameter(s): {', '.join(sorted(ignored))}")
+    criteria = [
+        _criterion(parameter, text)
+        for name, parameter in SEARCH_PARAMETERS.items()
+        for text in _bounded(name, accepted.get(name, ()))
+    ]
+    results: dict[str, Any] = {"criteria": tuple(criteria)}
+    for name in RESULT_PARAMETERS:
+        if name in accepted:
+            if len(accepted[name]) > 1:
+                raise _invalid(name, "must be given once")
+            results[name] = accepted[name][0]
+    try:
+        query = SearchQuery.model_validate(results)
+    except ValidationError as error:
+        first = error.errors()[0]
+        if first["type"] == "literal_error":
+            message = f"must be one of {', '.join(TOTAL_MODES)}"
+        else:
+            message = str(first.get("ctx", {}).get("error", first["msg"]))
+        raise _invalid(str(first["loc"][0]), message) from None
+    return query, sorted(ignored)
+
+
+def _bounded(name: str, values: Sequence[str]) -> Sequence[str]:
+    if sum(len(value.split(",")) for value in values) > MAX_VALUES_PER_PARAMETER:
+        raise InvalidRequestError(
+            f"Search parameter '{name}' has more than {MAX_VALUES_PER_PARAMETER} values"
+        )
+    return values
+
+
+def _criterion(parameter: SearchParameter, text: str) -> Criterion:
+    try:
+        values = tuple(parameter.parse(value.strip()) for value in text.split(","))
+    except ValueError as error:
+        raise _invalid(parameter.name, str(error)) from None
+    return Criterion(parameter, text, values)
+
+
+def _invalid(name: str, message: str) -> InvalidRequestError:
+    return InvalidRequestError(f"Invalid value for search parameter '{name}': {message}")

@@ -1,0 +1,79 @@
+"""The Encounter table's key design: attribute and index names (a test holds them equal to
+template.yaml) and the one builder of item keys and sort keys. The README explains the design."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fhir_encounter.dates import NEG_INFINITY, format_instant
+
+PARTITION_KEY = "pk"
+SORT_KEY = "sk"
+ENCOUNTER_SK = "Encounter"
+APPOINTMENT_SK_PREFIX = "appointment|"
+META_PK = "_meta"  # "_" cannot start a FHIR id: never an Encounter's partition
+BUCKETS_SK = "period-start-buckets"
+
+SUBJECT_INDEX = "subject-index"
+APPOINTMENT_INDEX = "appointment-index"
+PERIOD_START_INDEX = "period-start-index"
+
+ATTR_RESOURCE = "resource"
+ATTR_VERSION_ID = "version_id"
+ATTR_LAST_UPDATED = "last_updated"
+ATTR_CONTENT_HASH = "content_hash"
+ATTR_INDEX_VERSION = "index_version"
+ATTR_SORT_KEY = "sort_key"
+ATTR_SUBJECT = "subject_ref"
+ATTR_LINK_SUBJECT = "link_subject_ref"  # the subject on link items: not a subject-index key
+ATTR_APPOINTMENT = "appointment_ref"
+ATTR_APPOINTMENTS = "appointment_refs"
+ATTR_BUCKET = "start_bucket"
+ATTR_PERIOD_LO = "period_lo"
+ATTR_PERIOD_HI = "period_hi"
+ATTR_STATUS = "status_code"
+ATTR_BUCKETS = "buckets"
+
+# index name -> (partition key attribute, sort key attribute): compared with template.yaml by a test.
+INDEXES = {
+    SUBJECT_INDEX: (ATTR_SUBJECT, ATTR_SORT_KEY),
+    APPOINTMENT_INDEX: (ATTR_APPOINTMENT, ATTR_SORT_KEY),
+    PERIOD_START_INDEX: (ATTR_BUCKET, ATTR_SORT_KEY),
+}
+# Attributes that link items carry under another name, so that they stay out of an index.
+LINK_RENAMES = {ATTR_SUBJECT: ATTR_LINK_SUBJECT}
+LINK_INDEX = APPOINTMENT_INDEX  # the index that holds link items (and only them)
+
+NO_START = "0000-00-00T00:00:00.000000Z"
+NO_START_BUCKET = NO_START[:7]
+LAST_BUCKET = "9999-99"
+SORT_KEY_END = "~"  # after every sort key
+
+Item = dict[str, Any]  # a low-level DynamoDB item: {"name": {"S": "..."}}
+
+
+def encounter_key(encounter_id: str) -> Item:
+    return {PARTITION_KEY: {"S": encounter_id}, SORT_KEY: {"S": ENCOUNTER_SK}}
+
+
+def link_key(encounter_id: str, appointment_ref: str) -> Item:
+    return {PARTITION_KEY: {"S": encounter_id}, SORT_KEY: {"S": APPOINTMENT_SK_PREFIX + appointment_ref}}
+
+
+def bucket_directory_key() -> Item:
+    return {PARTITION_KEY: {"S": META_PK}, SORT_KEY: {"S": BUCKETS_SK}}
+
+
+def start_text(start: int) -> str:
+    """period.start as sort-key text: a fixed-width UTC instant, or NO_START (sorts first)."""
+    return NO_START if start == NEG_INFINITY else format_instant(start)
+
+
+def sort_key_of(start: int, encounter_id: str) -> str:
+    """``<start>#<id>``: string order is (start, id) order, a missing start first."""
+    return f"{start_text(start)}#{encounter_id}"
+
+
+def bucket_of(sort_key: str) -> str:
+    """The UTC month of the start (``2021-06``; ``0000-00`` without one): a period-index partition."""
+    return sort_key[:7]
