@@ -60,7 +60,7 @@ spec = importlib.util.spec_from_file_location("app", "functions/read_encounter/a
 READ = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(READ)
 imported = time.perf_counter()
-from fhir_encounter.local.events import LocalContext, rest_api_event
+from fhir_encounter_tools.devserver.events import LocalContext, rest_api_event
 event = rest_api_event(method="GET", path="/Encounter/{encounter_id}", resource="/Encounter/{{id}}",
                        path_parameters={{"id": "{encounter_id}"}})
 response = READ.lambda_handler(event, LocalContext())
@@ -92,19 +92,19 @@ def main() -> int:
     args = parser.parse_args()
 
     # tests.conftest sets the test environment when imported: import it first, then override.
-    from tests.conftest import TEST_SECRET, read, search
+    from tests.support import TEST_SECRET, read, search
 
     os.environ.update({"ENCOUNTER_TABLE": TABLE, "POWERTOOLS_LOG_LEVEL": "ERROR"})
     import boto3
 
     from fhir_encounter import api, config
-    from fhir_encounter.local.dynamodb_local import dynamodb_local
-    from fhir_encounter.local.seed import synthetic_encounters
-    from fhir_encounter.local.tables import create_table
-    from fhir_encounter.local.writer import EncounterWriter
-    from fhir_encounter.search import parse_search
+    from fhir_encounter_tools.devserver.dynamodb_local import dynamodb_local
+    from fhir_encounter_tools.ingest.seed import synthetic_encounters
+    from fhir_encounter_tools.tables import create_table
+    from fhir_encounter.store.writer import EncounterWriter
+    from fhir_encounter.search.query import parse_search
     from fhir_encounter.store import repository
-    from fhir_encounter.store.cursor import decode_cursor, search_fingerprint
+    from fhir_encounter.search.cursor import decode_cursor, search_fingerprint
 
     results: dict[str, float] = {}
     with dynamodb_local() as endpoint:

@@ -27,11 +27,11 @@ from urllib.parse import parse_qs, parse_qsl, urlencode, urlsplit
 
 import pytest
 
-from fhir_encounter.local.cli import main
-from fhir_encounter.local.dynamodb_local import dynamodb_local, free_port
-from fhir_encounter.local.tables import create_table, dynamodb_client
-from fhir_encounter.local.writer import EncounterWriter
-from tests.conftest import ROOT, encounter
+from fhir_encounter_tools.cli import main
+from fhir_encounter_tools.devserver.dynamodb_local import dynamodb_local, free_port
+from fhir_encounter_tools.tables import create_table, dynamodb_client
+from fhir_encounter.store.writer import EncounterWriter
+from tests.support import ROOT, encounter
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient

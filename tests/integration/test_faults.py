@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from fhir_encounter.local.dynamodb_local import dynamodb_local, free_port
-from fhir_encounter.local.tables import create_table, dynamodb_client
-from fhir_encounter.local.writer import EncounterWriter
-from tests.conftest import encounter
+from fhir_encounter_tools.devserver.dynamodb_local import dynamodb_local, free_port
+from fhir_encounter_tools.tables import create_table, dynamodb_client
+from fhir_encounter.store.writer import EncounterWriter
+from tests.support import encounter
 from tests.integration.conftest import Api, issue, start_server, stop_server
 
 pytestmark = pytest.mark.integration

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import ROOT
+from tests.support import ROOT
 from tests.integration.conftest import DATA, TABLE, Api, CliRun, run_cli
 
 pytestmark = pytest.mark.integration

@@ -15,8 +15,8 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from fhir_encounter.local.dynamodb_local import free_port
-from tests.conftest import ROOT
+from fhir_encounter_tools.devserver.dynamodb_local import free_port
+from tests.support import ROOT
 from tests.integration.conftest import Api, Server, issue, start_server, stop_server
 
 pytestmark = pytest.mark.integration

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.conftest import encounter
+from tests.support import encounter
 
 ENCOUNTERS: list[dict[str, Any]] = [
     encounter(

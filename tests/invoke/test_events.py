@@ -19,8 +19,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from fhir_encounter.local.events import LocalContext
-from tests.conftest import HANDLERS, ROOT, ids_of
+from fhir_encounter_tools.devserver.events import LocalContext
+from tests.support import HANDLERS, ROOT, ids_of
 from tests.invoke.fixtures import ALL_IN_ORDER, ENCOUNTERS, by_id
 
 EVENT_FILES = sorted((ROOT / "events").glob("*.json"))

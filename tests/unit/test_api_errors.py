@@ -14,10 +14,10 @@ from botocore.exceptions import ConnectTimeoutError, EndpointConnectionError, Re
 from botocore.stub import Stubber
 
 from fhir_encounter import config
-from fhir_encounter.local.events import LocalContext, rest_api_event
+from fhir_encounter_tools.devserver.events import LocalContext, rest_api_event
 from fhir_encounter.store import repository
-from fhir_encounter.store.cursor import BAD_CURSOR_TEXT
-from tests.conftest import READ, SEARCH, encounter, ids_of, read, search
+from fhir_encounter.search.cursor import BAD_CURSOR_TEXT
+from tests.support import READ, SEARCH, encounter, ids_of, read, search
 
 Put = Callable[..., None]
 FHIR_JSON = "application/fhir+json; charset=utf-8"

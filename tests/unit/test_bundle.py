@@ -9,7 +9,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from fhir_encounter.bundle import search_url, searchset
-from fhir_encounter.search import parse_search
+from fhir_encounter.search.query import parse_search
 
 BASE = "https://api.example.org/v1"
 LAST_UPDATED = "2026-01-01T00:00:00.000Z"

@@ -14,10 +14,11 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from fhir_encounter.local import cli, template
-from fhir_encounter.local.loader import BATCH_SIZE
-from fhir_encounter.local.writer import EncounterWriter, WriteFailedError
-from tests.conftest import ROOT, TEST_TABLE, encounter
+from fhir_encounter_tools import cli, template
+from fhir_encounter_tools.ingest.loader import BATCH_SIZE
+from fhir_encounter.store.writer import EncounterWriter
+from fhir_encounter.store.dynamodb import UnprocessedError
+from tests.support import ROOT, TEST_TABLE, encounter
 
 DATA = ROOT / "tests" / "data"
 UNREACHABLE = "http://127.0.0.1:9"
@@ -157,7 +158,7 @@ def test_a_write_failure_midway_prints_the_summary_so_far_then_one_error_line(
     def write_once(self: EncounterWriter, resources: Any) -> Any:
         calls.append(1)
         if len(calls) > 1:
-            raise WriteFailedError("DynamoDB left items unprocessed after every retry")
+            raise UnprocessedError("DynamoDB left items unprocessed after every retry")
         return original(self, resources)
 
     monkeypatch.setattr(EncounterWriter, "write", write_once)
@@ -214,7 +215,7 @@ def test_seed_writes_count_encounters_and_reseeding_changes_nothing(
 def test_serve_seeds_through_the_same_validation_as_seed(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, table: Any
 ) -> None:
-    from fhir_encounter.local import server
+    from fhir_encounter_tools.devserver import server
 
     def synthetic(count: int, seed: int) -> Iterator[dict[str, Any]]:
         yield from (encounter("good"), encounter("bad", status="done"), encounter("good", status="planned"))
@@ -294,7 +295,7 @@ def test_serve_passes_its_arguments_to_the_server(monkeypatch: pytest.MonkeyPatc
         calls.append(kwargs)
         return 0
 
-    monkeypatch.setattr("fhir_encounter.local.server.serve", serve)
+    monkeypatch.setattr("fhir_encounter_tools.devserver.server.serve", serve)
     monkeypatch.delenv("DYNAMODB_ENDPOINT_URL", raising=False)
     assert cli.main(["serve", "--port", "3456", "--seed-count", "20"]) == 0
     assert (

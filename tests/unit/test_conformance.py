@@ -13,7 +13,7 @@ from fhir.resources.R4B.bundle import Bundle
 from fhir.resources.R4B.encounter import Encounter
 from fhir.resources.R4B.operationoutcome import OperationOutcome
 
-from tests.conftest import encounter, ids_of, read, search
+from tests.support import encounter, ids_of, read, search
 
 # The shape of the reference API's example Encounter (ids changed).
 CANVAS_STYLE: dict[str, Any] = {
@@ -114,9 +114,9 @@ def test_errors_are_valid_operation_outcomes(data: None) -> None:
 def test_the_capability_statement_parses_and_lists_every_search_parameter() -> None:
     from fhir.resources.R4B.capabilitystatement import CapabilityStatement
 
-    from fhir_encounter.local.events import rest_api_event
-    from fhir_encounter.search import SEARCH_PARAMETERS
-    from tests.conftest import invoke
+    from fhir_encounter_tools.devserver.events import rest_api_event
+    from fhir_encounter.search.parameters import SEARCH_PARAMETERS
+    from tests.support import invoke
 
     status, headers, body = invoke(rest_api_event(method="GET", path="/metadata", resource="/metadata"))
     assert status == 200

@@ -9,8 +9,8 @@ import json
 
 import pytest
 
-from fhir_encounter.outcome import InvalidRequestError
-from fhir_encounter.store.cursor import (
+from fhir_encounter.errors import InvalidRequestError
+from fhir_encounter.search.cursor import (
     BAD_CURSOR_TEXT,
     Cursor,
     decode_cursor,

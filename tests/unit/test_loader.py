@@ -16,11 +16,12 @@ from typing import Any
 
 import pytest
 
-from fhir_encounter.local import loader
-from fhir_encounter.local.loader import Rejection, SourceError, load_paths, load_resources
-from fhir_encounter.local.writer import EncounterWriter, WriteFailedError, WriteResult
-from fhir_encounter.store import schema
-from tests.conftest import TEST_TABLE, encounter
+from fhir_encounter_tools.ingest import loader
+from fhir_encounter_tools.ingest.loader import Rejection, SourceError, load_paths, load_resources
+from fhir_encounter.store.writer import EncounterWriter, WriteResult
+from fhir_encounter.store.dynamodb import UnprocessedError
+from fhir_encounter.store import keys as schema
+from tests.support import TEST_TABLE, encounter
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 NDJSON = DATA / "encounters.ndjson"
@@ -335,14 +336,14 @@ def test_the_report_tells_what_was_written_when_writing_fails_midway(table: Any)
     class FailingWriter(EncounterWriter):
         def write(self, resources: Iterable[dict[str, Any]]) -> WriteResult:
             if self.calls:
-                raise WriteFailedError("DynamoDB left items unprocessed after every retry")
+                raise UnprocessedError("DynamoDB left items unprocessed after every retry")
             self.calls += 1
             return super().write(resources)
 
         calls = 0
 
     report = loader.LoadReport()
-    with pytest.raises(WriteFailedError):
+    with pytest.raises(UnprocessedError):
         load_resources(
             (encounter(f"e{n}") for n in range(250)),
             FailingWriter(table, TEST_TABLE),

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from fhir_encounter.api import error_response
-from fhir_encounter.outcome import (
+from fhir_encounter.errors import (
     INTERNAL_ERROR_TEXT,
     FhirError,
     InternalError,

@@ -10,7 +10,7 @@ import pytest
 
 from fhir_encounter import api
 from fhir_encounter.store import repository
-from tests.conftest import encounter, ids_of, search
+from tests.support import encounter, ids_of, search
 
 
 @pytest.fixture

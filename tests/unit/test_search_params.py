@@ -10,8 +10,8 @@ from urllib.parse import parse_qs
 import pytest
 
 from fhir_encounter.dates import NEG_INFINITY, POS_INFINITY, DateRange, parse_range
-from fhir_encounter.outcome import InvalidRequestError, NotSupportedError
-from fhir_encounter.search import (
+from fhir_encounter.errors import InvalidRequestError, NotSupportedError
+from fhir_encounter.search.parameters import (
     DATE_PREFIXES,
     RESULT_PARAMETERS,
     SEARCH_PARAMETERS,

@@ -7,11 +7,11 @@ from typing import Any
 
 import pytest
 
-from fhir_encounter.local.loader import load_resources
-from fhir_encounter.local.seed import SEED_PATIENT, synthetic_encounters
-from fhir_encounter.local.validation import STATUSES, encounter_problem
-from fhir_encounter.local.writer import EncounterWriter
-from tests.conftest import TEST_TABLE, ids_of, search
+from fhir_encounter_tools.ingest.loader import load_resources
+from fhir_encounter_tools.ingest.seed import SEED_PATIENT, synthetic_encounters
+from fhir_encounter_tools.ingest.validation import STATUSES, encounter_problem
+from fhir_encounter.store.writer import EncounterWriter
+from tests.support import TEST_TABLE, ids_of, search
 
 SEEDED = list(synthetic_encounters(500, 7))
 

@@ -15,15 +15,15 @@ from typing import Any
 
 import pytest
 
-from fhir_encounter.local.server import (
+from fhir_encounter_tools.devserver.server import (
     LocalApiServer,
     LocalRoute,
     MethodNotAllowedError,
     match_route,
     route_pattern,
 )
-from fhir_encounter.local.template import Route
-from fhir_encounter.outcome import NotFoundError
+from fhir_encounter_tools.template import Route
+from fhir_encounter.errors import NotFoundError
 
 READ = Route("GET", "/Encounter/{id}", "ReadEncounterFunction", Path("functions/read"), "app.lambda_handler")
 SEARCH = Route(

@@ -11,11 +11,11 @@ import pytest
 from botocore.exceptions import ClientError, NoRegionError
 from moto import mock_aws
 
-from fhir_encounter.local import tables
-from fhir_encounter.local.tables import TableSchemaError, create_table, dynamodb_client, require_table
-from fhir_encounter.local.template import TemplateError
-from fhir_encounter.store import schema
-from tests.conftest import ROOT, TEST_TABLE
+from fhir_encounter_tools import tables
+from fhir_encounter_tools.tables import TableSchemaError, create_table, dynamodb_client, require_table
+from fhir_encounter_tools.template import TemplateError
+from fhir_encounter.store import keys as schema
+from tests.support import ROOT, TEST_TABLE
 
 TEMPLATE = ROOT / "template.yaml"
 

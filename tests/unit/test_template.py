@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 from fhir_encounter.config import ENVIRONMENT
-from fhir_encounter.local.template import api_routes, load_template
-from fhir_encounter.store import schema
+from fhir_encounter_tools.template import api_routes, load_template
+from fhir_encounter.store import keys as schema
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = load_template(ROOT / "template.yaml")
@@ -117,7 +117,7 @@ def test_every_setting_is_declared_so_sam_local_env_vars_can_set_it() -> None:
 
 
 def test_the_readme_documents_every_parameter_and_route() -> None:
-    from fhir_encounter.search import RESULT_PARAMETERS, SEARCH_PARAMETERS
+    from fhir_encounter.search.parameters import RESULT_PARAMETERS, SEARCH_PARAMETERS
 
     readme = (ROOT / "README.md").read_text()
     for name in [*SEARCH_PARAMETERS, *RESULT_PARAMETERS]:

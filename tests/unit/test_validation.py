@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from fhir_encounter.local.validation import MAX_RESOURCE_BYTES, STATUSES, encounter_problem
-from tests.conftest import encounter
+from fhir_encounter_tools.ingest.validation import MAX_RESOURCE_BYTES, STATUSES, encounter_problem
+from tests.support import encounter
 
 
 def with_changes(**changes: Any) -> dict[str, Any]:

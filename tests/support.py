@@ -1,0 +1,136 @@
+"""Test helpers: Encounter builders, the handlers under test, and invocation as API Gateway would."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qs
+
+from fhir_encounter.config import Settings
+from fhir_encounter.runtime import LambdaHandler, Runtime, Store
+from fhir_encounter_tools.devserver.events import LocalContext, rest_api_event
+from tests.environment import TEST_ENVIRONMENT, TEST_SECRET, TEST_TABLE
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb.client import DynamoDBClient
+
+ROOT = Path(__file__).resolve().parents[1]
+TEST_SETTINGS = Settings.from_environment(TEST_ENVIRONMENT)
+Response = tuple[int, dict[str, str], Any]
+
+
+def encounter(
+    encounter_id: str,
+    *,
+    subject: str | None = "Patient/p1",
+    start: str | None = None,
+    end: str | None = None,
+    appointments: Sequence[str] = (),
+    status: str = "finished",
+) -> dict[str, Any]:
+    resource: dict[str, Any] = {
+        "resourceType": "Encounter",
+        "id": encounter_id,
+        "status": status,
+        "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "AMB"},
+    }
+    if subject:
+        resource["subject"] = {"reference": subject}
+    if start or end:
+        resource["period"] = {k: v for k, v in (("start", start), ("end", end)) if v}
+    if appointments:
+        resource["appointment"] = [{"reference": ref} for ref in appointments]
+    return resource
+
+
+def load_function(function: str) -> ModuleType:
+    """functions/<function>/app.py, imported from its file as Lambda would run it."""
+    path = ROOT / "functions" / function / "app.py"
+    spec = importlib.util.spec_from_file_location(f"{function}_app", path)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+READ = load_function("read_encounter")
+SEARCH = load_function("search_encounters")
+CAPABILITY = load_function("capability_statement")
+
+
+def build_handlers(client: DynamoDBClient, settings: Settings = TEST_SETTINGS) -> dict[str, LambdaHandler]:
+    """Each function's handler, composed as its app.py does, on ``client``: by API resource."""
+    runtime = Runtime.from_settings(settings)
+    store = Store.from_settings(settings, client)
+    return {
+        "/Encounter/{id}": READ.create_handler(runtime, store),
+        "/Encounter": SEARCH.create_handler(runtime, store),
+        "/metadata": CAPABILITY.create_handler(runtime),
+    }
+
+
+_handlers: list[dict[str, LambdaHandler]] = []  # the handlers of the test's table (a stack)
+
+
+@contextmanager
+def handlers_on(
+    client: DynamoDBClient, settings: Settings = TEST_SETTINGS
+) -> Iterator[dict[str, LambdaHandler]]:
+    """Makes ``invoke``, ``search`` and ``read`` use handlers composed on ``client`` while it lasts."""
+    _handlers.append(build_handlers(client, settings))
+    try:
+        yield _handlers[-1]
+    finally:
+        _handlers.pop()
+
+
+def invoke(event: dict[str, Any]) -> Response:
+    """Pass an event to the handler that owns its resource; (status, headers, parsed body)."""
+    assert _handlers, "invoke needs the table fixture (or handlers_on)"
+    response = _handlers[-1][event["resource"]](event, LocalContext())  # type: ignore[arg-type]
+    return response_parts(response)
+
+
+def response_parts(response: dict[str, Any]) -> Response:
+    body = json.loads(response["body"]) if response.get("body") else None
+    headers = {
+        **response.get("headers", {}),
+        **{k: v[0] for k, v in response.get("multiValueHeaders", {}).items()},
+    }
+    return response["statusCode"], headers, body
+
+
+def search(
+    query: str | Mapping[str, Sequence[str]] = "", headers: Mapping[str, str] | None = None
+) -> Response:
+    """Invoke search with a query string (``a=1&a=2``) or a multi-value dict."""
+    if isinstance(query, str):
+        query = parse_qs(query, keep_blank_values=True)
+    return invoke(
+        rest_api_event(method="GET", path="/Encounter", resource="/Encounter", query=query, headers=headers)
+    )
+
+
+def read(encounter_id: str, headers: Mapping[str, str] | None = None) -> Response:
+    return invoke(
+        rest_api_event(
+            method="GET",
+            path=f"/Encounter/{encounter_id}",
+            resource="/Encounter/{id}",
+            path_parameters={"id": encounter_id},
+            headers=headers,
+        )
+    )
+
+
+def ids_of(bundle: dict[str, Any]) -> list[str]:
+    return [entry["resource"]["id"] for entry in bundle.get("entry", [])]
+
+
+Writer = Callable[..., None]
