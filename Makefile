@@ -15,7 +15,7 @@ SAM_ENV := PATH="$(dir $(PYTHON313)):$$PATH" AWS_DEFAULT_REGION=$${AWS_DEFAULT_R
 PORT ?= 3000
 HOST ?= 127.0.0.1
 
-.PHONY: help setup run test lint format typecheck template build test-unit test-invoke test-integration bench clean
+.PHONY: help setup run test lint format typecheck template build test-unit test-functional test-invoke test-integration bench clean
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -41,7 +41,7 @@ setup: $(PY) $(DYNAMODB_LOCAL) ## Create the python3.13 venv and install DynamoD
 run: $(PY) $(DYNAMODB_LOCAL) ## Serve the API on http://127.0.0.1:3000 with DynamoDB Local and seeded data
 	$(VENV)/bin/fhir-encounter serve --host $(HOST) --port $(PORT)
 
-test: lint typecheck template test-unit test-invoke test-integration ## Everything CI checks: lint, types, template, all test suites
+test: lint typecheck template test-unit test-functional test-invoke test-integration ## Everything CI checks: lint, types, template, all test suites
 
 format: $(PY) ## Reformat the code with ruff
 	$(VENV)/bin/ruff format .
@@ -62,8 +62,11 @@ template: $(PY) $(SAM) ## cfn-lint, sam validate --lint and sam build
 
 build: template ## Same as template: sam build into .aws-sam/build
 
-test-unit: $(PY) ## Unit tests (moto)
+test-unit: $(PY) ## Unit tests: pure modules, no database
 	$(PY) -m pytest tests/unit -q
+
+test-functional: $(PY) ## Functional tests on moto: repository, handlers, writer, loader, CLI
+	$(PY) -m pytest tests/functional -q
 
 test-invoke: $(PY) ## Every events/*.json through its lambda_handler (moto)
 	$(PY) -m pytest tests/invoke -q

@@ -134,3 +134,11 @@ def ids_of(bundle: dict[str, Any]) -> list[str]:
 
 
 Writer = Callable[..., None]
+
+
+def micros(text: str) -> int:
+    """Microseconds since the epoch of an ISO instant that names its zone, computed with ``datetime``
+    (independently of fhir_encounter.dates)."""
+    from datetime import UTC, datetime, timedelta
+
+    return (datetime.fromisoformat(text) - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(microseconds=1)

@@ -11,7 +11,9 @@ import pytest
 
 from fhir_encounter.config import ENVIRONMENT
 from fhir_encounter_tools.template import api_routes, load_template
+from fhir_encounter.search.parameters import RESULT_PARAMETERS, SEARCH_PARAMETERS
 from fhir_encounter.store import keys as schema
+from fhir_encounter.store.items import projections
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = load_template(ROOT / "template.yaml")
@@ -36,7 +38,7 @@ def test_every_index_projects_what_a_match_needs_and_no_resource(index: dict[str
     projection = index["Projection"]
     assert projection["ProjectionType"] == "INCLUDE"
     keys = {key["AttributeName"] for key in index["KeySchema"]}
-    assert set(schema.PROJECTED[index["IndexName"]]) == set(projection["NonKeyAttributes"]) - keys
+    assert set(projections()[index["IndexName"]]) == set(projection["NonKeyAttributes"]) - keys
     assert schema.ATTR_RESOURCE not in projection["NonKeyAttributes"]
 
 
@@ -88,7 +90,7 @@ def test_every_route_has_its_handler_and_an_event_file() -> None:
     for route in routes:
         module, function = route.handler.split(".")
         source = (route.code_dir / f"{module}.py").read_text()
-        assert f"def {function}(" in source
+        assert f"\n{function} = create_handler(" in source
     resources = {json.loads(path.read_text())["resource"] for path in (ROOT / "events").glob("*.json")}
     assert resources == {route.path for route in routes}
 
@@ -116,11 +118,17 @@ def test_every_setting_is_declared_so_sam_local_env_vars_can_set_it() -> None:
     assert set(ENVIRONMENT.values()) <= declared
 
 
-def test_the_readme_documents_every_parameter_and_route() -> None:
-    from fhir_encounter.search.parameters import RESULT_PARAMETERS, SEARCH_PARAMETERS
-
+def test_the_readme_table_is_the_registry() -> None:
+    """The README's search-parameter table has one row per registry entry, in its order and words."""
     readme = (ROOT / "README.md").read_text()
-    for name in [*SEARCH_PARAMETERS, *RESULT_PARAMETERS]:
-        assert f"| `{name}` |" in readme, name
+    rows = [line for line in readme.splitlines() if line.startswith("| `") and line.count(" | ") == 3]
+    expected = [
+        f"| `{p.name}` | {p.type.value} | {p.accepts} | {p.documentation} |" for p in SEARCH_PARAMETERS.values()
+    ] + [f"| `{p.name}` | {p.type.value} | {p.accepts} | {p.documentation} |" for p in RESULT_PARAMETERS.values()]
+    assert rows == expected
+
+
+def test_every_route_is_in_the_readme() -> None:
+    readme = (ROOT / "README.md").read_text()
     for route in api_routes(TEMPLATE, ROOT):
         assert f"`{route.method} {route.path}" in readme, route.path

@@ -1,9 +1,6 @@
-"""The searchset Bundle: a pure function of (page, query, base URL, cursor token).
-
-Links are rebuilt from the parsed query in a fixed order (criteria in SEARCH_PARAMETERS order,
-then ``_count``, ``_offset`` and, on next links, ``_cursor``), so one request always yields the
-same URLs. Stored resources are JSON text and are spliced in as they are, without a parse.
-"""
+"""The searchset Bundle, a pure function of (page, query, base URL, cursor). Links are rebuilt from
+the parsed query in a fixed order, so one request always yields the same URLs; stored resources
+are spliced in as JSON text, without a parse."""
 
 from __future__ import annotations
 

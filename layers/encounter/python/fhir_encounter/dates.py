@@ -1,12 +1,7 @@
-"""FHIR date, dateTime and instant values as ranges of UTC microseconds.
+"""FHIR date, dateTime and instant values as inclusive ranges of UTC microseconds.
 
-A FHIR date value stands for the whole span its precision names: ``2021`` is all of 2021,
-``2021-06-15T10:30`` is one minute. ``parse_range`` turns a value into the inclusive range
-``[low, high]`` of microseconds since 1970-01-01T00:00:00Z. A value without a time zone is read
-as UTC. Fractions finer than a microsecond are cut to the microsecond.
-
-Stored Encounter periods and search values go through the same function, so both sides of a
-comparison agree on precision and time zone.
+A value stands for the whole span its precision names (``2021`` is all of 2021; no zone is UTC).
+Stored periods and search values go through the same parser, so both sides agree.
 """
 
 from __future__ import annotations

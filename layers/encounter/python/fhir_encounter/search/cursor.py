@@ -1,11 +1,5 @@
-"""Opaque, signed paging cursors.
-
-A next link carries ``_cursor``: the sort key of the last Encounter on the page, the offset and
-total of the page it leads to, and a fingerprint of the search, signed with HMAC-SHA256. With it,
-a next page resumes the index walk right after that key instead of re-reading every earlier row.
-A cursor that was altered, signed by another key, made for another search or another ``_offset``
-is rejected with 400.
-"""
+"""Opaque continuation cursors, signed with HMAC-SHA256: the last sort key of a page, the next
+offset and the total, bound to one search. A tampered, foreign or stale cursor is a 400."""
 
 from __future__ import annotations
 

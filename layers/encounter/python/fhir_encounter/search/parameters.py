@@ -1,8 +1,6 @@
-"""The one registry of Encounter search parameters.
-
-Each entry says how a value parses, what the writer extracts into index attributes, how an index
-row matches, and which index can serve it. The query model, the stored attributes, the GSI
-projections, the CapabilityStatement and the README table are all derived from it.
+"""The one registry of Encounter search parameters: for each, how a value parses, what the writer
+extracts into index attributes, how a row matches and which index serves it. The query model,
+stored attributes, GSI projections, CapabilityStatement and README table all derive from it.
 """
 
 from __future__ import annotations
@@ -69,7 +67,7 @@ class SearchParameter:
     type: ParamType
     definition: str
     documentation: str  # the CapabilityStatement's text and the README's "Matches" column
-    accepts: str  # the README's "Accepts" column
+    accepts: str  # the README's "Accepts" column (Markdown)
     parse: Callable[[str], Any]  # one value (between commas); ValueError with a message when invalid
     field: IndexField | None  # None: the logical id (the item key)
     match: Callable[[Any, tuple[Any, ...], int], bool]  # (row value, the OR-ed values, now)
@@ -128,7 +126,7 @@ def _status(resource: Mapping[str, Any]) -> str | None:
 SUBJECT = IndexField("subject", FieldKind.STRING, (keys.ATTR_SUBJECT,), _subject)
 APPOINTMENTS = IndexField("appointments", FieldKind.STRING_SET, (keys.ATTR_APPOINTMENTS,), _appointments)
 PERIOD = IndexField("period", FieldKind.RANGE, (keys.ATTR_PERIOD_LO, keys.ATTR_PERIOD_HI), period_range)
-STATUS = IndexField("status", FieldKind.STRING, (keys.ATTR_STATUS,), _status)
+STATUS = IndexField("status", FieldKind.STRING, ("status_code",), _status)
 INDEX_FIELDS = (SUBJECT, APPOINTMENTS, PERIOD, STATUS)
 
 # Bump when an extract function changes what it returns for the same resource. Together with the
@@ -348,8 +346,8 @@ SEARCH_PARAMETERS: dict[str, SearchParameter] = {
             name="status",
             type=ParamType.TOKEN,
             definition=f"{_SP}Encounter-status",
-            documentation="Encounter.status: planned, arrived, triaged, in-progress, onleave, finished, …",
-            accepts=f"`finished`, `planned,in-progress`, `{ENCOUNTER_STATUS_SYSTEM}|finished`",
+            documentation="Encounter.status (planned, arrived, triaged, in-progress, onleave, finished, …)",
+            accepts=f"`finished`, `planned,in-progress`, `{ENCOUNTER_STATUS_SYSTEM}\\|finished`",
             parse=_parse_status,
             field=STATUS,
             match=_status_matches,

@@ -31,7 +31,6 @@ ATTR_APPOINTMENTS = "appointment_refs"
 ATTR_BUCKET = "start_bucket"
 ATTR_PERIOD_LO = "period_lo"
 ATTR_PERIOD_HI = "period_hi"
-ATTR_STATUS = "status_code"
 ATTR_BUCKETS = "buckets"
 
 # index name -> (partition key attribute, sort key attribute): compared with template.yaml by a test.

@@ -1,8 +1,7 @@
-"""The write half of the key design: validated Encounters in, items out (the API is read-only).
+"""The write half of the key design; the API itself is read-only.
 
-A reload is idempotent: unchanged content is not written again, changed content gets versionId + 1.
-Items written under another INDEX_VERSION are rewritten with their version, so that a newly
-projected search parameter can be backfilled by loading the same data again.
+Reloads are idempotent (versionId moves only when content changes), and items written under an
+older INDEX_VERSION are rewritten in place, which is how a new projected parameter is backfilled.
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""The one error map: each FhirError class -> HTTP status, FHIR code, OperationOutcome and headers."""
+"""The error family and its map: each FhirError class -> HTTP status, FHIR code, OperationOutcome and
+headers; and the configuration error, which names the variable and never its value."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import json
 
 import pytest
 
-from fhir_encounter.api import error_response
+from fhir_encounter.config import ConfigurationError, Settings
 from fhir_encounter.errors import (
     INTERNAL_ERROR_TEXT,
     FhirError,
@@ -18,8 +19,9 @@ from fhir_encounter.errors import (
     error_body,
     operation_outcome,
 )
+from fhir_encounter.runtime import COMMON_HEADERS, Store, error_response
+from tests.environment import TEST_ENVIRONMENT
 
-SAFE_HEADERS = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}
 CASES = [
     (InvalidRequestError("Invalid value for search parameter 'date': bad"), 400, "invalid", {}),
     (NotSupportedError("Unknown search parameter(s): foo"), 400, "not-supported", {}),
@@ -59,7 +61,7 @@ def test_each_error_response_is_fhir_json_with_its_headers(
     response = error_response(error)
     assert response.status_code == status
     assert response.content_type == "application/fhir+json; charset=utf-8"
-    assert {k: v for k, v in response.headers.items() if k != "Content-Type"} == {**SAFE_HEADERS, **headers}
+    assert {k: v for k, v in response.headers.items() if k != "Content-Type"} == {**COMMON_HEADERS, **headers}
     assert isinstance(response.body, str)
     assert json.loads(response.body)["issue"][0]["code"] == code
 
@@ -91,3 +93,54 @@ def test_operation_outcome_builds_one_issue() -> None:
 def test_an_error_keeps_its_text_as_message() -> None:
     error = NotFoundError("Unknown Encounter resource 'x'")
     assert str(error) == error.text == "Unknown Encounter resource 'x'"
+
+
+def test_responses_forbid_caching_and_sniffing() -> None:
+    assert COMMON_HEADERS == {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}
+
+
+# ---- configuration -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("ENCOUNTER_TABLE", "ab"),
+        ("CURSOR_SECRET", "short-secret"),
+        ("POWERTOOLS_METRICS_DISABLED", "maybe"),
+    ],
+)
+def test_an_invalid_variable_is_a_configuration_error_naming_it_not_its_value(
+    variable: str, value: str
+) -> None:
+    with pytest.raises(ConfigurationError) as raised:
+        Settings.from_environment({**TEST_ENVIRONMENT, variable: value})
+    assert str(raised.value) == f"missing or invalid environment variables: {variable}"
+
+
+def test_every_invalid_variable_is_named() -> None:
+    with pytest.raises(ConfigurationError) as raised:
+        Settings.from_environment({"ENCOUNTER_TABLE": "ab", "CURSOR_SECRET": "short"})
+    assert str(raised.value) == "missing or invalid environment variables: CURSOR_SECRET, ENCOUNTER_TABLE"
+
+
+@pytest.mark.parametrize(
+    ("unset", "named"),
+    [
+        (("ENCOUNTER_TABLE",), "ENCOUNTER_TABLE"),
+        (("CURSOR_SECRET",), "CURSOR_SECRET"),
+        (("ENCOUNTER_TABLE", "CURSOR_SECRET"), "ENCOUNTER_TABLE, CURSOR_SECRET"),
+    ],
+)
+def test_a_store_without_its_variables_is_a_configuration_error_naming_them(
+    unset: tuple[str, ...], named: str
+) -> None:
+    settings = Settings.from_environment({k: v for k, v in TEST_ENVIRONMENT.items() if k not in unset})
+    with pytest.raises(ConfigurationError) as raised:
+        Store.from_settings(settings)
+    assert str(raised.value) == f"missing environment variables: {named}"
+
+
+def test_empty_variables_count_as_unset() -> None:
+    settings = Settings.from_environment({**TEST_ENVIRONMENT, "ENCOUNTER_TABLE": ""})
+    assert settings.table_name is None

@@ -8,16 +8,16 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from fhir_encounter import api
-from fhir_encounter.store import repository
+from fhir_encounter import routes
 from tests.support import encounter, ids_of, search
 
 
 @pytest.fixture
 def calls(table: Any) -> Counter[str]:
-    """DynamoDB operations the handlers make, and the items their Queries return."""
+    """DynamoDB operations made on the table's client from now on (the handlers use it, and so
+    does the ``put`` writer: clear the counter after writing), and the items their Queries return."""
     counter: Counter[str] = Counter()
-    client = repository.dynamodb_client()
+    client = table
 
     def before(event_name: str, **_: Any) -> None:
         counter[event_name.rsplit(".", 1)[-1]] += 1
@@ -243,6 +243,7 @@ def test_bad_total_value_is_a_400_naming_it(many: list[str]) -> None:
 def test_appointment_links_stay_out_of_the_subject_index(put: Any, calls: Counter[str]) -> None:
     links = ["Appointment/1", "Appointment/2"]
     put(encounter("m", subject="Patient/solo", start="2022-01-01", appointments=links))
+    calls.clear()
     status, _, bundle = search("patient=solo")
     assert status == 200
     assert ids_of(bundle) == ["m"]
@@ -254,7 +255,7 @@ def test_appointment_links_stay_out_of_the_subject_index(put: Any, calls: Counte
 def test_a_first_page_out_of_counting_time_is_answered_without_a_total(
     many: list[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(api, "COUNT_BUDGET_SECONDS", -1.0)  # the deadline has passed already
+    monkeypatch.setattr(routes, "COUNT_BUDGET_SECONDS", -1.0)  # the deadline has passed already
     status, _, first = search("_count=5")
     assert status == 200
     assert "total" not in first

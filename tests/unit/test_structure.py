@@ -1,0 +1,154 @@
+"""The house rules that keep the layer small and the code easy to change: the layer holds only
+what the functions import, and no module of the project imports itself back."""
+
+from __future__ import annotations
+
+import ast
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support import ROOT
+
+LAYER = ROOT / "layers" / "encounter" / "python"
+TOOLS = ROOT / "tools"
+BUILT_LAYER = ROOT / ".aws-sam" / "build" / "EncounterLayer" / "python"
+# Modules a Lambda function never needs: tools, command lines, servers, processes, YAML.
+FORBIDDEN_IN_LAYER = ("fhir_encounter_tools", "argparse", "http.server", "subprocess", "yaml")
+
+
+def source_files(root: Path) -> Iterator[Path]:
+    for path in sorted(root.rglob("*")):
+        if "__pycache__" not in path.parts and path.is_file():
+            yield path
+
+
+def module_name(path: Path, root: Path) -> str:
+    parts = list(path.relative_to(root).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def imports_of(path: Path, name: str) -> set[str]:
+    """Modules a file imports at run time (not under ``if TYPE_CHECKING``), fully qualified."""
+    tree = ast.parse(path.read_text(), str(path))
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    type_only = {
+        id(node)
+        for block in ast.walk(tree)
+        if isinstance(block, ast.If) and "TYPE_CHECKING" in ast.unparse(block.test)
+        for statement in block.body
+        for node in ast.walk(statement)
+    }
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if id(node) in type_only:
+            continue
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
+                base = ".".join([*anchor, base] if base else anchor)
+            found.add(base)
+            found.update(f"{base}.{alias.name}" for alias in node.names)
+    return found
+
+
+def project_modules() -> dict[str, Path]:
+    modules = {}
+    for root in (LAYER, TOOLS):
+        for path in source_files(root):
+            if path.suffix == ".py":
+                modules[module_name(path, root)] = path
+    return modules
+
+
+def test_the_layer_holds_only_python_and_its_requirements() -> None:
+    others = [
+        str(path.relative_to(LAYER))
+        for path in source_files(LAYER)
+        if path.suffix != ".py" and path.name != "requirements.txt"
+    ]
+    assert others == []
+    assert (LAYER / "requirements.txt").is_file()
+
+
+@pytest.mark.parametrize("path", [p for p in source_files(LAYER) if p.suffix == ".py"], ids=str)
+def test_no_layer_module_imports_tools_or_developer_machinery(path: Path) -> None:
+    imported = imports_of(path, module_name(path, LAYER))
+    bad = sorted(
+        name
+        for name in imported
+        for banned in FORBIDDEN_IN_LAYER
+        if name == banned or name.startswith(f"{banned}.")
+    )
+    assert bad == []
+
+
+def test_the_project_has_no_import_cycles() -> None:
+    modules = project_modules()
+    graph = {
+        name: sorted(target for target in imports_of(path, name) if target in modules and target != name)
+        for name, path in modules.items()
+    }
+    cycles = strongly_connected(graph)
+    assert [sorted(c) for c in cycles if len(c) > 1] == []
+
+
+def test_the_cycle_check_finds_a_cycle() -> None:
+    graph = {"a": ["b"], "b": ["c"], "c": ["a"], "d": ["a"]}
+    assert [sorted(c) for c in strongly_connected(graph) if len(c) > 1] == [["a", "b", "c"]]
+
+
+def strongly_connected(graph: dict[str, list[str]]) -> list[list[str]]:
+    """Tarjan's algorithm: the strongly connected components of a directed graph."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    components: list[list[str]] = []
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        on_stack.add(node)
+        for target in graph.get(node, []):
+            if target not in index:
+                visit(target)
+                low[node] = min(low[node], low[target])
+            elif target in on_stack:
+                low[node] = min(low[node], index[target])
+        if low[node] == index[node]:
+            component = []
+            while True:
+                member = stack.pop()
+                on_stack.discard(member)
+                component.append(member)
+                if member == node:
+                    break
+            components.append(component)
+
+    for node in sorted(graph):
+        if node not in index:
+            visit(node)
+    return components
+
+
+def test_sam_build_ships_only_runtime_code_in_the_layer() -> None:
+    """`make test` runs `sam build` first; without a build (a bare pytest run) this is skipped,
+    except in CI, where the build must exist."""
+    if not BUILT_LAYER.is_dir():
+        if os.environ.get("CI") == "true":
+            pytest.fail("CI runs `make template` (sam build) before the tests: no built layer found")
+        pytest.skip("no sam build output: run `make build`")
+    assert (BUILT_LAYER / "fhir_encounter" / "routes.py").is_file()
+    shipped = {path.relative_to(BUILT_LAYER).parts[0] for path in BUILT_LAYER.iterdir()}
+    assert "fhir_encounter_tools" not in shipped
+    assert not {"yaml", "_yaml"} & shipped
+    assert not any(p.name.lower().startswith("pyyaml") for p in BUILT_LAYER.iterdir())
+    assert [str(p) for p in BUILT_LAYER.rglob("*.java")] == []
+    own = [p for p in source_files(BUILT_LAYER / "fhir_encounter") if p.suffix not in (".py", ".pyc")]
+    assert own == []
