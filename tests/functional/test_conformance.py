@@ -10,10 +10,14 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from fhir.resources.R4B.bundle import Bundle
+from fhir.resources.R4B.capabilitystatement import CapabilityStatement
 from fhir.resources.R4B.encounter import Encounter
 from fhir.resources.R4B.operationoutcome import OperationOutcome
 
-from tests.support import encounter, ids_of, read, search
+import fhir_encounter
+from fhir_encounter.search.parameters import SEARCH_PARAMETERS
+from fhir_encounter_tools.devserver.events import rest_api_event
+from tests.support import encounter, ids_of, invoke, read, search
 
 # The shape of the reference API's example Encounter (ids changed).
 CANVAS_STYLE: dict[str, Any] = {
@@ -111,13 +115,8 @@ def test_errors_are_valid_operation_outcomes(data: None) -> None:
         assert json.dumps(body).count("Traceback") == 0
 
 
+@pytest.mark.usefixtures("table")
 def test_the_capability_statement_parses_and_lists_every_search_parameter() -> None:
-    from fhir.resources.R4B.capabilitystatement import CapabilityStatement
-
-    from fhir_encounter_tools.devserver.events import rest_api_event
-    from fhir_encounter.search.parameters import SEARCH_PARAMETERS
-    from tests.support import invoke
-
     status, headers, body = invoke(rest_api_event(method="GET", path="/metadata", resource="/metadata"))
     assert status == 200
     assert headers["Content-Type"].startswith("application/fhir+json")
@@ -125,4 +124,15 @@ def test_the_capability_statement_parses_and_lists_every_search_parameter() -> N
     assert statement.fhirVersion == "4.0.1"
     params = body["rest"][0]["resource"][0]["searchParam"]
     assert [p["name"] for p in params] == list(SEARCH_PARAMETERS)
+    assert [p["name"] for p in params] == ["_id", "patient", "subject", "appointment", "date", "status"]
     assert all(p["definition"].startswith("http://hl7.org/fhir/SearchParameter/") for p in params)
+    assert {p["name"]: p["type"] for p in params}["status"] == "token"
+
+
+@pytest.mark.usefixtures("table")
+def test_the_capability_statement_reports_the_package_version() -> None:
+    _, _, body = invoke(rest_api_event(method="GET", path="/metadata", resource="/metadata"))
+    assert body["software"] == {"name": "fhir-encounter", "version": fhir_encounter.__version__}
+    software = CapabilityStatement.model_validate(body).software
+    assert software is not None
+    assert software.version == fhir_encounter.__version__

@@ -1,23 +1,26 @@
 """Request handling through the real handlers over the moto table: read, conditional read, every
-error the map produces (including DynamoDB faults), and the base URL that links are built on."""
+error the map produces (including DynamoDB faults, injected into the client the handlers use), and
+the base URL that links are built on."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from email.utils import format_datetime
 from typing import Any
 
 import pytest
-from botocore.exceptions import ConnectTimeoutError, EndpointConnectionError, ReadTimeoutError
+from botocore.exceptions import ClientError, ConnectTimeoutError, EndpointConnectionError, ReadTimeoutError
 from botocore.stub import Stubber
 
-from fhir_encounter import config
-from fhir_encounter_tools.devserver.events import LocalContext, rest_api_event
-from fhir_encounter.store import repository
+from fhir_encounter.config import Settings
+from fhir_encounter.runtime import LambdaHandler
 from fhir_encounter.search.cursor import BAD_CURSOR_TEXT
-from tests.support import READ, SEARCH, encounter, ids_of, read, search
+from fhir_encounter_tools.devserver.events import LocalContext, rest_api_event
+from tests.environment import TEST_ENVIRONMENT
+from tests.support import encounter, handlers_on, ids_of, invoke, read, search
 
 Put = Callable[..., None]
 FHIR_JSON = "application/fhir+json; charset=utf-8"
@@ -38,9 +41,16 @@ def outcome(code: str, text: str) -> dict[str, Any]:
     }
 
 
-def raw(handler: Any, event: dict[str, Any]) -> dict[str, Any]:
-    """The handler's response as API Gateway gets it, headers flattened."""
-    response: dict[str, Any] = handler.lambda_handler(event, LocalContext())
+@pytest.fixture
+def handlers(table: Any) -> Iterator[dict[str, LambdaHandler]]:
+    """The handlers on the table's client, by API resource (for responses as API Gateway gets them)."""
+    with handlers_on(table) as composed:
+        yield composed
+
+
+def raw(handlers: dict[str, LambdaHandler], event: dict[str, Any]) -> dict[str, Any]:
+    """The handler's response as API Gateway gets it (the body unparsed), headers flattened."""
+    response: dict[str, Any] = handlers[event["resource"]](event, LocalContext())  # type: ignore[arg-type]
     response["headers"] = {k: v[-1] for k, v in response.get("multiValueHeaders", {}).items()}
     return response
 
@@ -74,27 +84,31 @@ def assert_safe(body: str) -> None:
         assert leak not in body
 
 
-@pytest.fixture
-def client(table: Any) -> Any:
-    """The DynamoDB client the handlers use (the fixture's writer has its own)."""
-    return repository.dynamodb_client()
+@contextmanager
+def failing(client: Any, operation: str, error: Exception) -> Iterator[None]:
+    """Every ``operation`` call on ``client`` raises ``error`` before it is sent, as botocore
+    raises a fault (no retry: the hook runs before the retrying send)."""
 
+    def fail(**_: Any) -> None:
+        raise error
 
-@pytest.fixture
-def base_url_env(monkeypatch: pytest.MonkeyPatch, table: Any) -> Iterator[None]:
-    monkeypatch.setenv("FHIR_BASE_URL", "https://fhir.example.org/r4/")
-    config.get_settings.cache_clear()
-    yield
-    config.get_settings.cache_clear()
+    event = f"before-call.dynamodb.{operation}"
+    client.meta.events.register(event, fail)
+    try:
+        yield
+    finally:
+        client.meta.events.unregister(event, fail)
 
 
 # ---- read -------------------------------------------------------------------------------------
 
 
-def test_read_returns_the_encounter_with_meta_etag_and_last_modified(put: Put) -> None:
+def test_read_returns_the_encounter_with_meta_etag_and_last_modified(
+    put: Put, handlers: dict[str, LambdaHandler]
+) -> None:
     stored = encounter("enc-1", start="2021-06-15T10:00:00Z", end="2021-06-15T11:00:00Z")
     put(stored)
-    response = raw(READ, read_event("enc-1"))
+    response = raw(handlers, read_event("enc-1"))
     body = json.loads(response["body"])
     assert response["statusCode"] == 200
     assert body == {**stored, "meta": {"versionId": "1", "lastUpdated": body["meta"]["lastUpdated"]}}
@@ -121,9 +135,11 @@ def test_a_changed_encounter_is_read_as_the_next_version(put: Put) -> None:
 
 
 @pytest.mark.parametrize("if_none_match", ['W/"1"', 'W/"0", W/"1"', ' W/"1" '])
-def test_if_none_match_with_the_current_etag_is_304_without_a_body(put: Put, if_none_match: str) -> None:
+def test_if_none_match_with_the_current_etag_is_304_without_a_body(
+    put: Put, handlers: dict[str, LambdaHandler], if_none_match: str
+) -> None:
     put(encounter("enc-1"))
-    response = raw(READ, read_event("enc-1", {"If-None-Match": if_none_match}))
+    response = raw(handlers, read_event("enc-1", {"If-None-Match": if_none_match}))
     assert response["statusCode"] == 304
     assert response["body"] is None
     assert response["headers"]["ETag"] == 'W/"1"'
@@ -160,11 +176,11 @@ def test_an_id_that_is_not_a_fhir_id_is_400(table: Any, encounter_id: str) -> No
     )
 
 
-def test_a_path_without_a_route_is_404(table: Any) -> None:
+def test_a_path_without_a_route_is_404(handlers: dict[str, LambdaHandler]) -> None:
     event = rest_api_event(
         method="GET", path="/Patient/1", resource="/Encounter/{id}", path_parameters={"id": "1"}
     )
-    response = raw(READ, event)
+    response = raw(handlers, event)
     assert (response["statusCode"], response["headers"]["Content-Type"]) == (404, FHIR_JSON)
     assert json.loads(response["body"]) == outcome("not-found", "No route for GET /Patient/1")
 
@@ -277,6 +293,44 @@ TRANSIENT_CODES = [
     ("InternalServerError", 500),
     ("ServiceUnavailable", 503),
 ]
+REQUESTS: dict[str, Callable[[], dict[str, Any]]] = {
+    "read": lambda: read_event("enc-1"),
+    "search by patient": lambda: search_event({"patient": ["p1"]}),
+    "search all": lambda: search_event(),
+    "search by id": lambda: search_event({"_id": ["enc-1"]}),
+}
+# Every DynamoDB call each request makes (the search of all reads the bucket directory first).
+REQUEST_CALLS = [
+    ("read", "GetItem"),
+    ("search by patient", "Query"),
+    ("search by patient", "BatchGetItem"),
+    ("search all", "GetItem"),
+    ("search all", "Query"),
+    ("search all", "BatchGetItem"),
+    ("search by id", "BatchGetItem"),
+]
+
+
+@pytest.fixture
+def stored(put: Put) -> None:
+    put(encounter("enc-1", subject="Patient/p1", start="2021-06-15T10:00:00Z"))
+
+
+def client_error(code: str, http_status: int, operation: str) -> ClientError:
+    """The error botocore raises for an AWS error response."""
+    return ClientError(
+        {
+            "Error": {"Code": code, "Message": AWS_TEXT},
+            "ResponseMetadata": {
+                "RequestId": "8f7e6d5c",
+                "HostId": "",
+                "HTTPStatusCode": http_status,
+                "HTTPHeaders": {},
+                "RetryAttempts": 0,
+            },
+        },
+        operation,
+    )
 
 
 def _assert_transient(response: dict[str, Any], text: str) -> None:
@@ -287,28 +341,47 @@ def _assert_transient(response: dict[str, Any], text: str) -> None:
     assert_safe(response["body"])
 
 
+def _assert_internal(response: dict[str, Any]) -> None:
+    assert (response["statusCode"], response["headers"]["Content-Type"]) == (500, FHIR_JSON)
+    assert "Retry-After" not in response["headers"]
+    assert json.loads(response["body"]) == outcome("exception", INTERNAL_TEXT)
+    assert_safe(response["body"])
+
+
+@pytest.mark.usefixtures("stored")
 @pytest.mark.parametrize(("code", "http_status"), TRANSIENT_CODES)
 def test_dynamodb_throttling_on_read_is_503_with_retry_after(
-    put: Put, client: Any, code: str, http_status: int
+    table: Any, handlers: dict[str, LambdaHandler], code: str, http_status: int
 ) -> None:
-    put(encounter("enc-1"))
-    with Stubber(client) as stubber:
+    with Stubber(table) as stubber:
         stubber.add_client_error("get_item", code, AWS_TEXT, http_status)
-        response = raw(READ, read_event("enc-1"))
+        response = raw(handlers, read_event("enc-1"))
     _assert_transient(response, BUSY_TEXT)
 
 
+@pytest.mark.usefixtures("stored")
 @pytest.mark.parametrize(("code", "http_status"), TRANSIENT_CODES)
 def test_dynamodb_throttling_on_search_is_503_with_retry_after(
-    put: Put, client: Any, code: str, http_status: int
+    table: Any, handlers: dict[str, LambdaHandler], code: str, http_status: int
 ) -> None:
-    put(encounter("enc-1"))
-    with Stubber(client) as stubber:
+    with Stubber(table) as stubber:
         stubber.add_client_error("query", code, AWS_TEXT, http_status)
-        response = raw(SEARCH, search_event({"patient": ["p1"]}))
+        response = raw(handlers, search_event({"patient": ["p1"]}))
     _assert_transient(response, BUSY_TEXT)
 
 
+@pytest.mark.usefixtures("stored")
+@pytest.mark.parametrize(("request_name", "operation"), REQUEST_CALLS)
+def test_throttling_on_any_call_of_a_request_is_503_and_the_request_succeeds_after(
+    table: Any, handlers: dict[str, LambdaHandler], request_name: str, operation: str
+) -> None:
+    event = REQUESTS[request_name]
+    with failing(table, operation, client_error("ProvisionedThroughputExceededException", 400, operation)):
+        _assert_transient(raw(handlers, event()), BUSY_TEXT)
+    assert raw(handlers, event())["statusCode"] == 200
+
+
+@pytest.mark.usefixtures("stored")
 @pytest.mark.parametrize(
     "error",
     [
@@ -318,68 +391,60 @@ def test_dynamodb_throttling_on_search_is_503_with_retry_after(
     ],
     ids=lambda error: type(error).__name__,
 )
-@pytest.mark.parametrize("operation", ["read", "search"])
+@pytest.mark.parametrize(("request_name", "operation"), REQUEST_CALLS)
 def test_dynamodb_unreachable_is_503_with_retry_after(
-    put: Put, client: Any, monkeypatch: pytest.MonkeyPatch, error: Exception, operation: str
+    table: Any, handlers: dict[str, LambdaHandler], error: Exception, request_name: str, operation: str
 ) -> None:
-    put(encounter("enc-1"))
-
-    def unreachable(**_: Any) -> Any:
-        raise error
-
-    if operation == "read":
-        monkeypatch.setattr(client, "get_item", unreachable)
-        response = raw(READ, read_event("enc-1"))
-    else:
-        monkeypatch.setattr(client, "query", unreachable)
-        response = raw(SEARCH, search_event({"patient": ["p1"]}))
+    with failing(table, operation, error):
+        response = raw(handlers, REQUESTS[request_name]())
     _assert_transient(response, TIMEOUT_TEXT)
     assert "dynamodb.us-east-1" not in response["body"]
 
 
+@pytest.mark.usefixtures("stored")
 @pytest.mark.parametrize(
     ("code", "http_status"),
     [("ResourceNotFoundException", 400), ("AccessDeniedException", 400), ("ValidationException", 400)],
 )
 def test_a_non_transient_dynamodb_error_is_500_with_the_fixed_message(
-    put: Put, client: Any, code: str, http_status: int
+    table: Any, handlers: dict[str, LambdaHandler], code: str, http_status: int
 ) -> None:
-    put(encounter("enc-1"))
-    with Stubber(client) as stubber:
+    with Stubber(table) as stubber:
         stubber.add_client_error("get_item", code, AWS_TEXT, http_status)
-        response = raw(READ, read_event("enc-1"))
-    assert (response["statusCode"], response["headers"]["Content-Type"]) == (500, FHIR_JSON)
-    assert "Retry-After" not in response["headers"]
-    assert json.loads(response["body"]) == outcome("exception", INTERNAL_TEXT)
-    assert_safe(response["body"])
+        response = raw(handlers, read_event("enc-1"))
+    _assert_internal(response)
 
 
-@pytest.mark.parametrize("operation", ["get", "search"])
+@pytest.mark.usefixtures("stored")
+@pytest.mark.parametrize(("request_name", "operation"), REQUEST_CALLS)
 def test_an_unexpected_exception_is_500_with_the_fixed_message_and_no_stack_trace(
-    table: Any, monkeypatch: pytest.MonkeyPatch, operation: str
+    table: Any, handlers: dict[str, LambdaHandler], request_name: str, operation: str
 ) -> None:
-    def broken(*_: Any, **__: Any) -> Any:
-        raise RuntimeError(
-            'Traceback (most recent call last): File "x.py" secret Patient/p1 arn:aws:dynamodb'
-        )
-
-    monkeypatch.setattr(repository.EncounterRepository, operation, broken)
-    response = raw(READ, read_event("enc-1")) if operation == "get" else raw(SEARCH, search_event())
-    assert (response["statusCode"], response["headers"]["Content-Type"]) == (500, FHIR_JSON)
-    assert json.loads(response["body"]) == outcome("exception", INTERNAL_TEXT)
+    error = RuntimeError('Traceback (most recent call last): File "x.py" secret Patient/p1 arn:aws:dynamodb')
+    with failing(table, operation, error):
+        response = raw(handlers, REQUESTS[request_name]())
+    _assert_internal(response)
     assert "secret" not in response["body"]
     assert "Patient/p1" not in response["body"]
-    assert_safe(response["body"])
 
 
 # ---- base URL --------------------------------------------------------------------------------
 
 
 def _search_urls(event: dict[str, Any]) -> tuple[str, str]:
-    response = raw(SEARCH, event)
-    body = json.loads(response["body"])
-    assert response["statusCode"] == 200
+    status, _, body = invoke(event)
+    assert status == 200
     return body["link"][0]["url"], body["entry"][0]["fullUrl"]
+
+
+@pytest.fixture
+def configured_base_url(table: Any) -> Iterator[None]:
+    """The handlers composed with FHIR_BASE_URL set (with a trailing slash, which is dropped)."""
+    settings = Settings.from_environment(
+        {**TEST_ENVIRONMENT, "FHIR_BASE_URL": "https://fhir.example.org/r4/"}
+    )
+    with handlers_on(table, settings):
+        yield
 
 
 def _without(event: dict[str, Any], header: str) -> dict[str, Any]:
@@ -424,7 +489,7 @@ def test_base_url_has_no_prefix_when_served_at_the_root(put: Put) -> None:
     )
 
 
-@pytest.mark.usefixtures("base_url_env")
+@pytest.mark.usefixtures("configured_base_url")
 def test_fhir_base_url_when_set_wins_over_the_request(put: Put) -> None:
     put(encounter("enc-1"))
     event = search_event({"patient": ["p1"]}, headers={"Host": EXECUTE_API, "X-Forwarded-Proto": "https"})

@@ -17,7 +17,6 @@ def calls(table: Any) -> Counter[str]:
     """DynamoDB operations made on the table's client from now on (the handlers use it, and so
     does the ``put`` writer: clear the counter after writing), and the items their Queries return."""
     counter: Counter[str] = Counter()
-    client = table
 
     def before(event_name: str, **_: Any) -> None:
         counter[event_name.rsplit(".", 1)[-1]] += 1
@@ -26,8 +25,8 @@ def calls(table: Any) -> Counter[str]:
         if model.name == "Query":
             counter["query_items"] += parsed.get("Count", 0)
 
-    client.meta.events.register("before-call.dynamodb", before)
-    client.meta.events.register("after-call.dynamodb", after)
+    table.meta.events.register("before-call.dynamodb", before)
+    table.meta.events.register("after-call.dynamodb", after)
     return counter
 
 

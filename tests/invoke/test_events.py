@@ -1,6 +1,6 @@
 """Every events/*.json through its function's lambda_handler, as `sam local invoke -e` would run it.
 
-The table (moto, built from template.yaml) holds ``fixtures.ENCOUNTERS``. Each event file has one
+The table (moto, built from template.yaml) holds ``support.INVOKE_ENCOUNTERS``. Each event file has one
 expected outcome below; an event file without one fails, and so does an expectation without a file.
 """
 
@@ -19,11 +19,21 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from fhir_encounter_tools.devserver.events import LocalContext
-from tests.support import HANDLERS, ROOT, ids_of
-from tests.invoke.fixtures import ALL_IN_ORDER, ENCOUNTERS, by_id
+from tests.support import (
+    INVOKE_ALL_IN_ORDER,
+    INVOKE_ENCOUNTERS,
+    ROOT,
+    ids_of,
+    invoke,
+    invoke_encounter_by_id,
+)
 
 EVENT_FILES = sorted((ROOT / "events").glob("*.json"))
+FUNCTIONS = {
+    "/Encounter/{id}": "read_encounter",
+    "/Encounter": "search_encounters",
+    "/metadata": "capability_statement",
+}
 BASE = "https://abc123defg.execute-api.us-east-1.amazonaws.com/v1"
 CURSOR = "<cursor>"
 
@@ -69,16 +79,19 @@ def first_page(ids: list[str], criteria: str = "") -> Page:
 PATIENT_1 = ["enc-1006", "enc-1001", "enc-1002", "enc-1003"]
 
 EXPECTED: dict[str, Found | Page | Failure | Capabilities] = {
-    "capability_statement_metadata": Capabilities(["_id", "patient", "subject", "appointment", "date"]),
+    "capability_statement_metadata": Capabilities(
+        ["_id", "patient", "subject", "appointment", "date", "status"]
+    ),
     "read_encounter_found": Found("enc-1002"),
     "read_encounter_not_found": Failure(404, "not-found", "Unknown Encounter resource 'enc-9999'"),
     "read_encounter_bad_id": Failure(
         400, "invalid", "Invalid Encounter id: a FHIR id is 1 to 64 characters of A-Z, a-z, 0-9, '-' and '.'"
     ),
-    "search_encounters_all": first_page(ALL_IN_ORDER),
+    "search_encounters_all": first_page(INVOKE_ALL_IN_ORDER),
     "search_encounters_by_patient": first_page(PATIENT_1, "patient=Patient/pat-1"),
     "search_encounters_by_subject_group": first_page(["enc-1005"], "subject=Group/grp-7"),
     "search_encounters_by_appointment": first_page(["enc-1002", "enc-1005"], "appointment=Appointment/apt-3"),
+    "search_encounters_by_status": first_page(["enc-1006", "enc-1003"], "status=planned,in-progress"),
     "search_encounters_by_date_range": first_page(
         ["enc-1009", "enc-1002", "enc-1004"], "date=ge2021-06-01&date=lt2021-07-01"
     ),
@@ -120,25 +133,12 @@ EXPECTED: dict[str, Found | Page | Failure | Capabilities] = {
 
 @pytest.fixture
 def seeded(put: Callable[..., None]) -> None:
-    put(*ENCOUNTERS)
+    put(*INVOKE_ENCOUNTERS)
 
 
 def load(path: Path) -> dict[str, Any]:
     event: dict[str, Any] = json.loads(path.read_text())
     return event
-
-
-def invoke(event: dict[str, Any]) -> tuple[int, dict[str, str], Any]:
-    """The event to the handler of its resource, with a fake context: (status, headers, parsed body)."""
-    response: dict[str, Any] = HANDLERS[event["resource"]].lambda_handler(
-        copy.deepcopy(event), LocalContext()
-    )
-    headers = {
-        **response.get("headers", {}),
-        **{k: v[-1] for k, v in response.get("multiValueHeaders", {}).items()},
-    }
-    body = json.loads(response["body"]) if response.get("body") else None
-    return response["statusCode"], headers, body
 
 
 def with_query(event: dict[str, Any], url: str) -> dict[str, Any]:
@@ -170,11 +170,8 @@ def test_every_expected_outcome_has_its_event_file() -> None:
 @pytest.mark.parametrize("path", EVENT_FILES, ids=lambda path: path.stem)
 def test_event_file_is_a_rest_api_proxy_event(path: Path) -> None:
     event = load(path)
-    function = {"/Encounter/{id}": "read_encounter", "/Encounter": "search_encounters"}.get(
-        event["resource"], "capability_statement"
-    )
-    assert path.stem.startswith(f"{function}_"), "an event file is named for its function"
-    assert event["resource"] in HANDLERS
+    assert event["resource"] in FUNCTIONS
+    assert path.stem.startswith(f"{FUNCTIONS[event['resource']]}_"), "an event file is named for its function"
     assert event["httpMethod"] == "GET"
     assert event["body"] is None
     assert event["isBase64Encoded"] is False
@@ -208,7 +205,7 @@ def test_event_file_gives_its_expected_outcome(path: Path) -> None:
         case Found(encounter_id):
             assert status == 200
             assert body == {
-                **by_id(encounter_id),
+                **invoke_encounter_by_id(encounter_id),
                 "meta": {"versionId": "1", "lastUpdated": body["meta"]["lastUpdated"]},
             }
             assert headers["ETag"] == 'W/"1"'
@@ -256,8 +253,8 @@ def test_following_next_links_from_the_paged_event_visits_every_encounter_once()
         seen.extend(ids_of(page))
         totals.add(page["total"])
         url = relations(page).get("next")
-    assert seen == ALL_IN_ORDER
-    assert totals == {len(ALL_IN_ORDER)}
+    assert seen == INVOKE_ALL_IN_ORDER
+    assert totals == {len(INVOKE_ALL_IN_ORDER)}
 
 
 @pytest.mark.usefixtures("seeded")

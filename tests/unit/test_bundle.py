@@ -154,6 +154,11 @@ def test_links_show_the_clamped_count() -> None:
         ({"_id": ["a,b"]}, "_id=a,b"),
         ({"appointment": ["Appointment/9,8"]}, "appointment=Appointment/9,8"),
         ({"date": ["ge2021", "lt2022"]}, "date=ge2021&date=lt2022"),
+        (
+            {"status": ["http://hl7.org/fhir/encounter-status|finished"]},
+            "status=http://hl7.org/fhir/encounter-status%7Cfinished",
+        ),
+        ({"status": ["planned,in-progress"]}, "status=planned,in-progress"),
     ],
 )
 def test_values_are_percent_encoded_except_slash_colon_and_comma(
@@ -169,11 +174,25 @@ def test_search_url_encodes_query_delimiters_in_names_and_values() -> None:
 
 
 def test_link_order_is_fixed_whatever_the_request_order() -> None:
-    one = {"date": ["ge2021"], "_count": ["5"], "patient": ["p1"], "_id": ["a"], "appointment": ["9"]}
-    other = {"appointment": ["9"], "_id": ["a"], "patient": ["p1"], "_count": ["5"], "date": ["ge2021"]}
+    one = {
+        "status": ["finished"],
+        "date": ["ge2021"],
+        "_count": ["5"],
+        "patient": ["p1"],
+        "_id": ["a"],
+        "appointment": ["9"],
+    }
+    other = {
+        "appointment": ["9"],
+        "_id": ["a"],
+        "patient": ["p1"],
+        "_count": ["5"],
+        "date": ["ge2021"],
+        "status": ["finished"],
+    }
     assert links(bundle(one, total=3)) == links(bundle(other, total=3))
     assert dict(links(bundle(one, total=3)))["self"] == url(
-        "_id=a&patient=p1&appointment=9&date=ge2021&_count=5&_offset=0"
+        "_id=a&patient=p1&appointment=9&date=ge2021&status=finished&_count=5&_offset=0"
     )
 
 
@@ -188,6 +207,7 @@ def test_link_order_is_fixed_whatever_the_request_order() -> None:
         {"patient": ["https://host/base/Patient/1,Patient/2"], "subject": ["Group/7"]},
         {"_id": ["a.b-c,d"], "appointment": ["https://h:8443/r4/Appointment/9"]},
         {"date": ["ap2021-06-15T10:00:00.123456789 05:30"], "_count": ["0"]},
+        {"status": ["http://hl7.org/fhir/encounter-status|finished,planned"], "_total": ["none"]},
     ],
 )
 def test_a_self_link_parses_back_to_the_same_search(query: dict[str, list[str]]) -> None:

@@ -150,9 +150,23 @@ def test_a_signed_payload_of_the_wrong_shape_is_rejected(payload: bytes) -> None
     rejected(signed(payload))
 
 
-def test_fingerprint_ignores_criteria_order_but_not_criteria_or_count() -> None:
+def test_fingerprint_ignores_criteria_order_but_not_criteria_count_or_total_mode() -> None:
     one = search_fingerprint((("patient", "p1"), ("date", "ge2021")), 10)
     assert one == search_fingerprint((("date", "ge2021"), ("patient", "p1")), 10)
+    assert one == search_fingerprint((("patient", "p1"), ("date", "ge2021")), 10, "accurate")
     assert one != search_fingerprint((("patient", "p1"),), 10)
     assert one != search_fingerprint((("patient", "p1"), ("date", "ge2022")), 10)
     assert one != search_fingerprint((("patient", "p1"), ("date", "ge2021")), 11)
+    assert one != search_fingerprint((("patient", "p1"), ("date", "ge2021")), 10, "none")
+
+
+def test_a_cursor_made_for_another_total_mode_is_rejected() -> None:
+    token = encode_cursor(CURSOR, FINGERPRINT, SECRET)
+    rejected(token, fingerprint=search_fingerprint((("patient", "p1"), ("date", "ge2021")), 10, "none"))
+
+
+def test_a_cursor_without_a_total_round_trips() -> None:
+    cursor = Cursor("0000-00-00T00:00:00.000000Z#e1", 10, None)
+    token = encode_cursor(cursor, FINGERPRINT, SECRET)
+    assert payload_of(token)["t"] is None
+    assert decode_cursor(token, FINGERPRINT, 10, SECRET) == cursor

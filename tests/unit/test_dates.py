@@ -1,12 +1,12 @@
 """FHIR date values as inclusive UTC microsecond ranges: every precision, zone, calendar edge and bad value.
 
-Expected instants are computed with ``datetime``, independently of the module under test.
+Expected instants are computed with ``datetime`` (tests.support.micros), independently of the module
+under test.
 """
 
 from __future__ import annotations
 
 import random
-from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -18,13 +18,7 @@ from fhir_encounter.dates import (
     format_instant,
     parse_range,
 )
-
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
-
-def micros(text: str) -> int:
-    """Microseconds since the epoch of an ISO instant that names its zone."""
-    return (datetime.fromisoformat(text) - EPOCH) // timedelta(microseconds=1)
+from tests.support import micros
 
 
 def span(low: str, high: str) -> DateRange:

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from fhir_encounter.references import ReferenceValueError, is_fhir_id, split_reference, typed_reference
+from fhir_encounter.references import (
+    ReferenceValueError,
+    is_fhir_id,
+    normalize_reference,
+    split_reference,
+    stored_reference,
+)
+from fhir_encounter.search.parameters import SUBJECT_TYPES
 
 ID_64 = "a" * 64
 ID_65 = "a" * 65
@@ -104,17 +111,73 @@ def test_anything_else_is_refused(value: str) -> None:
         ("Patient/123", "Patient/123"),
         ("Group/7", "Group/7"),
         ("https://host/base/Patient/123", "Patient/123"),
-        ("Appointment/9/_history/3", "Appointment/9"),
+        ("Group/7/_history/3", "Group/7"),
     ],
 )
-def test_typed_reference_is_type_slash_id(value: str, expected: str) -> None:
-    assert typed_reference(value) == expected
+def test_a_stored_reference_is_type_slash_id(value: str, expected: str) -> None:
+    assert stored_reference(value, SUBJECT_TYPES) == expected
+
+
+def test_a_stored_appointment_reference_is_type_slash_id() -> None:
+    assert stored_reference("Appointment/9/_history/3", ("Appointment",)) == "Appointment/9"
 
 
 @pytest.mark.parametrize("value", ["123", "#p1", "", "patient/1"])
-def test_typed_reference_refuses_a_bare_id_or_a_non_reference(value: str) -> None:
-    with pytest.raises(ReferenceValueError):
-        typed_reference(value)
+def test_a_stored_reference_refuses_a_bare_id_or_a_non_reference(value: str) -> None:
+    with pytest.raises(ReferenceValueError) as caught:
+        stored_reference(value, SUBJECT_TYPES)
+    assert caught.value.resource_type is None
+
+
+@pytest.mark.parametrize(
+    ("value", "named"),
+    [
+        ("Practitioner/1", "Practitioner"),
+        ("https://host/Location/2", "Location"),
+        ("Appointment/9", "Appointment"),
+    ],
+)
+def test_a_stored_reference_of_another_type_is_refused_and_names_the_type(value: str, named: str) -> None:
+    with pytest.raises(ReferenceValueError) as caught:
+        stored_reference(value, SUBJECT_TYPES)
+    assert caught.value.resource_type == named
+
+
+@pytest.mark.parametrize(
+    ("value", "allowed", "expected"),
+    [
+        ("Patient/1", ("Patient",), {"Patient/1"}),
+        ("https://host/base/Group/7/_history/2", SUBJECT_TYPES, {"Group/7"}),
+        ("7", SUBJECT_TYPES, {"Patient/7", "Group/7"}),
+        ("7", ("Patient",), {"Patient/7"}),
+        ("9", ("Appointment",), {"Appointment/9"}),
+    ],
+)
+def test_normalize_reference_gives_every_type_slash_id_a_value_can_mean(
+    value: str, allowed: tuple[str, ...], expected: set[str]
+) -> None:
+    assert normalize_reference(value, allowed, allow_bare=True) == frozenset(expected)
+
+
+def test_normalize_reference_refuses_a_bare_id_unless_allowed() -> None:
+    with pytest.raises(ReferenceValueError) as caught:
+        normalize_reference("7", SUBJECT_TYPES)
+    assert caught.value.resource_type is None
+    assert normalize_reference("Patient/7", SUBJECT_TYPES) == frozenset({"Patient/7"})
+
+
+@pytest.mark.parametrize("allow_bare", [False, True])
+def test_normalize_reference_refuses_another_type_and_names_it(allow_bare: bool) -> None:
+    with pytest.raises(ReferenceValueError) as caught:
+        normalize_reference("Group/7", ("Patient",), allow_bare=allow_bare)
+    assert caught.value.resource_type == "Group"
+
+
+@pytest.mark.parametrize("value", ["#p1", "urn:uuid:1", "patient/1", "Patient/a_b", ""])
+def test_normalize_reference_refuses_a_non_reference_without_naming_a_type(value: str) -> None:
+    with pytest.raises(ReferenceValueError) as caught:
+        normalize_reference(value, SUBJECT_TYPES, allow_bare=True)
+    assert caught.value.resource_type is None
 
 
 def test_reference_value_error_is_a_value_error() -> None:

@@ -1,10 +1,9 @@
-"""Search parsing and FHIR R4 match rules: every parameter, OR/AND, every date prefix, paging values,
-unknown parameters, modifiers, and the start bounds the repository relies on."""
+"""Search parsing and FHIR R4 match rules: every parameter, OR/AND, every date prefix, status tokens,
+paging values, unknown parameters and modifiers. Rows are plain IndexRow values; no store."""
 
 from __future__ import annotations
 
-import random
-from datetime import timedelta
+from typing import Any
 from urllib.parse import parse_qs
 
 import pytest
@@ -17,15 +16,14 @@ from fhir_encounter.search.parameters import (
     SEARCH_PARAMETERS,
     DateCriterion,
     IndexRow,
-    SearchQuery,
     date_matches,
-    matches,
-    parse_search,
-    start_bounds,
 )
-from tests.unit.test_dates import EPOCH, micros
+from fhir_encounter.search.query import SearchQuery, parse_search
+from fhir_encounter.store.items import index_row_of
+from tests.support import encounter, micros
 
 NOW = micros("2026-01-01T00:00:00Z")
+STATUS_SYSTEM = "http://hl7.org/fhir/encounter-status"
 
 
 def parse(query: str, *, strict: bool = False) -> tuple[SearchQuery, list[str]]:
@@ -51,20 +49,29 @@ def row(
     appointments: tuple[str, ...] = (),
     start: str | None = None,
     end: str | None = None,
+    status: str | None = "finished",
 ) -> IndexRow:
-    has_period = start is not None or end is not None
-    return IndexRow(
-        id=encounter_id,
-        sort_key=f"sk#{encounter_id}",
-        subject_ref=subject,
-        appointment_refs=frozenset(appointments),
-        period=period(start, end) if has_period else None,
-    )
+    """An index row as the writer makes it: a field the Encounter lacks is absent."""
+    values: dict[str, Any] = {}
+    if subject is not None:
+        values["subject"] = subject
+    if appointments:
+        values["appointments"] = frozenset(appointments)
+    if start is not None or end is not None:
+        values["period"] = period(start, end)
+    if status is not None:
+        values["status"] = status
+    return IndexRow(encounter_id, f"sk#{encounter_id}", values)
+
+
+def matches(target: IndexRow, query: str) -> bool:
+    return parsed(query).matches(target, NOW)
 
 
 def criterion(value: str) -> DateCriterion:
-    (group,) = parsed(f"date={value}").dates
+    (group,) = parsed(f"date={value}").values_of("date")
     (only,) = group
+    assert isinstance(only, DateCriterion)
     return only
 
 
@@ -76,21 +83,42 @@ def invalid_text(query: str) -> str:
     return caught.value.text
 
 
+def test_the_row_helper_has_the_shape_the_writer_gives_a_row() -> None:
+    resource = encounter(
+        "e1",
+        subject="https://h/fhir/Patient/p1",
+        start="2021-06-10T09:00:00+02:00",
+        end="2021-06-10",
+        appointments=["Appointment/a2", "Appointment/a3/_history/1"],
+        status="in-progress",
+    )
+    expected = row(
+        subject="Patient/p1",
+        appointments=("Appointment/a2", "Appointment/a3"),
+        start="2021-06-10T09:00:00+02:00",
+        end="2021-06-10",
+        status="in-progress",
+    )
+    assert index_row_of(resource).values == expected.values
+    bare = encounter("e2", subject=None)
+    del bare["status"]
+    assert index_row_of(bare).values == row("e2", subject=None, status=None).values == {}
+
+
 # ---- the parameter list -------------------------------------------------------------------------
 
 
 def test_the_search_parameters_are_the_reference_apis() -> None:
-    assert list(SEARCH_PARAMETERS) == ["_id", "patient", "subject", "appointment", "date"]
+    assert list(SEARCH_PARAMETERS) == ["_id", "patient", "subject", "appointment", "date", "status"]
     assert list(RESULT_PARAMETERS) == ["_count", "_offset", "_total", "_cursor"]
 
 
 def test_no_parameters_give_the_defaults() -> None:
     for query in (parse_search(None)[0], parse_search({})[0], parsed("")):
-        assert query.ids == []
-        assert query.subject_sets == []
-        assert query.appointments == []
-        assert query.dates == []
-        assert (query.count, query.offset, query.cursor) == (10, 0, None)
+        assert query.criteria == ()
+        assert all(query.values_of(name) == [] for name in SEARCH_PARAMETERS)
+        assert (query.count, query.offset, query.total_mode, query.cursor) == (10, 0, "accurate", None)
+        assert query.counts_total
         assert query.criteria_params == ()
 
 
@@ -100,16 +128,16 @@ def test_no_parameters_give_the_defaults() -> None:
 @pytest.mark.parametrize(
     ("query", "expected"),
     [
-        ("_id=a", [{"a"}]),
-        ("_id=a,b", [{"a", "b"}]),
-        ("_id=a&_id=b", [{"a"}, {"b"}]),
-        ("_id=a,b&_id=b,c", [{"a", "b"}, {"b", "c"}]),
-        ("_id=+a+,+b+", [{"a", "b"}]),
-        ("_id=7720a218-c0bd-4cee-82a2-729bd9c101f3", [{"7720a218-c0bd-4cee-82a2-729bd9c101f3"}]),
+        ("_id=a", [("a",)]),
+        ("_id=a,b", [("a", "b")]),
+        ("_id=a&_id=b", [("a",), ("b",)]),
+        ("_id=a,b&_id=b,c", [("a", "b"), ("b", "c")]),
+        ("_id=+a+,+b+", [("a", "b")]),
+        ("_id=7720a218-c0bd-4cee-82a2-729bd9c101f3", [("7720a218-c0bd-4cee-82a2-729bd9c101f3",)]),
     ],
 )
-def test_id_comma_is_or_and_repeat_is_and(query: str, expected: list[set[str]]) -> None:
-    assert parsed(query).ids == [frozenset(values) for values in expected]
+def test_id_comma_is_or_and_repeat_is_and(query: str, expected: list[tuple[str, ...]]) -> None:
+    assert parsed(query).values_of("_id") == expected
 
 
 @pytest.mark.parametrize(
@@ -136,50 +164,57 @@ def test_id_that_is_not_a_fhir_id_is_invalid(query: str) -> None:
     ],
 )
 def test_patient_accepts_every_reference_form(value: str) -> None:
-    query = parsed(f"patient={value}")
-    assert query.patients == [frozenset({"Patient/123"})]
-    assert query.subject_sets == [frozenset({"Patient/123"})]
+    assert parsed(f"patient={value}").values_of("patient") == [(frozenset({"Patient/123"}),)]
 
 
 def test_patient_comma_is_or_and_repeat_is_and() -> None:
-    assert parsed("patient=1,Patient/2").patients == [frozenset({"Patient/1", "Patient/2"})]
-    assert parsed("patient=1&patient=2").patients == [frozenset({"Patient/1"}), frozenset({"Patient/2"})]
+    assert parsed("patient=1,Patient/2").values_of("patient") == [
+        (frozenset({"Patient/1"}), frozenset({"Patient/2"}))
+    ]
+    assert parsed("patient=1&patient=2").values_of("patient") == [
+        (frozenset({"Patient/1"}),),
+        (frozenset({"Patient/2"}),),
+    ]
 
 
 @pytest.mark.parametrize(
     ("value", "expected"),
     [
-        ("123", {"Patient/123", "Group/123"}),
-        ("Patient/123", {"Patient/123"}),
-        ("Group/7", {"Group/7"}),
-        ("https://host/base/Group/7", {"Group/7"}),
-        ("https://host/base/Patient/123", {"Patient/123"}),
-        ("Group/7,Patient/1", {"Group/7", "Patient/1"}),
+        ("123", [{"Patient/123", "Group/123"}]),
+        ("Patient/123", [{"Patient/123"}]),
+        ("Group/7", [{"Group/7"}]),
+        ("https://host/base/Group/7", [{"Group/7"}]),
+        ("https://host/base/Patient/123", [{"Patient/123"}]),
+        ("Group/7,Patient/1", [{"Group/7"}, {"Patient/1"}]),
     ],
 )
 def test_subject_takes_a_typed_reference_or_a_bare_id_of_any_subject_type(
-    value: str, expected: set[str]
+    value: str, expected: list[set[str]]
 ) -> None:
-    assert parsed(f"subject={value}").subjects == [frozenset(expected)]
+    assert parsed(f"subject={value}").values_of("subject") == [tuple(frozenset(refs) for refs in expected)]
 
 
 def test_patient_and_subject_both_constrain_the_subject() -> None:
     query = parsed("patient=1&subject=Group/7")
-    assert query.subject_sets == [frozenset({"Patient/1"}), frozenset({"Group/7"})]
+    assert query.values_of("patient") == [(frozenset({"Patient/1"}),)]
+    assert query.values_of("subject") == [(frozenset({"Group/7"}),)]
+    assert [c.parameter.field for c in query.criteria] == [SEARCH_PARAMETERS["subject"].field] * 2
 
 
 @pytest.mark.parametrize(
     "value", ["9", "Appointment/9", "https://host/base/Appointment/9", "Appointment/9/_history/1"]
 )
 def test_appointment_accepts_every_reference_form(value: str) -> None:
-    assert parsed(f"appointment={value}").appointments == [frozenset({"Appointment/9"})]
+    assert parsed(f"appointment={value}").values_of("appointment") == [(frozenset({"Appointment/9"}),)]
 
 
 def test_appointment_comma_is_or_and_repeat_is_and() -> None:
-    assert parsed("appointment=1,2").appointments == [frozenset({"Appointment/1", "Appointment/2"})]
-    assert parsed("appointment=1&appointment=2").appointments == [
-        frozenset({"Appointment/1"}),
-        frozenset({"Appointment/2"}),
+    assert parsed("appointment=1,2").values_of("appointment") == [
+        (frozenset({"Appointment/1"}), frozenset({"Appointment/2"}))
+    ]
+    assert parsed("appointment=1&appointment=2").values_of("appointment") == [
+        (frozenset({"Appointment/1"}),),
+        (frozenset({"Appointment/2"}),),
     ]
 
 
@@ -218,17 +253,17 @@ def test_a_date_without_prefix_is_eq() -> None:
 
 
 def test_date_comma_is_or_and_repeat_is_and() -> None:
-    assert parsed("date=ge2021,lt2020").dates == [
+    assert parsed("date=ge2021,lt2020").values_of("date") == [
         (DateCriterion("ge", parse_range("2021")), DateCriterion("lt", parse_range("2020")))
     ]
-    assert parsed("date=ge2021&date=lt2022").dates == [
+    assert parsed("date=ge2021&date=lt2022").values_of("date") == [
         (DateCriterion("ge", parse_range("2021")),),
         (DateCriterion("lt", parse_range("2022")),),
     ]
 
 
 def test_a_date_with_a_decoded_plus_in_its_zone_is_read_as_plus() -> None:
-    assert parsed("date=ge2021-06-15T10:00:00+02:00").dates == [
+    assert parsed("date=ge2021-06-15T10:00:00+02:00").values_of("date") == [
         (DateCriterion("ge", parse_range("2021-06-15T10:00:00+02:00")),)
     ]
 
@@ -301,7 +336,7 @@ def test_matches_ands_parameters_and_ors_values(query: str, expected: bool) -> N
         start="2021-06-10T09:00:00Z",
         end="2021-06-10T10:00:00Z",
     )
-    assert matches(target, parsed(query), NOW) is expected
+    assert matches(target, query) is expected
 
 
 @pytest.mark.parametrize(
@@ -317,14 +352,14 @@ def test_matches_ands_parameters_and_ors_values(query: str, expected: bool) -> N
     ],
 )
 def test_subject_types_are_told_apart(subject: str | None, query: str, expected: bool) -> None:
-    assert matches(row(subject=subject), parsed(query), NOW) is expected
+    assert matches(row(subject=subject), query) is expected
 
 
 def test_an_encounter_with_several_appointments_is_found_by_each() -> None:
     target = row(appointments=("Appointment/a1", "Appointment/a2", "Appointment/a3"))
     for value in ("a1", "Appointment/a2", "https://h/Appointment/a3"):
-        assert matches(target, parsed(f"appointment={value}"), NOW)
-    assert not matches(row(appointments=()), parsed("appointment=a1"), NOW)
+        assert matches(target, f"appointment={value}")
+    assert not matches(row(appointments=()), "appointment=a1")
 
 
 # ---- date_matches: every prefix against every period shape -----------------------------------------
@@ -384,7 +419,7 @@ def test_every_prefix_against_every_period_shape(name: str, prefix: str) -> None
 @pytest.mark.parametrize("prefix", DATE_PREFIXES)
 def test_an_encounter_without_a_period_matches_no_date_criterion(prefix: str) -> None:
     assert date_matches(None, criterion(f"{prefix}{SEARCH_DAY}"), NOW) is False
-    assert matches(row(), parsed(f"date={prefix}{SEARCH_DAY}"), NOW) is False
+    assert matches(row(), f"date={prefix}{SEARCH_DAY}") is False
 
 
 @pytest.mark.parametrize(
@@ -474,100 +509,93 @@ def test_ap_tolerance_edge_is_exactly_ten_percent() -> None:
     assert not date_matches(DateRange(s_hi + tolerance + 1, s_hi + tolerance + 5), search, NOW)
 
 
-# ---- start_bounds --------------------------------------------------------------------------------
-
-
-def test_start_bounds_without_dates_are_unbounded() -> None:
-    assert start_bounds(parsed("patient=1"), NOW) == DateRange(NEG_INFINITY, POS_INFINITY)
-
-
-S_RANGE = parse_range(SEARCH_DAY)
+# ---- status -------------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
-    ("prefix", "expected"),
+    ("query", "expected"),
     [
-        ("eq", DateRange(S_RANGE.low, S_RANGE.high)),
-        ("ne", DateRange(NEG_INFINITY, POS_INFINITY)),
-        ("gt", DateRange(NEG_INFINITY, POS_INFINITY)),
-        ("ge", DateRange(NEG_INFINITY, POS_INFINITY)),
-        ("lt", DateRange(NEG_INFINITY, S_RANGE.low - 1)),
-        ("eb", DateRange(NEG_INFINITY, S_RANGE.low - 1)),
-        ("le", DateRange(NEG_INFINITY, S_RANGE.high)),
-        ("sa", DateRange(S_RANGE.high + 1, POS_INFINITY)),
-        ("ap", DateRange(NEG_INFINITY, S_RANGE.high + (NOW - S_RANGE.low) // 10)),
+        ("status=finished", [("finished",)]),
+        ("status=+finished+", [("finished",)]),
+        ("status=planned,in-progress", [("planned", "in-progress")]),
+        ("status=planned&status=finished", [("planned",), ("finished",)]),
+        (f"status={STATUS_SYSTEM}|finished", [("finished",)]),
+        (f"status={STATUS_SYSTEM}|finished,planned", [("finished", "planned")]),
     ],
 )
-def test_start_bounds_per_prefix(prefix: str, expected: DateRange) -> None:
-    assert start_bounds(parsed(f"date={prefix}{SEARCH_DAY}"), NOW) == expected
-
-
-@pytest.mark.parametrize(
-    ("query", "low", "high"),
-    [
-        ("date=eq2021-06-15,eq2021-06-20", "2021-06-15T00:00:00Z", "2021-06-20T23:59:59.999999Z"),
-        ("date=sa2021-06-15&date=lt2021-07", "2021-06-16T00:00:00Z", "2021-06-30T23:59:59.999999Z"),
-        ("date=eq2021&date=eq2021-06", "2021-06-01T00:00:00Z", "2021-06-30T23:59:59.999999Z"),
-        ("date=eq2021-06-15,ge2020", None, None),
-        ("date=ge2020&date=le2021", None, "2021-12-31T23:59:59.999999Z"),
-    ],
-)
-def test_start_bounds_hull_or_sets_and_intersect_repeats(
-    query: str, low: str | None, high: str | None
+def test_status_takes_codes_comma_is_or_and_repeat_is_and(
+    query: str, expected: list[tuple[str, ...]]
 ) -> None:
-    expected = DateRange(micros(low) if low else NEG_INFINITY, micros(high) if high else POS_INFINITY)
-    assert start_bounds(parsed(query), NOW) == expected
+    assert parsed(query).values_of("status") == expected
 
 
-def _random_value(rng: random.Random, *, zones: bool) -> str:
-    instant = rng.randrange(micros("2019-01-01T00:00:00Z"), micros("2024-01-01T00:00:00Z"))
-    text = (EPOCH + timedelta(microseconds=instant)).strftime("%Y-%m-%dT%H:%M:%S.%f")
-    cut = rng.choice([4, 7, 10, 16, 19, 21, 23, 26])
-    zone = rng.choice(["", "Z", "+02:00", "-05:30", "+14:00"]) if zones and cut >= 16 else ""
-    return text[:cut] + zone
+def test_status_system_without_a_code_means_any_code() -> None:
+    assert parsed(f"status={STATUS_SYSTEM}|").values_of("status") == [("",)]
 
 
-def _random_period(rng: random.Random) -> DateRange | None:
-    shape = rng.random()
-    if shape < 0.1:
-        return None
-    start = None if shape < 0.2 else _random_value(rng, zones=True)
-    end = None if 0.2 <= shape < 0.35 else _random_value(rng, zones=True)
-    result = period(start, end)
-    if result.low > result.high:
-        return DateRange(result.high, result.low)
-    return result
+@pytest.mark.parametrize(
+    "value",
+    ["http://example.org/status|finished", "|finished", "|", "http://hl7.org/fhir/encounter-status2|x"],
+)
+def test_status_of_another_system_or_none_parses_to_a_value_that_matches_nothing(value: str) -> None:
+    assert parsed(f"status={value}").values_of("status") == [(None,)]
 
 
-def test_start_bounds_hold_every_start_that_date_matches_accepts() -> None:
-    """Property: whenever a row matches, its start (-infinity when missing) lies within start_bounds."""
-    rng = random.Random(42)
-    periods = [_random_period(rng) for _ in range(80)]
-    checked = bounded = 0
-    for _ in range(400):
-        groups = [
-            ",".join(
-                f"{rng.choice(DATE_PREFIXES)}{_random_value(rng, zones=True)}"
-                for _ in range(rng.randint(1, 3))
-            )
-            for _ in range(rng.randint(1, 3))
-        ]
-        query = parse_search({"date": groups})[0]
-        now = rng.randrange(micros("2018-01-01T00:00:00Z"), micros("2027-01-01T00:00:00Z"))
-        bounds = start_bounds(query, now)
-        for target in periods:
-            if not matches(IndexRow("e", "k", None, frozenset(), target), query, now):
-                continue
-            assert target is not None  # no period matches no date criterion
-            assert bounds.low <= target.low <= bounds.high, (groups, now, target, bounds)
-            checked += 1
-            bounded += bounds.low > NEG_INFINITY or bounds.high < POS_INFINITY
-    # the property was exercised, including with real (finite) bounds
-    assert checked > 2000
-    assert bounded > 500
+@pytest.mark.parametrize("query", ["status=finished,", "status=,finished", "status=,"])
+def test_an_empty_status_value_between_commas_is_invalid(query: str) -> None:
+    assert invalid_text(query) == (
+        "Invalid value for search parameter 'status': 'status' needs a code, such as finished"
+    )
 
 
-# ---- _count, _offset, _cursor ---------------------------------------------------------------------
+@pytest.mark.parametrize("query", ["status=", "status=+", "status=&status="])
+def test_an_empty_status_is_ignored(query: str) -> None:
+    assert parsed(query) == parsed("")
+
+
+@pytest.mark.parametrize("strict", [False, True])
+@pytest.mark.parametrize("modifier", ["not", "text", "in", "missing"])
+def test_a_status_modifier_is_not_supported(modifier: str, strict: bool) -> None:
+    with pytest.raises(NotSupportedError) as caught:
+        parse(f"status:{modifier}=finished", strict=strict)
+    assert (caught.value.status, caught.value.code) == (400, "not-supported")
+    assert caught.value.text == f"Search parameter 'status' does not support the modifier ':{modifier}'"
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ("status=finished", True),
+        ("status=planned", False),
+        ("status=Finished", False),
+        ("status=planned,finished", True),
+        ("status=planned,arrived", False),
+        ("status=finished&status=finished", True),
+        ("status=finished&status=planned", False),
+        ("status=planned,finished&status=finished,cancelled", True),
+        (f"status={STATUS_SYSTEM}|finished", True),
+        (f"status={STATUS_SYSTEM}|planned", False),
+        (f"status={STATUS_SYSTEM}|", True),
+        (f"status={STATUS_SYSTEM}|&status=finished", True),
+        (f"status={STATUS_SYSTEM}|&status=planned", False),
+        ("status=http://example.org/status|finished", False),
+        ("status=|finished", False),
+        ("status=|finished,finished", True),
+        ("status=finished&patient=p1", True),
+        ("status=finished&patient=p2", False),
+    ],
+)
+def test_status_matches_the_rows_code(query: str, expected: bool) -> None:
+    assert matches(row(status="finished"), query) is expected
+
+
+@pytest.mark.parametrize("query", ["status=finished", f"status={STATUS_SYSTEM}|", "status=|finished"])
+def test_a_row_without_status_matches_no_status_criterion(query: str) -> None:
+    assert matches(row(status=None), query) is False
+    assert matches(row(status=None), "patient=p1") is True
+
+
+# ---- _count, _offset, _total, _cursor -------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -609,7 +637,28 @@ def test_count_and_offset_must_be_non_negative_integers(name: str, value: str) -
     )
 
 
-@pytest.mark.parametrize("name", ["_count", "_offset", "_cursor"])
+@pytest.mark.parametrize(
+    ("query", "mode", "counts"),
+    [
+        ("", "accurate", True),
+        ("_total=", "accurate", True),
+        ("_total=accurate", "accurate", True),
+        ("_total=estimate", "estimate", True),
+        ("_total=none", "none", False),
+    ],
+)
+def test_total_defaults_to_accurate_and_none_skips_counting(query: str, mode: str, counts: bool) -> None:
+    assert (parsed(query).total_mode, parsed(query).counts_total) == (mode, counts)
+
+
+@pytest.mark.parametrize("value", ["all", "None", "0", "accurate,none"])
+def test_total_must_be_one_of_the_modes(value: str) -> None:
+    assert invalid_text(f"_total={value}") == (
+        "Invalid value for search parameter '_total': must be one of accurate, estimate, none"
+    )
+
+
+@pytest.mark.parametrize("name", ["_count", "_offset", "_total", "_cursor"])
 def test_result_parameters_may_be_given_once(name: str) -> None:
     assert (
         invalid_text(f"{name}=1&{name}=2")
@@ -629,7 +678,7 @@ def test_unknown_parameters_are_ignored_and_listed() -> None:
     query, ignored = parse("foo=1&patient=p1&Patient=2&_sort=date&_format=json&foo:exact=3&bar=")
     assert ignored == ["Patient", "_format", "_sort", "bar", "foo", "foo:exact"]
     assert query.criteria_params == (("patient", "p1"),)
-    assert query.patients == [frozenset({"Patient/p1"})]
+    assert query.values_of("patient") == [(frozenset({"Patient/p1"}),)]
 
 
 def test_strict_handling_rejects_unknown_parameters() -> None:
@@ -654,6 +703,7 @@ def test_strict_handling_accepts_known_parameters() -> None:
         ("appointment:identifier", "appointment", "identifier"),
         ("date:above", "date", "above"),
         ("_id:not", "_id", "not"),
+        ("status:not", "status", "not"),
         ("_count:x", "_count", "x"),
     ],
 )
@@ -666,7 +716,16 @@ def test_a_modifier_is_not_supported(key: str, name: str, modifier: str, strict:
 
 @pytest.mark.parametrize(
     "query",
-    ["_id=", "patient=", "subject=+", "appointment=", "date=", "date=&date=+", "_count=&_offset=&_cursor="],
+    [
+        "_id=",
+        "patient=",
+        "subject=+",
+        "appointment=",
+        "date=",
+        "date=&date=+",
+        "status=",
+        "_count=&_offset=&_total=&_cursor=",
+    ],
 )
 def test_empty_values_are_ignored(query: str) -> None:
     parsed_query = parsed(query)
@@ -675,11 +734,11 @@ def test_empty_values_are_ignored(query: str) -> None:
 
 def test_an_empty_repeat_leaves_the_others() -> None:
     query = parsed("date=&date=ge2021")
-    assert query.dates == [(DateCriterion("ge", parse_range("2021")),)]
+    assert query.values_of("date") == [(DateCriterion("ge", parse_range("2021")),)]
     assert query.criteria_params == (("date", "ge2021"),)
 
 
-@pytest.mark.parametrize("name", ["_id", "patient", "subject", "appointment"])
+@pytest.mark.parametrize("name", ["_id", "patient", "subject", "appointment", "status"])
 def test_at_most_100_values_per_parameter(name: str) -> None:
     values = [f"v{i}" for i in range(101)]
     assert parsed(f"{name}={','.join(values[:100])}").criteria_params[0][0] == name
@@ -703,7 +762,9 @@ def test_at_most_100_date_values() -> None:
         ("subject=Practitioner/1", "subject"),
         ("appointment=Patient/1", "appointment"),
         ("date=2021-13", "date"),
+        ("status=a,,b", "status"),
         ("_count=x", "_count"),
+        ("_total=some", "_total"),
         ("_offset=-1", "_offset"),
         ("_cursor=a&_cursor=b", "_cursor"),
     ],
@@ -714,7 +775,8 @@ def test_an_invalid_value_names_its_parameter(query: str, name: str) -> None:
 
 def test_criteria_are_kept_in_parameter_list_order_with_values_as_given() -> None:
     query = parsed(
-        "date=lt2022&_count=5&foo=1&patient=p1&_id=a,b&date=ge2021&appointment=9&subject=Group/7&_offset=3"
+        "status=finished,planned&date=lt2022&_count=5&foo=1&patient=p1&_id=a,b&date=ge2021&appointment=9"
+        "&subject=Group/7&_offset=3"
     )
     assert query.criteria_params == (
         ("_id", "a,b"),
@@ -723,4 +785,5 @@ def test_criteria_are_kept_in_parameter_list_order_with_values_as_given() -> Non
         ("appointment", "9"),
         ("date", "lt2022"),
         ("date", "ge2021"),
+        ("status", "finished,planned"),
     )

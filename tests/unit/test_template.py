@@ -123,8 +123,12 @@ def test_the_readme_table_is_the_registry() -> None:
     readme = (ROOT / "README.md").read_text()
     rows = [line for line in readme.splitlines() if line.startswith("| `") and line.count(" | ") == 3]
     expected = [
-        f"| `{p.name}` | {p.type.value} | {p.accepts} | {p.documentation} |" for p in SEARCH_PARAMETERS.values()
-    ] + [f"| `{p.name}` | {p.type.value} | {p.accepts} | {p.documentation} |" for p in RESULT_PARAMETERS.values()]
+        f"| `{p.name}` | {p.type.value} | {p.accepts} | {p.documentation} |"
+        for p in SEARCH_PARAMETERS.values()
+    ] + [
+        f"| `{p.name}` | {p.type.value} | {p.accepts} | {p.documentation} |"
+        for p in RESULT_PARAMETERS.values()
+    ]
     assert rows == expected
 
 

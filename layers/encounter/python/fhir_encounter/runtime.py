@@ -39,9 +39,13 @@ class Runtime:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Runtime:
+        logger = Logger(service=settings.service_name, level=settings.log_level)
+        # Powertools configures a service's logger once per process; the level must still apply
+        # when a second Runtime is composed in it (the dev server, tests).
+        logger.setLevel(settings.log_level)
         return cls(
             settings,
-            Logger(service=settings.service_name, level=settings.log_level),
+            logger,
             Tracer(service=settings.service_name, disabled=settings.trace_disabled),
             Metrics(service=settings.service_name, namespace=settings.metrics_namespace),
         )
@@ -61,8 +65,12 @@ class Runtime:
 
         @app.exception_handler(FhirError)  # type: ignore[untyped-decorator]
         def _fhir_error(error: FhirError) -> Response[str]:
-            log = logger.warning if error.status >= 500 else logger.info
-            log("request failed", extra={"status": error.status, "code": error.code})
+            if error.status >= 500:
+                logger.warning(
+                    "request failed", extra={"status": error.status, "code": error.code}, exc_info=error
+                )
+            else:
+                logger.info("request failed", extra={"status": error.status, "code": error.code})
             return error_response(error)
 
         @app.exception_handler(Exception)  # type: ignore[untyped-decorator]

@@ -116,7 +116,7 @@ def parse_search(
         if name in accepted:
             if len(accepted[name]) > 1:
                 raise _invalid(name, "must be given once")
-            results[name] = accepted[name][0]
+            results[name] = accepted[name][0].strip()
     try:
         query = SearchQuery.model_validate(results)
     except ValidationError as error:

@@ -1,0 +1,407 @@
+"""Query planning as a pure function of plain values: which index and partitions, the sort-key range
+and buckets the date criteria allow, where a cursor resumes, and how much each Query reads."""
+
+from __future__ import annotations
+
+import random
+from datetime import UTC, datetime, timedelta
+from urllib.parse import parse_qs
+
+import pytest
+
+from fhir_encounter.dates import NEG_INFINITY, POS_INFINITY, DateRange, parse_range
+from fhir_encounter.search.cursor import Cursor
+from fhir_encounter.search.parameters import DATE_PREFIXES, IndexRow
+from fhir_encounter.search.planning import MAX_QUERY_LIMIT, Plan, next_limit, plan, start_bounds
+from fhir_encounter.search.query import SearchQuery, parse_search
+from fhir_encounter.store.items import index_row_of
+from fhir_encounter.store.keys import APPOINTMENT_INDEX, PERIOD_START_INDEX, SUBJECT_INDEX, bucket_of
+from tests.support import encounter, micros
+
+NOW = micros("2026-01-01T00:00:00Z")
+NO_START = "0000-00-00T00:00:00.000000Z"  # the sort-key text of a missing period.start
+END = "~"  # after every sort key
+CURSOR = Cursor("2021-08-03T10:00:00.000000Z#e7", 10, 57)
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def parsed(query: str) -> SearchQuery:
+    return parse_search(parse_qs(query, keep_blank_values=True))[0]
+
+
+def plan_of(query: str, cursor: Cursor | None = None) -> Plan:
+    return plan(parsed(query), cursor, NOW)
+
+
+# ---- which index, which partitions --------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("query", "index", "partitions"),
+    [
+        ("", PERIOD_START_INDEX, ()),
+        ("date=ge2021", PERIOD_START_INDEX, ()),
+        ("status=finished", PERIOD_START_INDEX, ()),
+        ("patient=p1", SUBJECT_INDEX, ("Patient/p1",)),
+        ("patient=p1&date=2021&status=finished", SUBJECT_INDEX, ("Patient/p1",)),
+        ("subject=Group/7", SUBJECT_INDEX, ("Group/7",)),
+        ("appointment=a1", APPOINTMENT_INDEX, ("Appointment/a1",)),
+        ("patient=p1&appointment=a2,a1&date=2021", APPOINTMENT_INDEX, ("Appointment/a1", "Appointment/a2")),
+        ("subject=7&appointment=a1", APPOINTMENT_INDEX, ("Appointment/a1",)),
+        ("_id=e1&patient=p1&appointment=a1&date=2021", "table", ("e1",)),
+    ],
+)
+def test_appointment_beats_patient_and_subject_which_beat_date(
+    query: str, index: str, partitions: tuple[str, ...]
+) -> None:
+    chosen = plan_of(query)
+    assert (chosen.index, chosen.partitions) == (index, partitions)
+    assert chosen.walks_buckets is (index == PERIOD_START_INDEX)
+
+
+@pytest.mark.parametrize(
+    ("query", "ids"),
+    [
+        ("_id=a", ("a",)),
+        ("_id=c,a,b", ("a", "b", "c")),
+        ("_id=a,b&_id=b,c", ("b",)),
+        ("_id=a,b,c&_id=c,b&_id=b,x", ("b",)),
+        ("_id=a&_id=b", ()),
+        ("_id=a,a", ("a",)),
+    ],
+)
+def test_id_reads_the_table_by_the_intersection_of_repeated_id_sets(query: str, ids: tuple[str, ...]) -> None:
+    assert plan_of(query) == Plan("table", ids, NO_START, END)
+
+
+def test_an_id_plan_resumes_after_a_cursor() -> None:
+    assert plan_of("_id=a,b", CURSOR) == Plan("table", ("a", "b"), NO_START, END, after=CURSOR.after_sort_key)
+
+
+@pytest.mark.parametrize(
+    ("query", "partitions"),
+    [
+        ("patient=1,2,3&subject=Patient/2", ("Patient/2",)),
+        ("subject=Patient/1,Patient/2,Group/3&patient=1,2", ("Patient/1", "Patient/2")),
+        ("patient=1,2,3&subject=9", ("Group/9", "Patient/9")),
+        ("patient=1,2&patient=3", ("Patient/3",)),
+        ("patient=1,Patient/1,https://h/Patient/1", ("Patient/1",)),
+        ("appointment=1,2,3&appointment=3,2", ("Appointment/2", "Appointment/3")),
+        # a tie goes to the first criterion in registry order
+        ("subject=Group/7&patient=1", ("Patient/1",)),
+    ],
+)
+def test_the_smallest_or_set_of_the_chosen_index_gives_the_partitions(
+    query: str, partitions: tuple[str, ...]
+) -> None:
+    assert plan_of(query).partitions == partitions
+
+
+def test_a_bare_subject_id_reads_its_patient_and_group_partitions() -> None:
+    chosen = plan_of("subject=9")
+    assert (chosen.index, chosen.partitions) == (SUBJECT_INDEX, ("Group/9", "Patient/9"))
+    assert plan_of("subject=9,Group/4").partitions == ("Group/4", "Group/9", "Patient/9")
+
+
+# ---- the sort-key range from the date criteria ------------------------------------------------------
+
+SEARCH_DAY = "2021-06-15"
+S_RANGE = parse_range(SEARCH_DAY)
+
+
+@pytest.mark.parametrize(
+    ("prefix", "low", "high"),
+    [
+        ("eq", "2021-06-15T00:00:00.000000Z", "2021-06-15T23:59:59.999999Z#~"),
+        ("lt", NO_START, "2021-06-14T23:59:59.999999Z#~"),
+        ("eb", NO_START, "2021-06-14T23:59:59.999999Z#~"),
+        ("le", NO_START, "2021-06-15T23:59:59.999999Z#~"),
+        ("sa", "2021-06-16T00:00:00.000000Z", END),
+        # ap: 10% of the 1661 days from S to NOW (166.1 days) past the end of S
+        ("ap", NO_START, "2021-11-29T02:23:59.999999Z#~"),
+        ("ge", NO_START, END),
+        ("gt", NO_START, END),
+        ("ne", NO_START, END),
+    ],
+)
+@pytest.mark.parametrize("other", ["", "patient=p1&", "appointment=a1&status=finished&"])
+def test_date_prefixes_bound_the_sort_key(prefix: str, low: str, high: str, other: str) -> None:
+    chosen = plan_of(f"{other}date={prefix}{SEARCH_DAY}")
+    assert (chosen.low, chosen.high) == (low, high)
+    assert not chosen.empty
+
+
+def test_without_dates_the_sort_key_is_unbounded() -> None:
+    for query in ("", "patient=p1", "appointment=a1", "status=finished"):
+        chosen = plan_of(query)
+        assert (chosen.low, chosen.high, chosen.after) == (NO_START, END, None)
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "date=eq2021&date=eq2022",
+        "date=sa2021-06-15&date=lt2021-06-16",
+        "date=sa2021&date=eb2021",
+        "patient=p1&date=eq2021&date=eq2022",
+        "appointment=a1&date=lt2020&date=sa2020",
+    ],
+)
+def test_contradictory_dates_make_an_empty_plan(query: str) -> None:
+    assert plan_of(query).empty
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "date=sa2021-06-15&date=le2021-06-16",
+        "date=eq2021-06-15&date=eq2021-06-15T10:00",
+        # an OR set bounds by its hull: 2021 to 2023 meets 2022
+        "date=eq2021,eq2023&date=eq2022",
+    ],
+)
+def test_dates_that_can_meet_do_not_make_an_empty_plan(query: str) -> None:
+    assert not plan_of(query).empty
+
+
+# ---- start_bounds: the bounds on period.start behind the sort-key range -----------------------------
+
+
+def test_start_bounds_without_dates_are_unbounded() -> None:
+    assert start_bounds(parsed("patient=1&status=finished"), NOW) == DateRange(NEG_INFINITY, POS_INFINITY)
+
+
+@pytest.mark.parametrize(
+    ("prefix", "expected"),
+    [
+        ("eq", DateRange(S_RANGE.low, S_RANGE.high)),
+        ("ne", DateRange(NEG_INFINITY, POS_INFINITY)),
+        ("gt", DateRange(NEG_INFINITY, POS_INFINITY)),
+        ("ge", DateRange(NEG_INFINITY, POS_INFINITY)),
+        ("lt", DateRange(NEG_INFINITY, S_RANGE.low - 1)),
+        ("eb", DateRange(NEG_INFINITY, S_RANGE.low - 1)),
+        ("le", DateRange(NEG_INFINITY, S_RANGE.high)),
+        ("sa", DateRange(S_RANGE.high + 1, POS_INFINITY)),
+        ("ap", DateRange(NEG_INFINITY, S_RANGE.high + (NOW - S_RANGE.low) // 10)),
+    ],
+)
+def test_start_bounds_per_prefix(prefix: str, expected: DateRange) -> None:
+    assert start_bounds(parsed(f"date={prefix}{SEARCH_DAY}"), NOW) == expected
+
+
+@pytest.mark.parametrize(
+    ("query", "low", "high"),
+    [
+        ("date=eq2021-06-15,eq2021-06-20", "2021-06-15T00:00:00Z", "2021-06-20T23:59:59.999999Z"),
+        ("date=sa2021-06-15&date=lt2021-07", "2021-06-16T00:00:00Z", "2021-06-30T23:59:59.999999Z"),
+        ("date=eq2021&date=eq2021-06", "2021-06-01T00:00:00Z", "2021-06-30T23:59:59.999999Z"),
+        ("date=eq2021-06-15,ge2020", None, None),
+        ("date=ge2020&date=le2021", None, "2021-12-31T23:59:59.999999Z"),
+    ],
+)
+def test_start_bounds_hull_or_sets_and_intersect_repeats(
+    query: str, low: str | None, high: str | None
+) -> None:
+    expected = DateRange(micros(low) if low else NEG_INFINITY, micros(high) if high else POS_INFINITY)
+    assert start_bounds(parsed(query), NOW) == expected
+
+
+# ---- cursors --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("other", ["", "patient=p1&", "appointment=a1&"])
+@pytest.mark.parametrize(
+    ("date", "low", "high"),
+    [
+        ("ge2021", CURSOR.after_sort_key, END),
+        ("eq2021", CURSOR.after_sort_key, "2021-12-31T23:59:59.999999Z#~"),
+        # a cursor below the date range leaves the range's low
+        ("sa2021-09-01", "2021-09-02T00:00:00.000000Z", END),
+    ],
+)
+def test_a_cursor_sets_after_and_raises_low_to_its_key(date: str, low: str, high: str, other: str) -> None:
+    chosen = plan_of(f"{other}date={date}", CURSOR)
+    assert (chosen.after, chosen.low, chosen.high) == (CURSOR.after_sort_key, low, high)
+
+
+def test_without_a_cursor_nothing_is_skipped() -> None:
+    assert plan_of("date=ge2021").after is None
+    assert plan_of("patient=p1").after is None
+
+
+# ---- the period walk's buckets --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("query", "first", "last"),
+    [
+        ("", "0000-00", "9999-99"),
+        ("status=finished", "0000-00", "9999-99"),
+        ("date=eq2021-06-15", "2021-06", "2021-06"),
+        ("date=eq2021", "2021-01", "2021-12"),
+        ("date=sa2021-06-15", "2021-06", "9999-99"),
+        ("date=sa2021-06-30", "2021-07", "9999-99"),
+        ("date=lt2021-06-01", "0000-00", "2021-05"),
+        ("date=le2021-06-15", "0000-00", "2021-06"),
+        ("date=ge2021", "0000-00", "9999-99"),
+        ("date=eq2021-06-15T23:30:00-02:00", "2021-06", "2021-06"),
+        ("date=eq2021-06-30T23:30:00-02:00", "2021-07", "2021-07"),
+    ],
+)
+def test_the_bucket_range_is_the_months_the_start_can_fall_in(query: str, first: str, last: str) -> None:
+    chosen = plan_of(query)
+    assert (chosen.index, chosen.first_bucket, chosen.last_bucket) == (PERIOD_START_INDEX, first, last)
+
+
+@pytest.mark.parametrize(
+    ("query", "cursor", "first", "last"),
+    [
+        ("date=ge2021", CURSOR, "2021-08", "9999-99"),
+        ("date=eq2021", CURSOR, "2021-08", "2021-12"),
+        ("", CURSOR, "2021-08", "9999-99"),
+        ("date=sa2021-09-01", CURSOR, "2021-09", "9999-99"),
+        ("date=lt2021", Cursor(f"{NO_START}#e3", 10, None), "0000-00", "2020-12"),
+    ],
+)
+def test_a_cursor_raises_the_first_bucket_to_its_own(
+    query: str, cursor: Cursor, first: str, last: str
+) -> None:
+    chosen = plan_of(query, cursor)
+    assert (chosen.first_bucket, chosen.last_bucket) == (first, last)
+
+
+@pytest.mark.parametrize(
+    ("query", "cursor", "directory", "expected"),
+    [
+        ("", None, ["2021-07", "0000-00", "2019-01"], ["0000-00", "2019-01", "2021-07"]),
+        ("date=eq2021-06", None, ["2021-07", "0000-00", "2021-06", "2021-05"], ["2021-06"]),
+        ("date=eq2021", None, ["2022-01", "2021-12", "2020-12", "2021-01"], ["2021-01", "2021-12"]),
+        ("date=eq2019", None, ["2021-07", "0000-00", "2021-06"], []),
+        ("date=lt2021", None, ["2021-07", "0000-00", "2020-03"], ["0000-00", "2020-03"]),
+        (
+            "date=ge2021",
+            CURSOR,
+            ["2022-01", "0000-00", "2021-07", "2021-08", "2021-09"],
+            ["2021-08", "2021-09", "2022-01"],
+        ),
+        ("", None, [], []),
+    ],
+)
+def test_buckets_picks_the_directorys_buckets_in_range_in_order(
+    query: str, cursor: Cursor | None, directory: list[str], expected: list[str]
+) -> None:
+    assert plan_of(query, cursor).buckets(directory) == expected
+
+
+# ---- how much each Query reads ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("query", "cursor", "hint"),
+    [
+        # a first page that counts reads every match anyway
+        ("patient=p1", None, None),
+        ("patient=p1&_count=5&_offset=20", None, None),
+        ("patient=p1&_total=estimate", None, None),
+        ("date=ge2021", None, None),
+        # a cursor page needs the page and one more
+        ("patient=p1&_count=5", CURSOR, 6),
+        ("patient=p1&_count=5&_total=none", CURSOR, 6),
+        ("date=ge2021&_count=20", CURSOR, 21),
+        # _total=none stops one match after the page
+        ("patient=p1&_count=5&_offset=20&_total=none", None, 26),
+        ("_total=none", None, 11),
+        ("date=ge2021&_count=0&_total=none", None, 1),
+        # _id reads items by key: no Query
+        ("_id=a&_total=none", None, None),
+        ("_id=a", CURSOR, None),
+    ],
+)
+def test_page_hint(query: str, cursor: Cursor | None, hint: int | None) -> None:
+    assert plan_of(query, cursor).page_hint == hint
+
+
+@pytest.mark.parametrize(
+    ("limit", "expected"), [(1, 2), (6, 12), (11, 22), (499, 998), (500, 1000), (501, 1000), (1000, 1000)]
+)
+def test_next_limit_doubles_up_to_1000(limit: int, expected: int) -> None:
+    assert next_limit(limit) == expected
+
+
+def test_next_limit_grows_from_a_page_hint_to_the_cap_and_stays() -> None:
+    limits = [11]
+    for _ in range(8):
+        limits.append(next_limit(limits[-1]))
+    assert limits == [11, 22, 44, 88, 176, 352, 704, 1000, 1000]
+    assert MAX_QUERY_LIMIT == 1000
+
+
+# ---- property: the plan never leaves out a match ----------------------------------------------------
+
+
+def _random_value(rng: random.Random, *, zones: bool) -> str:
+    instant = rng.randrange(micros("2019-01-01T00:00:00Z"), micros("2024-01-01T00:00:00Z"))
+    text = (EPOCH + timedelta(microseconds=instant)).strftime("%Y-%m-%dT%H:%M:%S.%f")
+    cut = rng.choice([4, 7, 10, 16, 19, 21, 23, 26])
+    zone = rng.choice(["", "Z", "+02:00", "-05:30", "+14:00"]) if zones and cut >= 16 else ""
+    return text[:cut] + zone
+
+
+def _random_row(rng: random.Random, number: int) -> IndexRow:
+    """The index row of a generated Encounter: a period with either side missing, or none."""
+    shape = rng.random()
+    start = None if shape < 0.2 else _random_value(rng, zones=True)
+    end = None if shape < 0.1 or 0.2 <= shape < 0.35 else _random_value(rng, zones=True)
+    subject = rng.choice(["Patient/p1", "Patient/p2", "Group/p1"])
+    status = rng.choice(["finished", "in-progress", "planned"])
+    row = index_row_of(encounter(f"e{number}", subject=subject, start=start, end=end, status=status))
+    period = row.values.get("period")
+    if period is not None and period.low > period.high:  # an end before the start: swap them
+        row = index_row_of(encounter(f"e{number}", subject=subject, start=end, end=start, status=status))
+    return row
+
+
+def _within(chosen: Plan, row: IndexRow) -> bool:
+    in_range = chosen.low <= row.sort_key <= chosen.high
+    if chosen.walks_buckets:
+        in_range = in_range and chosen.first_bucket <= bucket_of(row.sort_key) <= chosen.last_bucket
+    return in_range and not chosen.empty
+
+
+def test_every_matching_row_lies_within_the_plans_sort_key_range_and_buckets() -> None:
+    """Property: whenever a row matches the query, its start lies within start_bounds, its sort key
+    within [low, high] and its bucket within the walk's, with or without a cursor before it."""
+    rng = random.Random(42)
+    rows = sorted((_random_row(rng, number) for number in range(80)), key=lambda row: row.sort_key)
+    assert sum("period" not in row.values for row in rows) >= 5
+    checked = bounded = resumed = 0
+    for _ in range(400):
+        groups = [
+            ",".join(
+                f"{rng.choice(DATE_PREFIXES)}{_random_value(rng, zones=True)}"
+                for _ in range(rng.randint(1, 3))
+            )
+            for _ in range(rng.randint(1, 3))
+        ]
+        params = {"date": groups, **({"patient": ["p1,p2"]} if rng.random() < 0.3 else {})}
+        query = parse_search(params)[0]
+        now = rng.randrange(micros("2018-01-01T00:00:00Z"), micros("2027-01-01T00:00:00Z"))
+        bounds = start_bounds(query, now)
+        chosen = plan(query, None, now)
+        cursor = Cursor(rng.choice(rows).sort_key, 10, None)
+        after_cursor = plan(query, cursor, now)
+        for row in rows:
+            if not query.matches(row, now):
+                continue
+            assert "period" in row.values  # no period matches no date criterion
+            assert bounds.low <= row.values["period"].low <= bounds.high, (groups, now, row, bounds)
+            assert _within(chosen, row), (groups, now, row, chosen)
+            checked += 1
+            bounded += chosen.low > NO_START or chosen.high < END
+            if row.sort_key > cursor.after_sort_key:
+                assert _within(after_cursor, row), (groups, now, row, after_cursor)
+                resumed += 1
+    # the property was exercised, including with real (finite) bounds and after cursors
+    assert checked > 2000
+    assert bounded > 500
+    assert resumed > 500
