@@ -94,9 +94,13 @@ def handlers_on(
 
 def invoke(event: dict[str, Any]) -> Response:
     """Pass an event to the handler that owns its resource; (status, headers, parsed body)."""
-    assert _handlers, "invoke needs the table fixture (or handlers_on)"
-    response = _handlers[-1][event["resource"]](event, LocalContext())  # type: ignore[arg-type]
-    return response_parts(response)
+    return response_parts(lambda_response(event))
+
+
+def lambda_response(event: dict[str, Any]) -> dict[str, Any]:
+    """The handler's whole proxy response to ``event``, as Lambda would serialise it."""
+    assert _handlers, "invoking needs the table fixture (or handlers_on)"
+    return _handlers[-1][event["resource"]](event, LocalContext())  # type: ignore[arg-type]
 
 
 def response_parts(response: dict[str, Any]) -> Response:

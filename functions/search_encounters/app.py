@@ -14,7 +14,10 @@ def create_handler(runtime: Runtime, store: Store) -> LambdaHandler:
     @app.get("/Encounter")
     @runtime.tracer.capture_method(capture_response=False)
     def search() -> Response[str]:
-        return search_encounters(app.current_event, runtime, store)
+        context = app.lambda_context
+        return search_encounters(
+            app.current_event, runtime, store, context.get_remaining_time_in_millis() / 1000
+        )
 
     return runtime.handler(app)
 

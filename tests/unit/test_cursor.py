@@ -170,3 +170,30 @@ def test_a_cursor_without_a_total_round_trips() -> None:
     token = encode_cursor(cursor, FINGERPRINT, SECRET)
     assert payload_of(token)["t"] is None
     assert decode_cursor(token, FINGERPRINT, 10, SECRET) == cursor
+
+
+def other_spellings(text: str) -> list[str]:
+    """The same bytes spelled otherwise: unused trailing bits set, padding, stray characters."""
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+    same = [
+        text[:-1] + char
+        for char in alphabet
+        if char != text[-1] and b64(base64.urlsafe_b64decode(text[:-1] + char + "==")) == text
+    ]
+    return [*same, text + "==", text[:3] + "!" + text[3:], text[:3] + "\n" + text[3:]]
+
+
+def test_a_signature_spelled_another_way_is_rejected() -> None:
+    token = encode_cursor(CURSOR, FINGERPRINT, SECRET)
+    body, signature = token.split(".")
+    spellings = other_spellings(signature)
+    assert len(spellings) > 3  # 16 bytes leave 4 unused bits in the last character
+    for spelling in spellings:
+        rejected(f"{body}.{spelling}")
+
+
+def test_a_payload_spelled_another_way_is_rejected() -> None:
+    token = encode_cursor(CURSOR, FINGERPRINT, SECRET)
+    body, signature = token.split(".")
+    for spelling in other_spellings(body):
+        rejected(f"{spelling}.{signature}")

@@ -9,7 +9,7 @@ from urllib.parse import parse_qs
 import pytest
 
 from fhir_encounter.search.cursor import Cursor
-from fhir_encounter.search.paging import Page, select_page
+from fhir_encounter.search.paging import Page, fit_page, select_page
 from fhir_encounter.search.parameters import IndexRow
 from fhir_encounter.search.query import SearchQuery, parse_search
 
@@ -206,29 +206,45 @@ def test_out_of_time_keeps_the_full_page_and_drops_the_total() -> None:
     budget = Budget(recorded, answer=True)
     page = select_page(recorded, parsed("_count=10&_offset=5"), None, out_of_time=budget)
     assert page == Page(ROWS[5:15], None, True, Cursor(ROWS[14].sort_key, 15, None), True)
-    assert budget.calls == [16]  # asked once, at the first match past the page
-    assert recorded.consumed == 16
+    assert budget.calls == [1]  # asked from the first row; once out of time, no more
+    assert recorded.consumed == 16  # the page, then one match past it
 
 
-def test_out_of_time_is_asked_only_for_rows_past_the_page() -> None:
+def test_out_of_time_is_asked_at_every_row_while_counting() -> None:
     recorded = Recorded(ROWS)
     budget = Budget(recorded, answer=False)
     page = select_page(recorded, parsed("_count=10&_offset=5"), None, out_of_time=budget)
     assert page == Page(ROWS[5:15], 25, True, Cursor(ROWS[14].sort_key, 15, 25), False)
-    assert budget.calls == list(range(16, 26))
+    assert budget.calls == list(range(1, 26))
+
+
+def test_out_of_time_while_skipping_still_finds_the_page_then_stops() -> None:
+    """A deep _offset cannot outrun the budget: skipping stops counting, the page is still found."""
+    recorded = Recorded(ROWS)
+    budget = Budget(recorded, answer=True)
+    page = select_page(recorded, parsed("_count=3&_offset=12"), None, out_of_time=budget)
+    assert page == Page(ROWS[12:15], None, True, Cursor(ROWS[14].sort_key, 15, None), True)
+    assert recorded.consumed == 16
 
 
 @pytest.mark.parametrize(
     ("matches", "query"), [(10, "_count=10"), (3, "_count=10"), (25, "_count=5&_offset=30")]
 )
-def test_out_of_time_never_stops_before_the_page_is_complete(matches: int, query: str) -> None:
-    """With no match past the page, the budget is never asked: the page and total are exact."""
+def test_out_of_time_with_no_match_past_the_page_leaves_page_and_total_exact(
+    matches: int, query: str
+) -> None:
+    """The matches ran out with the page: everything was counted, whatever the clock says."""
     recorded = Recorded(ROWS[:matches])
     budget = Budget(recorded, answer=True)
     page = select_page(recorded, parsed(query), None, out_of_time=budget)
     assert page.total == matches
     assert page.count_stopped is False
-    assert budget.calls == []
+    assert page.has_more is False
+
+
+def test_count_zero_out_of_time_gives_no_total() -> None:
+    page = select_page(Recorded(ROWS), parsed("_count=0"), None, out_of_time=lambda: True)
+    assert (page.rows, page.total, page.count_stopped) == ([], None, True)
 
 
 def test_out_of_time_is_not_asked_on_cursor_or_total_none_pages() -> None:
@@ -241,3 +257,39 @@ def test_out_of_time_is_not_asked_on_cursor_or_total_none_pages() -> None:
         budget = Budget(recorded, answer=True)
         page = select_page(recorded, parsed(query), page_cursor, out_of_time=budget)
         assert (len(page.rows), page.count_stopped, budget.calls) == (5, False, [])
+
+
+# ---- response size: a page shorter than _count ---------------------------------------------------
+
+
+def test_fit_page_keeps_a_page_under_the_limit_as_it_is() -> None:
+    query = parsed("_count=5")
+    page = select_page(iter(ROWS), query, None)
+    assert fit_page(page, query, {row.id: 100 for row in ROWS}, 500) == page
+
+
+def test_fit_page_cuts_at_the_limit_and_resumes_after_the_cut() -> None:
+    query = parsed("_count=5&_offset=10")
+    page = select_page(iter(ROWS), query, None)
+    fitted = fit_page(page, query, {row.id: 100 for row in ROWS}, 250)
+    assert fitted == Page(ROWS[10:12], 25, True, Cursor(ROWS[11].sort_key, 12, 25), False)
+
+
+def test_fit_page_keeps_one_entry_even_when_it_alone_is_over_the_limit() -> None:
+    query = parsed("_count=5")
+    page = select_page(iter(ROWS), query, None)
+    fitted = fit_page(page, query, {row.id: 1000 for row in ROWS}, 10)
+    assert [row.id for row in fitted.rows] == [ROWS[0].id]
+    assert fitted.next_cursor == Cursor(ROWS[0].sort_key, 1, 25)
+
+
+def test_fit_page_on_a_last_page_links_to_the_rest() -> None:
+    query = parsed("_count=5&_offset=20")
+    page = select_page(iter(ROWS), query, None)
+    assert page.has_more is False
+    fitted = fit_page(page, query, {row.id: 100 for row in ROWS}, 300)
+    assert (len(fitted.rows), fitted.has_more, fitted.next_cursor) == (
+        3,
+        True,
+        Cursor(ROWS[22].sort_key, 23, 25),
+    )

@@ -676,7 +676,7 @@ def test_cursor_is_kept_as_given() -> None:
 
 def test_unknown_parameters_are_ignored_and_listed() -> None:
     query, ignored = parse("foo=1&patient=p1&Patient=2&_sort=date&_format=json&foo:exact=3&bar=")
-    assert ignored == ["Patient", "_format", "_sort", "bar", "foo", "foo:exact"]
+    assert ignored == ["Patient", "_sort", "bar", "foo", "foo:exact"]
     assert query.criteria_params == (("patient", "p1"),)
     assert query.values_of("patient") == [(frozenset({"Patient/p1"}),)]
 
@@ -686,6 +686,42 @@ def test_strict_handling_rejects_unknown_parameters() -> None:
         parse("foo=1&bar=2&patient=p1", strict=True)
     assert (caught.value.status, caught.value.code) == (400, "not-supported")
     assert caught.value.text == "Unknown search parameter(s): bar, foo"
+
+
+def test_format_and_pretty_are_general_parameters_not_unknown_under_strict_handling() -> None:
+    query, ignored = parse("patient=p1&_format=json&_pretty=true", strict=True)
+    assert ignored == []
+    assert query.criteria_params == (("patient", "p1"),)
+
+
+def test_strict_handling_names_at_most_ten_unknown_parameters_each_cut_short() -> None:
+    names = [f"x{n:04d}" + "y" * 100 for n in range(1000)]
+    with pytest.raises(NotSupportedError) as caught:
+        parse("&".join(f"{name}=1" for name in names), strict=True)
+    text = caught.value.text
+    assert text.startswith("Unknown search parameter(s): x0000" + "y" * 58 + "…, x0001")
+    assert text.endswith(" and 990 more")
+    assert text.count(", ") == 9
+    assert len(text) < 800
+
+
+def test_an_unknown_modifier_is_named_cut_short() -> None:
+    with pytest.raises(NotSupportedError) as caught:
+        parse("patient:" + "m" * 5000 + "=p1")
+    assert len(caught.value.text) < 200
+
+
+@pytest.mark.parametrize("offset", ["10001", "999999999"])
+def test_an_offset_above_ten_thousand_says_to_follow_next_links(offset: str) -> None:
+    with pytest.raises(NotSupportedError) as caught:
+        parse(f"patient=p1&_offset={offset}")
+    assert (caught.value.status, caught.value.code) == (400, "not-supported")
+    assert "next links" in caught.value.text
+
+
+def test_an_offset_of_ten_thousand_is_allowed_and_a_cursor_may_go_deeper() -> None:
+    assert parse("_offset=10000")[0].offset == 10000
+    assert parse("_offset=20000&_cursor=abc")[0].offset == 20000
 
 
 def test_strict_handling_accepts_known_parameters() -> None:

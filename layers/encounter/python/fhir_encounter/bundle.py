@@ -17,6 +17,15 @@ def search_url(base_url: str, params: list[tuple[str, str]]) -> str:
     return f"{base_url}/Encounter?{query}"
 
 
+ENTRY_OVERHEAD = 256  # fullUrl, search mode and separators around one resource
+
+
+def entry_size(resource_json: str) -> int:
+    """Bytes one entry takes once the body is JSON-escaped into Lambda's response (worst case:
+    non-ASCII text as \\u escapes)."""
+    return len(json.dumps(resource_json)) + ENTRY_OVERHEAD
+
+
 def searchset(
     *,
     base_url: str,
@@ -41,12 +50,14 @@ def searchset(
     links = [link("self", query.offset, query.cursor)]
     if query.count > 0:
         links.append(link("first", 0))
+        last = ((total - 1) // query.count) * query.count if total else 0
         if query.offset > 0:
-            links.append(link("previous", max(0, query.offset - query.count)))
+            past_the_end = total is not None and query.offset >= total
+            links.append(link("previous", last if past_the_end else max(0, query.offset - query.count)))
         if next_offset is not None:
             links.append(link("next", next_offset, next_cursor))
         if total is not None:
-            links.append(link("last", ((total - 1) // query.count) * query.count if total else 0))
+            links.append(link("last", last))
     head: dict[str, object] = {
         "resourceType": "Bundle",
         "meta": {"lastUpdated": last_updated},

@@ -43,6 +43,23 @@ class NotSupportedError(FhirError):
     code = "not-supported"
 
 
+class NotAcceptableError(FhirError):
+    """The client accepts only formats this server does not produce (XML, Turtle, ...)."""
+
+    status = 406
+    code = "not-supported"
+
+
+class TooCostlyError(FhirError):
+    """Counting did not finish within the function's time: worth retrying, not worth waiting for."""
+
+    status = 503
+    code = "too-costly"
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(RETRY_AFTER_SECONDS)}
+
+
 class NotFoundError(FhirError):
     status = 404
     code = "not-found"

@@ -10,26 +10,33 @@ from email.utils import format_datetime
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEvent
 
-from fhir_encounter.bundle import searchset
+from fhir_encounter.bundle import entry_size, searchset
 from fhir_encounter.capability import capability_statement_json
 from fhir_encounter.dates import instant_now
-from fhir_encounter.errors import InvalidRequestError
+from fhir_encounter.errors import InvalidRequestError, TooCostlyError
+from fhir_encounter.formats import pretty_json, wants_pretty
 from fhir_encounter.references import is_fhir_id
 from fhir_encounter.runtime import Runtime, Store, fhir_response
 from fhir_encounter.search.cursor import decode_cursor, encode_cursor, search_fingerprint
-from fhir_encounter.search.paging import select_page
+from fhir_encounter.search.paging import fit_page, select_page
 from fhir_encounter.search.planning import plan
-from fhir_encounter.search.query import parse_search
+from fhir_encounter.search.query import MAX_NAMED, parse_search
 from fhir_encounter.store.dynamodb import ReadCost
 
 # How long a first page may spend counting `total` (the functions time out at 15 s): past it the
 # page is answered without a total rather than not at all.
 COUNT_BUDGET_SECONDS = 4.0
+# _count=0 asks only for the total: it may count until this long before the function times out.
+RESPONSE_MARGIN_SECONDS = 2.0
+# Lambda's response payload is at most 6 MB, the body JSON-escaped inside it: a page stops adding
+# entries at this many escaped bytes and links to the rest.
+MAX_ENTRY_BYTES = 5_000_000
 
 
 def read_encounter(
     event: APIGatewayProxyEvent, encounter_id: str, runtime: Runtime, store: Store
 ) -> Response[str]:
+    pretty = wants_pretty(event.multi_value_query_string_parameters, event.headers.get("Accept"))
     if not is_fhir_id(encounter_id):
         raise InvalidRequestError(
             "Invalid Encounter id: a FHIR id is 1 to 64 characters of A-Z, a-z, 0-9, '-' and '.'"
@@ -41,12 +48,17 @@ def read_encounter(
         return fhir_response(304, None, headers)
     runtime.logger.info("encounter read", extra={"encounter_id": encounter_id})
     runtime.count("EncounterReads", 1)
-    return fhir_response(200, stored.resource_json, headers)
+    return fhir_response(200, pretty_json(stored.resource_json) if pretty else stored.resource_json, headers)
 
 
-def search_encounters(event: APIGatewayProxyEvent, runtime: Runtime, store: Store) -> Response[str]:
-    started = time.perf_counter()
-    query, ignored = parse_search(event.multi_value_query_string_parameters, strict=_prefers_strict(event))
+def search_encounters(
+    event: APIGatewayProxyEvent, runtime: Runtime, store: Store, remaining_seconds: float
+) -> Response[str]:
+    """``remaining_seconds``: the invocation's time left (Lambda context), which bounds counting."""
+    started = time.monotonic()
+    params = event.multi_value_query_string_parameters
+    pretty = wants_pretty(params, event.headers.get("Accept"))
+    query, ignored = parse_search(params, strict=_prefers_strict(event))
     fingerprint = search_fingerprint(query.criteria_params, query.count, query.total_mode)
     cursor = (
         decode_cursor(query.cursor, fingerprint, query.offset, store.cursor_secret) if query.cursor else None
@@ -55,14 +67,20 @@ def search_encounters(event: APIGatewayProxyEvent, runtime: Runtime, store: Stor
     search_plan = plan(query, cursor, now)
     cost = ReadCost()
     rows = store.repository.rows(search_plan, cost)
-    deadline = time.monotonic() + COUNT_BUDGET_SECONDS
+    budget = COUNT_BUDGET_SECONDS if query.count else remaining_seconds - RESPONSE_MARGIN_SECONDS
+    deadline = started + budget
     page = select_page(
         (row for row in rows if query.matches(row, now)),
         query,
         cursor,
         out_of_time=lambda: time.monotonic() > deadline,
     )
+    if query.count == 0 and page.total is None and query.counts_total:
+        raise TooCostlyError("Counting the matches took too long; retry, or narrow the search")
     resources = store.repository.resources(page.rows, cost)
+    page = fit_page(page, query, {i: entry_size(text) for i, text in resources}, MAX_ENTRY_BYTES)
+    kept = {row.id for row in page.rows}
+    resources = [(i, text) for i, text in resources if i in kept]
     next_offset = query.offset + len(resources) if resources and page.has_more else None
     body = searchset(
         base_url=base_url(event, runtime),
@@ -79,7 +97,8 @@ def search_encounters(event: APIGatewayProxyEvent, runtime: Runtime, store: Stor
         "search answered",
         extra={
             "parameters": [name for name, _ in query.criteria_params],
-            "ignored_parameters": ignored,
+            "ignored_parameters": ignored[:MAX_NAMED],
+            "ignored_count": len(ignored),
             "count": query.count,
             "offset": query.offset,
             "index": search_plan.index,
@@ -90,15 +109,17 @@ def search_encounters(event: APIGatewayProxyEvent, runtime: Runtime, store: Stor
             "returned": len(resources),
             "resumed": cursor is not None,
             "count_stopped": page.count_stopped,
-            "ms": round((time.perf_counter() - started) * 1000, 1),
+            "ms": round((time.monotonic() - started) * 1000, 1),
         },
     )
     runtime.count("SearchReadUnits", cost.read_units)
-    return fhir_response(200, body)
+    return fhir_response(200, pretty_json(body) if pretty else body)
 
 
 def capability_statement(event: APIGatewayProxyEvent, runtime: Runtime) -> Response[str]:
-    return fhir_response(200, capability_statement_json(base_url(event, runtime)))
+    pretty = wants_pretty(event.multi_value_query_string_parameters, event.headers.get("Accept"))
+    body = capability_statement_json(base_url(event, runtime))
+    return fhir_response(200, pretty_json(body) if pretty else body)
 
 
 def base_url(event: APIGatewayProxyEvent, runtime: Runtime) -> str:

@@ -45,8 +45,10 @@ def decode_cursor(token: str, fingerprint: str, offset: int, secret: str) -> Cur
         if len(token) > _MAX_CURSOR_LENGTH:
             raise ValueError("too long")
         body, signature = token.split(".")
-        payload = _unb64(body)
-        if not hmac.compare_digest(_unb64(signature), _sign(payload, secret)):
+        payload, signed = _unb64(body), _unb64(signature)
+        if _b64(payload) != body or _b64(signed) != signature:
+            raise ValueError("not the canonical encoding")  # one spelling per cursor
+        if not hmac.compare_digest(signed, _sign(payload, secret)):
             raise ValueError("bad signature")
         data = json.loads(payload)
         cursor = Cursor(str(data["k"]), int(data["o"]), None if data["t"] is None else int(data["t"]))

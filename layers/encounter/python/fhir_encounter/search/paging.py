@@ -1,13 +1,11 @@
-"""Pure paging: matching rows in, the page, total, has-more and next cursor out.
-
-A first page counts every match for ``total`` (within a time budget); a cursor page or
-``_total=none`` stops one row after the page.
-"""
+"""Pure paging: matching rows in, the page, total, has-more and next cursor out. A first page
+counts every match for ``total`` within a time budget; a cursor page or ``_total=none`` stops
+one row after the page."""
 
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 from fhir_encounter.search.cursor import Cursor
@@ -36,8 +34,10 @@ def select_page(
 ) -> Page:
     """``matching``: the matching rows in sort order, after the cursor's key when there is one.
 
-    ``out_of_time`` is asked only once the page is complete: then counting stops and the page is
-    answered without a total, its next link continuing as ``_total=none`` does.
+    On a counting first page ``out_of_time`` is asked at every row: once it says so, counting
+    stops (the page is answered without a total, its next link continuing as ``_total=none``
+    does) and the walk ends as soon as the page is complete. Skipping to ``_offset`` is bounded
+    by MAX_OFFSET, so the page is always found.
     """
     rows: list[IndexRow] = []
     stopped = False
@@ -45,15 +45,18 @@ def select_page(
     if cursor is None and query.counts_total:
         counted = 0
         end = query.offset + query.count
+        exhausted = True
         for position, row in enumerate(matching):
-            if position >= end and out_of_time():
-                stopped = True  # this row is a match past the page
+            stopped = stopped or out_of_time()
+            if stopped and position >= end:
+                exhausted = False  # this row is a match past the page
                 break
             if query.offset <= position < end:
                 rows.append(row)
             counted = position + 1
-        total = None if stopped else counted
-        has_more = stopped or query.offset + len(rows) < counted
+        total = counted if exhausted else None
+        stopped = stopped and not exhausted
+        has_more = not exhausted or query.offset + len(rows) < counted
     else:
         total = cursor.total if cursor else None
         has_more = False
@@ -68,3 +71,16 @@ def select_page(
             has_more = query.offset + len(rows) < total
     next_cursor = Cursor(rows[-1].sort_key, query.offset + len(rows), total) if rows and has_more else None
     return Page(rows, total, has_more, next_cursor, stopped)
+
+
+def fit_page(page: Page, query: SearchQuery, sizes: Mapping[str, int], limit: int) -> Page:
+    """The page cut to the entries whose sizes (by id) add up to at most ``limit`` (always at
+    least one): FHIR allows a page shorter than _count, and its next cursor resumes after the cut."""
+    used = 0
+    for keep, row in enumerate(page.rows):
+        used += sizes.get(row.id, 0)
+        if used > limit and keep > 0:
+            rows = page.rows[:keep]
+            cursor = Cursor(rows[-1].sort_key, query.offset + keep, page.total)
+            return Page(rows, page.total, True, cursor, page.count_stopped)
+    return page

@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from fhir_encounter.errors import InvalidRequestError, NotSupportedError
+from fhir_encounter.formats import GENERAL_PARAMETERS
 from fhir_encounter.search.parameters import (
     RESULT_PARAMETERS,
     SEARCH_PARAMETERS,
@@ -24,6 +25,11 @@ from fhir_encounter.search.parameters import (
 DEFAULT_COUNT = 10
 MAX_COUNT = 100
 MAX_VALUES_PER_PARAMETER = 100
+# Deeper pages are reached through next links (their cursor resumes the walk where it stopped);
+# FHIR Works on AWS and Medplum cap _offset at the same place.
+MAX_OFFSET = 10_000
+MAX_NAMED = 10  # unknown parameter names named in an error or a log line
+MAX_NAME_LENGTH = 64
 TOTAL_MODES = ("accurate", "estimate", "none")
 TotalMode = Literal["accurate", "estimate", "none"]
 
@@ -93,11 +99,15 @@ def parse_search(
     ignored: list[str] = []
     for key, values in (multi_value_params or {}).items():
         name, _, modifier = key.partition(":")
+        if name in GENERAL_PARAMETERS:
+            continue  # content negotiation: formats.wants_pretty
         if name not in SEARCH_PARAMETERS and name not in RESULT_PARAMETERS:
             ignored.append(key)
             continue
         if modifier:
-            raise NotSupportedError(f"Search parameter '{name}' does not support the modifier ':{modifier}'")
+            raise NotSupportedError(
+                f"Search parameter '{name}' does not support the modifier ':{_cut(modifier)}'"
+            )
         present = [value for value in values if value.strip()]
         if name in SEARCH_PARAMETERS and SEARCH_PARAMETERS[name].type is ParamType.DATE:
             # An unencoded '+' of a zone offset arrives decoded as a space: restore it.
@@ -105,7 +115,7 @@ def parse_search(
         if present:
             accepted[name] = present
     if strict and ignored:
-        raise NotSupportedError(f"Unknown search parameter(s): {', '.join(sorted(ignored))}")
+        raise NotSupportedError(f"Unknown search parameter(s): {name_list(ignored)}")
     criteria = [
         _criterion(parameter, text)
         for name, parameter in SEARCH_PARAMETERS.items()
@@ -126,7 +136,22 @@ def parse_search(
         else:
             message = str(first.get("ctx", {}).get("error", first["msg"]))
         raise _invalid(str(first["loc"][0]), message) from None
+    if query.offset > MAX_OFFSET and query.cursor is None:
+        raise NotSupportedError(
+            f"_offset above {MAX_OFFSET} is not supported: follow the Bundle's next links to page further"
+        )
     return query, sorted(ignored)
+
+
+def name_list(names: Sequence[str]) -> str:
+    """At most MAX_NAMED names, each cut to MAX_NAME_LENGTH, and how many more there were."""
+    shown = ", ".join(_cut(name) for name in sorted(names)[:MAX_NAMED])
+    more = len(names) - MAX_NAMED
+    return f"{shown} and {more} more" if more > 0 else shown
+
+
+def _cut(text: str) -> str:
+    return text if len(text) <= MAX_NAME_LENGTH else text[: MAX_NAME_LENGTH - 1] + "…"
 
 
 def _bounded(name: str, values: Sequence[str]) -> Sequence[str]:
