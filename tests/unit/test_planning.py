@@ -85,7 +85,7 @@ def test_an_id_plan_resumes_after_a_cursor() -> None:
         ("subject=Patient/1,Patient/2,Group/3&patient=1,2", ("Patient/1", "Patient/2")),
         ("patient=1,2,3&subject=9", ("Group/9", "Patient/9")),
         ("patient=1,2&patient=3", ("Patient/3",)),
-        ("patient=1,Patient/1,https://h/Patient/1", ("Patient/1",)),
+        ("patient=1,Patient/1,https://h/Patient/1", ("Patient/1", "https://h/Patient/1")),
         ("appointment=1,2,3&appointment=3,2", ("Appointment/2", "Appointment/3")),
         # a tie goes to the first criterion in registry order
         ("subject=Group/7&patient=1", ("Patient/1",)),

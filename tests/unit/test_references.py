@@ -110,11 +110,12 @@ def test_anything_else_is_refused(value: str) -> None:
     [
         ("Patient/123", "Patient/123"),
         ("Group/7", "Group/7"),
-        ("https://host/base/Patient/123", "Patient/123"),
+        ("https://host/base/Patient/123", "https://host/base/Patient/123"),
+        ("https://host/base/Patient/123/_history/4", "https://host/base/Patient/123"),
         ("Group/7/_history/3", "Group/7"),
     ],
 )
-def test_a_stored_reference_is_type_slash_id(value: str, expected: str) -> None:
+def test_a_stored_reference_is_type_slash_id_or_its_servers_url(value: str, expected: str) -> None:
     assert stored_reference(value, SUBJECT_TYPES) == expected
 
 
@@ -147,7 +148,7 @@ def test_a_stored_reference_of_another_type_is_refused_and_names_the_type(value:
     ("value", "allowed", "expected"),
     [
         ("Patient/1", ("Patient",), {"Patient/1"}),
-        ("https://host/base/Group/7/_history/2", SUBJECT_TYPES, {"Group/7"}),
+        ("https://host/base/Group/7/_history/2", SUBJECT_TYPES, {"https://host/base/Group/7"}),
         ("7", SUBJECT_TYPES, {"Patient/7", "Group/7"}),
         ("7", ("Patient",), {"Patient/7"}),
         ("9", ("Appointment",), {"Appointment/9"}),
@@ -182,3 +183,17 @@ def test_normalize_reference_refuses_a_non_reference_without_naming_a_type(value
 
 def test_reference_value_error_is_a_value_error() -> None:
     assert issubclass(ReferenceValueError, ValueError)
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("https://host/base/Patient/1", {"Patient/1"}),
+        ("http://api.local/Patient/1/_history/2", {"Patient/1"}),
+        ("https://host/base2/Patient/1", {"https://host/base2/Patient/1"}),
+        ("https://host/Patient/1", {"https://host/Patient/1"}),
+    ],
+)
+def test_a_url_under_a_local_base_is_type_slash_id(value: str, expected: set[str]) -> None:
+    local = frozenset({"https://host/base", "http://api.local"})
+    assert normalize_reference(value, ("Patient",), local_bases=local) == frozenset(expected)

@@ -16,6 +16,7 @@ from fhir_encounter.search.parameters import (
     SEARCH_PARAMETERS,
     DateCriterion,
     IndexRow,
+    ParseContext,
     date_matches,
 )
 from fhir_encounter.search.query import SearchQuery, parse_search
@@ -26,9 +27,13 @@ NOW = micros("2026-01-01T00:00:00Z")
 STATUS_SYSTEM = "http://hl7.org/fhir/encounter-status"
 
 
+# This server's own base URLs: absolute references under them are local (Type/id).
+LOCAL = ParseContext(frozenset({"https://host/base", "http://host"}))
+
+
 def parse(query: str, *, strict: bool = False) -> tuple[SearchQuery, list[str]]:
     """Parse a query string the way API Gateway hands it over (decoded, multi-value)."""
-    return parse_search(parse_qs(query, keep_blank_values=True), strict=strict)
+    return parse_search(parse_qs(query, keep_blank_values=True), strict=strict, context=LOCAL)
 
 
 def parsed(query: str) -> SearchQuery:
@@ -86,14 +91,14 @@ def invalid_text(query: str) -> str:
 def test_the_row_helper_has_the_shape_the_writer_gives_a_row() -> None:
     resource = encounter(
         "e1",
-        subject="https://h/fhir/Patient/p1",
+        subject="https://h/fhir/Patient/p1",  # another server's Patient: stored as its URL
         start="2021-06-10T09:00:00+02:00",
         end="2021-06-10",
         appointments=["Appointment/a2", "Appointment/a3/_history/1"],
         status="in-progress",
     )
     expected = row(
-        subject="Patient/p1",
+        subject="https://h/fhir/Patient/p1",
         appointments=("Appointment/a2", "Appointment/a3"),
         start="2021-06-10T09:00:00+02:00",
         end="2021-06-10",
@@ -305,7 +310,9 @@ def test_a_date_that_cannot_be_parsed_is_invalid(value: str) -> None:
         ("_id=e1,e2&_id=e2,e1", True),
         ("patient=p1", True),
         ("patient=Patient/p1", True),
-        ("patient=https://h/fhir/Patient/p1", True),
+        ("patient=https://host/base/Patient/p1", True),
+        ("patient=https://h/fhir/Patient/p1", False),  # another server's p1
+        ("patient=http://evil.example/fhir/Patient/p1", False),
         ("patient=p2", False),
         ("patient=p2,p1", True),
         ("patient=p1&patient=p2", False),
@@ -357,7 +364,7 @@ def test_subject_types_are_told_apart(subject: str | None, query: str, expected:
 
 def test_an_encounter_with_several_appointments_is_found_by_each() -> None:
     target = row(appointments=("Appointment/a1", "Appointment/a2", "Appointment/a3"))
-    for value in ("a1", "Appointment/a2", "https://h/Appointment/a3"):
+    for value in ("a1", "Appointment/a2", "https://host/base/Appointment/a3"):
         assert matches(target, f"appointment={value}")
     assert not matches(row(appointments=()), "appointment=a1")
 
@@ -823,3 +830,33 @@ def test_criteria_are_kept_in_parameter_list_order_with_values_as_given() -> Non
         ("date", "ge2021"),
         ("status", "finished,planned"),
     )
+
+
+# ---- absolute references name a server (FHIR R4 3.1.1.4.8) -----------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("http://evil.example/fhir/Patient/p1", "http://evil.example/fhir/Patient/p1"),
+        ("https://other.org/r4/Patient/p1/_history/3", "https://other.org/r4/Patient/p1"),
+        ("https://host/base/Patient/p1", "Patient/p1"),
+        ("https://host/other/Patient/p1", "https://host/other/Patient/p1"),
+    ],
+)
+def test_an_absolute_url_is_local_only_under_this_servers_base(value: str, expected: str) -> None:
+    assert parsed(f"patient={value}").values_of("patient") == [(frozenset({expected}),)]
+
+
+def test_without_a_known_base_every_absolute_url_is_another_servers() -> None:
+    query = parse_search({"patient": ["https://host/base/Patient/p1"]})[0]
+    assert query.values_of("patient") == [(frozenset({"https://host/base/Patient/p1"}),)]
+
+
+def test_another_servers_patient_matches_only_that_url() -> None:
+    foreign = row(subject="http://example.org/fhir/Patient/p2")
+    assert matches(foreign, "patient=http://example.org/fhir/Patient/p2")
+    assert not matches(foreign, "patient=p2")
+    assert not matches(foreign, "patient=Patient/p2")
+    assert not matches(foreign, "subject=p2")
+    assert not matches(row(subject="Patient/p2"), "patient=http://example.org/fhir/Patient/p2")

@@ -19,6 +19,7 @@ from fhir_encounter.references import is_fhir_id
 from fhir_encounter.runtime import Runtime, Store, fhir_response
 from fhir_encounter.search.cursor import decode_cursor, encode_cursor, search_fingerprint
 from fhir_encounter.search.paging import fit_page, select_page
+from fhir_encounter.search.parameters import ParseContext
 from fhir_encounter.search.planning import plan
 from fhir_encounter.search.query import MAX_NAMED, parse_search
 from fhir_encounter.store.dynamodb import ReadCost
@@ -58,7 +59,8 @@ def search_encounters(
     started = time.monotonic()
     params = event.multi_value_query_string_parameters
     pretty = wants_pretty(params, event.headers.get("Accept"))
-    query, ignored = parse_search(params, strict=_prefers_strict(event))
+    context = ParseContext(frozenset({base_url(event, runtime), request_base_url(event)}))
+    query, ignored = parse_search(params, strict=_prefers_strict(event), context=context)
     fingerprint = search_fingerprint(query.criteria_params, query.count, query.total_mode)
     cursor = (
         decode_cursor(query.cursor, fingerprint, query.offset, store.cursor_secret) if query.cursor else None
@@ -125,9 +127,11 @@ def capability_statement(event: APIGatewayProxyEvent, runtime: Runtime) -> Respo
 def base_url(event: APIGatewayProxyEvent, runtime: Runtime) -> str:
     """The FHIR base: FHIR_BASE_URL, else scheme and Host plus what precedes the resource path
     (the stage on an execute-api domain, a base path mapping on a custom domain, nothing locally)."""
-    configured = runtime.settings.fhir_base_url
-    if configured:
-        return configured
+    return runtime.settings.fhir_base_url or request_base_url(event)
+
+
+def request_base_url(event: APIGatewayProxyEvent) -> str:
+    """Scheme and Host of the request, plus what precedes the resource path."""
     headers = event.headers  # Powertools headers are case-insensitive
     scheme = headers.get("X-Forwarded-Proto") or "https"
     host = headers.get("Host") or event.request_context.domain_name or "localhost"

@@ -60,6 +60,13 @@ class DateCriterion:
 
 
 @dataclass(frozen=True, slots=True)
+class ParseContext:
+    """What parsing a value may depend on besides the value: this server's own base URLs."""
+
+    local_bases: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True, slots=True)
 class SearchParameter:
     """One search parameter: what it is (for FHIR), how it parses, matches and is served."""
 
@@ -68,7 +75,7 @@ class SearchParameter:
     definition: str
     documentation: str  # the CapabilityStatement's text and the README's "Matches" column
     accepts: str  # the README's "Accepts" column (Markdown)
-    parse: Callable[[str], Any]  # one value (between commas); ValueError with a message when invalid
+    parse: Callable[[str, ParseContext], Any]  # one value (between commas); ValueError says why not
     field: IndexField | None  # None: the logical id (the item key)
     match: Callable[[Any, tuple[Any, ...], int], bool]  # (row value, the OR-ed values, now)
     index: str | None = None  # the index (or "table") whose partition key the values are
@@ -131,7 +138,7 @@ INDEX_FIELDS = (SUBJECT, APPOINTMENTS, PERIOD, STATUS)
 
 # Bump when an extract function changes what it returns for the same resource. Together with the
 # field list it makes INDEX_VERSION, which the writer stores: a reload rewrites out-of-date items.
-EXTRACTION_REVISION = 1
+EXTRACTION_REVISION = 2  # 2: absolute references keep their server (the whole URL)
 INDEX_VERSION = hashlib.sha256(
     json.dumps(
         [EXTRACTION_REVISION, [(f.name, f.kind, f.attributes) for f in INDEX_FIELDS]], separators=(",", ":")
@@ -142,18 +149,18 @@ INDEX_VERSION = hashlib.sha256(
 # ---- value parsers: one value between commas; ValueError names what is wrong -----------------
 
 
-def _parse_id(value: str) -> str:
+def _parse_id(value: str, context: ParseContext) -> str:
     if not is_fhir_id(value):
         raise ValueError("'_id' values must be FHIR ids ([A-Za-z0-9-.], 1 to 64 characters)")
     return value
 
 
-def _reference_parser(name: str, allowed: tuple[str, ...]) -> Callable[[str], frozenset[str]]:
-    """A reference value as the set of ``Type/id`` it can mean (a bare id: each allowed type)."""
+def _reference_parser(name: str, allowed: tuple[str, ...]) -> Callable[[str, ParseContext], frozenset[str]]:
+    """A reference value as the set of forms it can mean (a bare id: each allowed type)."""
 
-    def parse(value: str) -> frozenset[str]:
+    def parse(value: str, context: ParseContext) -> frozenset[str]:
         try:
-            return normalize_reference(value, allowed, allow_bare=True)
+            return normalize_reference(value, allowed, allow_bare=True, local_bases=context.local_bases)
         except ReferenceValueError as error:
             if error.resource_type is None:
                 raise ValueError(
@@ -170,7 +177,7 @@ DATE_PREFIXES = ("eq", "ne", "gt", "lt", "ge", "le", "sa", "eb", "ap")
 AP_TOLERANCE_DIVISOR = 10  # ap: 10% of the gap between now and the search value
 
 
-def _parse_date(value: str) -> DateCriterion:
+def _parse_date(value: str, context: ParseContext) -> DateCriterion:
     prefix, text = (value[:2], value[2:]) if value[:2] in DATE_PREFIXES else ("eq", value)
     try:
         return DateCriterion(prefix, parse_range(text))
@@ -184,7 +191,7 @@ def _parse_date(value: str) -> DateCriterion:
 ANY_CODE = ""  # ``system|``: any code of the system (an empty code is never a parsed value)
 
 
-def _parse_status(value: str) -> str | None:
+def _parse_status(value: str, context: ParseContext) -> str | None:
     """A token: ``code``, ``system|code`` or ``system|``; None when the system is another one
     (or none, ``|code``): Encounter.status is a code of the encounter-status system only."""
     if not value:
@@ -295,7 +302,7 @@ SEARCH_PARAMETERS: dict[str, SearchParameter] = {
             type=ParamType.REFERENCE,
             definition=f"{_SP}clinical-patient",
             documentation="The Patient present at the encounter (a subject that is a Patient)",
-            accepts="`123`, `Patient/123`, `https://host/fhir/Patient/123`",
+            accepts="`123`, `Patient/123`, an absolute URL (below)",
             parse=_reference_parser("patient", ("Patient",)),
             field=SUBJECT,
             match=_in_any,
@@ -307,7 +314,7 @@ SEARCH_PARAMETERS: dict[str, SearchParameter] = {
             type=ParamType.REFERENCE,
             definition=f"{_SP}Encounter-subject",
             documentation="The patient or group present at the encounter",
-            accepts="`Patient/123`, `Group/7`, an absolute URL, or a bare `123` (any subject type)",
+            accepts="`Patient/123`, `Group/7`, an absolute URL (below), or a bare `123` (any subject type)",
             parse=_reference_parser("subject", SUBJECT_TYPES),
             field=SUBJECT,
             match=_in_any,
@@ -319,7 +326,7 @@ SEARCH_PARAMETERS: dict[str, SearchParameter] = {
             type=ParamType.REFERENCE,
             definition=f"{_SP}Encounter-appointment",
             documentation="The appointment that scheduled this encounter (any of Encounter.appointment)",
-            accepts="`9`, `Appointment/9`, an absolute URL",
+            accepts="`9`, `Appointment/9`, an absolute URL (below)",
             parse=_reference_parser("appointment", ("Appointment",)),
             field=APPOINTMENTS,
             match=_shares_any,
@@ -368,7 +375,7 @@ RESULT_PARAMETERS: dict[str, ResultParameter] = {
             "_offset",
             ParamType.NUMBER,
             "Index of the first match on the page: default 0",
-            "`0`, `1`, … (default 0; past the end gives an empty page)",
+            "`0` to `10000` (default 0; past the end gives an empty page; to go deeper, follow `next`)",
         ),
         ResultParameter(
             "_total",

@@ -19,6 +19,7 @@ from fhir_encounter.search.parameters import (
     SEARCH_PARAMETERS,
     IndexRow,
     ParamType,
+    ParseContext,
     SearchParameter,
 )
 
@@ -30,6 +31,7 @@ MAX_VALUES_PER_PARAMETER = 100
 MAX_OFFSET = 10_000
 MAX_NAMED = 10  # unknown parameter names named in an error or a log line
 MAX_NAME_LENGTH = 64
+NO_CONTEXT = ParseContext()  # no local base URL known: every absolute URL is another server's
 TOTAL_MODES = ("accurate", "estimate", "none")
 TotalMode = Literal["accurate", "estimate", "none"]
 
@@ -88,7 +90,10 @@ class SearchQuery(BaseModel):
 
 
 def parse_search(
-    multi_value_params: Mapping[str, Sequence[str]] | None, *, strict: bool = False
+    multi_value_params: Mapping[str, Sequence[str]] | None,
+    *,
+    strict: bool = False,
+    context: ParseContext = NO_CONTEXT,
 ) -> tuple[SearchQuery, list[str]]:
     """The validated query, and the names of the parameters it ignored.
 
@@ -117,7 +122,7 @@ def parse_search(
     if strict and ignored:
         raise NotSupportedError(f"Unknown search parameter(s): {name_list(ignored)}")
     criteria = [
-        _criterion(parameter, text)
+        _criterion(parameter, text, context)
         for name, parameter in SEARCH_PARAMETERS.items()
         for text in _bounded(name, accepted.get(name, ()))
     ]
@@ -162,9 +167,9 @@ def _bounded(name: str, values: Sequence[str]) -> Sequence[str]:
     return values
 
 
-def _criterion(parameter: SearchParameter, text: str) -> Criterion:
+def _criterion(parameter: SearchParameter, text: str, context: ParseContext) -> Criterion:
     try:
-        values = tuple(parameter.parse(value.strip()) for value in text.split(","))
+        values = tuple(parameter.parse(value.strip(), context) for value in text.split(","))
     except ValueError as error:
         raise _invalid(parameter.name, str(error)) from None
     return Criterion(parameter, text, values)
