@@ -50,29 +50,29 @@ class NotAcceptableError(FhirError):
     code = "not-supported"
 
 
-class TooCostlyError(FhirError):
-    """Counting did not finish within the function's time: worth retrying, not worth waiting for."""
-
-    status = 503
-    code = "too-costly"
-
-    def headers(self) -> dict[str, str]:
-        return {"Retry-After": str(RETRY_AFTER_SECONDS)}
-
-
 class NotFoundError(FhirError):
     status = 404
     code = "not-found"
 
 
-class StoreUnavailableError(FhirError):
-    """DynamoDB throttled or timed out: worth retrying."""
+class RetryLaterError(FhirError):
+    """Worth retrying after Retry-After seconds (503)."""
 
     status = 503
     code = "transient"
 
     def headers(self) -> dict[str, str]:
         return {"Retry-After": str(RETRY_AFTER_SECONDS)}
+
+
+class StoreUnavailableError(RetryLaterError):
+    """DynamoDB throttled or timed out."""
+
+
+class TooCostlyError(RetryLaterError):
+    """Counting did not finish within the function's time."""
+
+    code = "too-costly"
 
 
 class InternalError(FhirError):
