@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import statistics
 import subprocess
@@ -85,38 +86,57 @@ print(json.dumps([(imported - started) * 1000, (done - imported) * 1000]))
     return statistics.median(imports), statistics.median(firsts)
 
 
+class ReadUnits(logging.Handler):
+    """Keeps the read units that the search function logs for each request ("search answered")."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.last = 0.0
+
+    def emit(self, record: logging.LogRecord) -> None:
+        units = getattr(record, "read_units", None)
+        if isinstance(units, float | int):
+            self.last = float(units)
+
+
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--count", type=int, default=5000, help="Encounters to seed (default 5000)")
     parser.add_argument("--repeat", type=int, default=100, help="requests per scenario (default 100)")
+    parser.add_argument("--cold-runs", type=int, default=5, help="fresh processes for cold start (default 5)")
     args = parser.parse_args()
 
-    # tests.conftest sets the test environment when imported: import it first, then override.
-    from tests.support import TEST_SECRET, read, search
+    # The function modules compose their handlers from the environment when tests.support loads
+    # them (as Lambda's init does): the test environment must be in place first.
+    from tests.environment import TEST_ENVIRONMENT
 
-    os.environ.update({"ENCOUNTER_TABLE": TABLE, "POWERTOOLS_LOG_LEVEL": "ERROR"})
-    import boto3
+    os.environ.update(TEST_ENVIRONMENT)
+    from aws_lambda_powertools import Logger, Metrics, Tracer
 
-    from fhir_encounter import api, config
-    from fhir_encounter_tools.devserver.dynamodb_local import dynamodb_local
-    from fhir_encounter_tools.ingest.seed import synthetic_encounters
-    from fhir_encounter_tools.tables import create_table
+    from fhir_encounter.config import Settings
+    from fhir_encounter.runtime import Runtime, Store
+    from fhir_encounter.store.dynamodb import dynamodb_client
     from fhir_encounter.store.writer import EncounterWriter
-    from fhir_encounter.search.query import parse_search
-    from fhir_encounter.store import repository
-    from fhir_encounter.search.cursor import decode_cursor, search_fingerprint
+    from fhir_encounter_tools.devserver.dynamodb_local import dynamodb_local
+    from fhir_encounter_tools.devserver.events import LocalContext, rest_api_event
+    from fhir_encounter_tools.ingest.seed import SEED, synthetic_encounters
+    from fhir_encounter_tools.tables import create_table, tools_client
+    from tests.support import SEARCH, handlers_on, read, search
 
     results: dict[str, float] = {}
     with dynamodb_local() as endpoint:
-        os.environ["DYNAMODB_ENDPOINT_URL"] = endpoint
-        config.get_settings.cache_clear()
-        repository.dynamodb_client.cache_clear()
-        api.encounter_repository.cache_clear()
-        client = boto3.client("dynamodb", endpoint_url=endpoint)
-        create_table(client, TABLE)
-        resources = list(synthetic_encounters(args.count, 7))
+        environment = {
+            **TEST_ENVIRONMENT,
+            "ENCOUNTER_TABLE": TABLE,
+            "DYNAMODB_ENDPOINT_URL": endpoint,
+            "POWERTOOLS_LOG_LEVEL": "ERROR",
+        }
+        settings = Settings.from_environment(environment)
+        loader_client = tools_client(endpoint)
+        create_table(loader_client, TABLE)
+        resources = list(synthetic_encounters(args.count, SEED))
         started = time.perf_counter()
-        EncounterWriter(client, TABLE).write(resources)
+        EncounterWriter(loader_client, TABLE).write(resources)
         seconds = time.perf_counter() - started
         results["load_items_per_s"] = args.count / seconds
         print(f"seeded {args.count} Encounters in {seconds:.1f} s: {args.count / seconds:.0f} items/s")
@@ -132,37 +152,57 @@ def main() -> int:
         print(f"typical patient: {patient_counts[typical]} Encounters; busiest: {patient_counts[busiest]}")
         sample_id = str(resources[len(resources) // 2]["id"])
 
-        imported_ms, first_ms = cold_start(endpoint, sample_id, runs=5)
+        os.environ.update(environment)  # for the fresh processes of the cold start
+        imported_ms, first_ms = cold_start(endpoint, sample_id, runs=args.cold_runs)
         results["cold_import_ms"] = imported_ms
         results["cold_first_request_ms"] = first_ms
 
-        _, _, first_page = search("_count=10")
-        next_url = next(link["url"] for link in first_page["link"] if link["relation"] == "next")
-        next_query = parse_qs(urlsplit(next_url).query)
-        scenarios: dict[str, Callable[[], Any]] = {
-            "read": lambda: read(sample_id),
-            "search patient (typical)": lambda: search(f"patient={typical}"),
-            "search patient (busiest)": lambda: search(f"patient={busiest}"),
-            "search patient+date (busiest)": lambda: search(f"patient={busiest}&date=ge2022-01-01"),
-            "search date (one month)": lambda: search("date=2024-03"),
-            "search all, first page": lambda: search("_count=10"),
-            "search all, next page (cursor)": lambda: search(next_query),
-            "search all, _offset=2000": lambda: search("_count=10&_offset=2000"),
-            "search all, _total=none": lambda: search("_count=10&_total=none"),
-        }
-        print(f"\n{'scenario':34} {'p50 ms':>8} {'p95 ms':>8}")
-        worst_p95 = 0.0
-        for name, call in scenarios.items():
-            for _ in range(5):  # warm the JIT of DynamoDB Local and the client's connection pool
-                call()
-            samples = timed(call, args.repeat)
-            p50, p95 = percentile(samples, 0.5), percentile(samples, 0.95)
-            worst_p95 = max(worst_p95, p95) if "all" not in name and "date" not in name else worst_p95
-            print(f"{name:34} {p50:8.1f} {p95:8.1f}")
-        results["warm_p95_ms"] = worst_p95
+        # The handlers as each function composes them, on the client a function would create.
+        with handlers_on(dynamodb_client(endpoint), settings):
+            _, _, first_page = search("_count=10")
+            next_url = next(link["url"] for link in first_page["link"] if link["relation"] == "next")
+            next_query = parse_qs(urlsplit(next_url).query)
+            scenarios: dict[str, Callable[[], Any]] = {
+                "read": lambda: read(sample_id),
+                "search patient (typical)": lambda: search(f"patient={typical}"),
+                "search patient (busiest)": lambda: search(f"patient={busiest}"),
+                "search patient+date (busiest)": lambda: search(f"patient={busiest}&date=ge2022-01-01"),
+                "search date (one month)": lambda: search("date=2024-03"),
+                "search all, first page": lambda: search("_count=10"),
+                "search all, next page (cursor)": lambda: search(next_query),
+                "search all, _offset=2000": lambda: search("_count=10&_offset=2000"),
+                "search all, _total=none": lambda: search("_count=10&_total=none"),
+            }
+            print(f"\n{'scenario':34} {'p50 ms':>8} {'p95 ms':>8}")
+            worst_p95 = 0.0
+            for name, call in scenarios.items():
+                for _ in range(5):  # warm the JIT of DynamoDB Local and the client's connection pool
+                    call()
+                samples = timed(call, args.repeat)
+                p50, p95 = percentile(samples, 0.5), percentile(samples, 0.95)
+                worst_p95 = max(worst_p95, p95) if "all" not in name and "date" not in name else worst_p95
+                print(f"{name:34} {p50:8.1f} {p95:8.1f}")
+            results["warm_p95_ms"] = worst_p95
 
-        repo = api.encounter_repository()
-        now = time.time_ns() // 1000
+        # Read cost: the search function's own figure, from its "search answered" log record.
+        units = ReadUnits()
+        cost_settings = settings.model_copy(update={"service_name": "bench-read-units", "log_level": "INFO"})
+        runtime = Runtime(
+            cost_settings,
+            Logger(service=cost_settings.service_name, level="INFO", logger_handler=units),
+            Tracer(service=cost_settings.service_name, disabled=True),
+            Metrics(service=cost_settings.service_name, namespace=cost_settings.metrics_namespace),
+        )
+        search_handler = SEARCH.create_handler(runtime, Store.from_settings(cost_settings))
+
+        def read_units(query: dict[str, list[str]]) -> float:
+            event = rest_api_event(method="GET", path="/Encounter", resource="/Encounter", query=query)
+            units.last = -1.0
+            response = search_handler(event, LocalContext())
+            assert response["statusCode"] == 200, response["body"]
+            assert units.last >= 0, "the search logged no read units"
+            return units.last
+
         costs: dict[str, float] = {}
         for label, text in [
             ("patient_page_read_units", f"patient={typical}"),
@@ -171,16 +211,11 @@ def main() -> int:
             ("all_total_none_read_units", "_count=10&_total=none"),
             ("date_month_read_units", "date=2024-03"),
         ]:
-            query, _ = parse_search(parse_qs(text))
-            costs[label] = repo.search(query, now).read_units
-        query, _ = parse_search(next_query)
-        cursor = decode_cursor(
-            next_query["_cursor"][0], search_fingerprint(query.criteria_params, query.count), 10, TEST_SECRET
-        )
-        costs["next_page_read_units"] = repo.search(query, now, cursor).read_units
+            costs[label] = read_units(parse_qs(text))
+        costs["next_page_read_units"] = read_units(next_query)
         print("\nDynamoDB read capacity units per request (eventually consistent reads):")
-        for label, units in costs.items():
-            print(f"  {label:28} {units:8.1f}")
+        for label, value in costs.items():
+            print(f"  {label:28} {value:8.1f}")
         results.update(costs)
 
     print("\nTargets:")

@@ -1,24 +1,29 @@
-"""The fhir-encounter command: exit statuses, output, and one-line errors (never a traceback)."""
+"""The fhir-encounter command on moto: exit statuses, output, and one-line errors (never a traceback)."""
 
 from __future__ import annotations
 
 import io
 import json
-import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import boto3
 import pytest
+from botocore.exceptions import ClientError
 from moto import mock_aws
 
-from fhir_encounter_tools import cli, template
-from fhir_encounter_tools.ingest.loader import BATCH_SIZE
-from fhir_encounter.store.writer import EncounterWriter
+from fhir_encounter.search.parameters import INDEX_VERSION
+from fhir_encounter.store import keys
 from fhir_encounter.store.dynamodb import UnprocessedError
+from fhir_encounter.store.writer import EncounterWriter
+from fhir_encounter_tools import cli, tables, template
+from fhir_encounter_tools.ingest.loader import BATCH_SIZE
 from tests.support import ROOT, TEST_TABLE, encounter
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb.client import DynamoDBClient
 
 DATA = ROOT / "tests" / "data"
 UNREACHABLE = "http://127.0.0.1:9"
@@ -145,13 +150,79 @@ def test_an_unreadable_file_is_one_line_and_the_other_files_load_with_a_summary(
     assert table.scan(TableName=TEST_TABLE)["Count"] > 0
 
 
+BUSY_LINE = (
+    f"fhir-encounter: error: DynamoDB in AWS stayed busy (table '{TEST_TABLE}'); "
+    "loading again resumes without duplicates"
+)
+LOAD_OR_SEED = pytest.mark.parametrize(
+    "command", [["load"], ["seed", "--count", "250"]], ids=lambda argv: argv[0]
+)
+
+
+def many_encounters(tmp_path: Path) -> Path:
+    path = tmp_path / "many.ndjson"
+    path.write_text("\n".join(json.dumps(encounter(f"e{n}")) for n in range(250)))
+    return path
+
+
+def summary_then_error(monkeypatch: pytest.MonkeyPatch, argv: list[str]) -> tuple[str, str]:
+    """Run the command; the two lines it printed (stdout and stderr in the order written)."""
+    output = io.StringIO()
+    monkeypatch.setattr(sys, "stdout", output)
+    monkeypatch.setattr(sys, "stderr", output)
+    assert cli.main(argv) == 1
+    summary, error = output.getvalue().splitlines()
+    return summary, error
+
+
+def client_error(code: str, http_status: int, operation: str) -> ClientError:
+    """The error botocore raises for an AWS error response once its retries are spent."""
+    return ClientError(
+        {
+            "Error": {"Code": code, "Message": "AWS text that must not be shown"},
+            "ResponseMetadata": {
+                "RequestId": "test",
+                "HostId": "",
+                "HTTPStatusCode": http_status,
+                "HTTPHeaders": {},
+                "RetryAttempts": 10,
+            },
+        },
+        operation,
+    )
+
+
+def failing_from_the_second_batch(monkeypatch: pytest.MonkeyPatch, operation: str, error: Exception) -> None:
+    """The command's client raises ``error`` on ``operation`` once the writer is on its second
+    batch (each batch starts with one BatchGetItem), before the request is sent."""
+    batches = 0
+
+    def count_batch(**_: Any) -> None:
+        nonlocal batches
+        batches += 1
+
+    def fail(**_: Any) -> None:
+        if batches >= 2:
+            raise error
+
+    def client_with_fault(endpoint_url: str | None) -> DynamoDBClient:
+        client = tables.tools_client(endpoint_url)
+        client.meta.events.register("before-call.dynamodb.BatchGetItem", count_batch)
+        client.meta.events.register(f"before-call.dynamodb.{operation}", fail)
+        return client
+
+    monkeypatch.setattr(cli, "tools_client", client_with_fault)
+
+
+def argv_for(command: list[str], path: Path) -> list[str]:
+    return [*command, str(path)] if command == ["load"] else command
+
+
 @pytest.mark.usefixtures("table")
-@pytest.mark.parametrize("command", [["load"], ["seed", "--count", "250"]], ids=lambda argv: argv[0])
+@LOAD_OR_SEED
 def test_a_write_failure_midway_prints_the_summary_so_far_then_one_error_line(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, command: list[str]
 ) -> None:
-    path = tmp_path / "many.ndjson"
-    path.write_text("\n".join(json.dumps(encounter(f"e{n}")) for n in range(250)))
     original = EncounterWriter.write
     calls: list[int] = []
 
@@ -162,20 +233,75 @@ def test_a_write_failure_midway_prints_the_summary_so_far_then_one_error_line(
         return original(self, resources)
 
     monkeypatch.setattr(EncounterWriter, "write", write_once)
-    output = io.StringIO()  # stdout and stderr in the order they were written
-    monkeypatch.setattr(sys, "stdout", output)
-    monkeypatch.setattr(sys, "stderr", output)
-    argv = [*command, str(path)] if command == ["load"] else command
-    assert cli.main(argv) == 1
-    summary, error = output.getvalue().splitlines()
+    summary, error = summary_then_error(monkeypatch, argv_for(command, many_encounters(tmp_path)))
     assert summary.startswith(
         f"loaded {BATCH_SIZE} (written {BATCH_SIZE}, unchanged 0), rejected 0, skipped 0 in "
     )
     assert summary.endswith("; stopped early")
-    assert error == (
-        f"fhir-encounter: error: DynamoDB left items unprocessed after every retry (table '{TEST_TABLE}' "
-        "in AWS); loading again resumes without duplicates"
+    assert error == BUSY_LINE
+
+
+@pytest.mark.usefixtures("table")
+@LOAD_OR_SEED
+@pytest.mark.parametrize(
+    ("operation", "code", "http_status"),
+    [
+        ("BatchWriteItem", "ProvisionedThroughputExceededException", 400),
+        ("BatchWriteItem", "ThrottlingException", 400),
+        ("BatchWriteItem", "InternalServerError", 500),
+        ("BatchGetItem", "ProvisionedThroughputExceededException", 400),
+        ("UpdateItem", "ThrottlingException", 400),
+    ],
+)
+def test_a_store_that_stays_busy_midway_is_the_summary_then_the_busy_line(
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    command: list[str],
+    operation: str,
+    code: str,
+    http_status: int,
+) -> None:
+    failing_from_the_second_batch(monkeypatch, operation, client_error(code, http_status, operation))
+    summary, error = summary_then_error(monkeypatch, argv_for(command, many_encounters(tmp_path)))
+    assert summary.startswith(
+        f"loaded {BATCH_SIZE} (written {BATCH_SIZE}, unchanged 0), rejected 0, skipped 0 in "
     )
+    assert summary.endswith("; stopped early")
+    assert error == BUSY_LINE
+
+
+@pytest.mark.usefixtures("table")
+def test_a_refused_write_is_one_line_with_the_error_code(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    operation = "BatchWriteItem"
+    failing_from_the_second_batch(monkeypatch, operation, client_error("ValidationException", 400, operation))
+    summary, error = summary_then_error(monkeypatch, ["load", str(many_encounters(tmp_path))])
+    assert summary.endswith("; stopped early")
+    assert error == "fhir-encounter: error: DynamoDB in AWS refused the request (ValidationException)"
+
+
+def test_a_reload_after_an_index_change_reindexes_and_says_so(
+    capsys: pytest.CaptureFixture[str], table: Any
+) -> None:
+    path = str(DATA / "encounter.json")
+    assert cli.main(["load", path]) == 0
+    table.update_item(
+        TableName=TEST_TABLE,
+        Key=keys.encounter_key("single-01"),
+        UpdateExpression="SET #v = :old",
+        ExpressionAttributeNames={"#v": keys.ATTR_INDEX_VERSION},
+        ExpressionAttributeValues={":old": {"S": "old"}},
+    )
+    capsys.readouterr()
+    assert cli.main(["load", path]) == 0
+    assert capsys.readouterr().out.startswith(
+        "loaded 1 (written 0, reindexed 1, unchanged 0), rejected 0, skipped 0 in "
+    )
+    item = table.get_item(TableName=TEST_TABLE, Key=keys.encounter_key("single-01"))["Item"]
+    assert item[keys.ATTR_INDEX_VERSION]["S"] == INDEX_VERSION
+    assert cli.main(["load", path]) == 0
+    assert capsys.readouterr().out.startswith("loaded 1 (written 0, unchanged 1), rejected 0, skipped 0 in ")
 
 
 @pytest.mark.usefixtures("no_table")
@@ -231,96 +357,3 @@ def test_serve_seeds_through_the_same_validation_as_seed(
     assert out.startswith(f"Seeded 1 synthetic Encounters into table {TEST_TABLE}")
     keys = table.scan(TableName=TEST_TABLE, ProjectionExpression="pk")["Items"]
     assert {key["pk"]["S"] for key in keys} - {"_meta"} == {"good"}
-
-
-@pytest.mark.parametrize(
-    "argv",
-    [
-        [],
-        ["unknown"],
-        ["load"],
-        ["seed", "--count", "many"],
-        ["seed", "--count", "-1"],
-        ["seed", "--random-seed", "x"],
-        ["create-table", "--table", "ab"],
-        ["create-table", "--table", "no/slash"],
-        ["serve", "--port", "70000"],
-        ["load", "--endpoint-url", "not-a-url", str(DATA)],
-        ["load", "--endpoint-url", "127.0.0.1:8000", str(DATA)],
-        ["create-table", "--endpoint-url", "ftp://127.0.0.1:8000"],
-        ["seed", "--endpoint-url", "http://"],
-        ["seed", "--endpoint-url", "http://127.0.0.1:port"],
-        ["serve", "--endpoint-url", "http://bad host:8000"],
-    ],
-)
-def test_a_usage_error_exits_2(capsys: pytest.CaptureFixture[str], argv: list[str]) -> None:
-    assert cli.main(argv) == 2
-    out, err = capsys.readouterr()
-    assert out == ""
-    assert "error:" in err
-    assert "Traceback" not in err
-
-
-def test_an_endpoint_url_from_the_environment_that_is_not_a_url_is_a_usage_error(
-    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("DYNAMODB_ENDPOINT_URL", "not-a-url")
-    assert cli.main(["load", str(DATA)]) == 2
-    out, err = capsys.readouterr()
-    assert out == ""
-    assert err.splitlines()[-1] == (
-        "fhir-encounter: error: $DYNAMODB_ENDPOINT_URL must be an http:// or https:// URL with a host"
-    )
-
-
-def test_the_package_template_is_found_before_one_in_the_current_folder(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
-    (tmp_path / "template.yaml").write_text("Resources: {}\n")  # another SAM project's
-    monkeypatch.chdir(tmp_path)
-    assert template.find_template() == ROOT / "template.yaml"
-
-
-def test_help_exits_0(capsys: pytest.CaptureFixture[str]) -> None:
-    assert cli.main(["--help"]) == 0
-    out = capsys.readouterr().out
-    for command in ("create-table", "load", "seed", "serve"):
-        assert command in out
-
-
-def test_serve_passes_its_arguments_to_the_server(monkeypatch: pytest.MonkeyPatch) -> None:
-    calls: list[dict[str, Any]] = []
-
-    def serve(**kwargs: Any) -> int:
-        calls.append(kwargs)
-        return 0
-
-    monkeypatch.setattr("fhir_encounter_tools.devserver.server.serve", serve)
-    monkeypatch.delenv("DYNAMODB_ENDPOINT_URL", raising=False)
-    assert cli.main(["serve", "--port", "3456", "--seed-count", "20"]) == 0
-    assert (
-        cli.main(["serve", "--host", "0.0.0.0", "--endpoint-url", "http://127.0.0.1:8000", "--table", "t-1"])
-        == 0
-    )
-    assert calls == [
-        {"host": "127.0.0.1", "port": 3456, "endpoint_url": None, "table_name": TEST_TABLE, "seed_count": 20},
-        {
-            "host": "0.0.0.0",
-            "port": 3000,
-            "endpoint_url": "http://127.0.0.1:8000",
-            "table_name": "t-1",
-            "seed_count": 500,
-        },
-    ]
-
-
-def test_python_dash_m_runs_the_command() -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "fhir_encounter", "load", "--endpoint-url", UNREACHABLE, "missing.ndjson"],
-        capture_output=True,
-        text=True,
-        check=False,
-        cwd=ROOT,
-    )
-    assert result.returncode == 1
-    assert result.stderr == "fhir-encounter: error: missing.ndjson: no such file or directory\n"

@@ -1,4 +1,5 @@
-"""Loading tests/data and other files under moto: counts, reasons with their place, idempotent reloads.
+"""Loading tests/data and other files into a moto table: counts, reasons with their place, idempotent
+reloads.
 
 tests/data holds:
 - encounters.ndjson: 39 lines, 30 valid Encounters (nd-01 .. nd-30), 2 blank lines and 7 bad ones;
@@ -16,11 +17,11 @@ from typing import Any
 
 import pytest
 
-from fhir_encounter_tools.ingest import loader
-from fhir_encounter_tools.ingest.loader import Rejection, SourceError, load_paths, load_resources
-from fhir_encounter.store.writer import EncounterWriter, WriteResult
+from fhir_encounter.store import keys
 from fhir_encounter.store.dynamodb import UnprocessedError
-from fhir_encounter.store import keys as schema
+from fhir_encounter.store.writer import EncounterWriter, WriteResult
+from fhir_encounter_tools.ingest import loader
+from fhir_encounter_tools.ingest.loader import Rejection, load_paths, load_resources
 from tests.support import TEST_TABLE, encounter
 
 DATA = Path(__file__).resolve().parents[1] / "data"
@@ -52,9 +53,9 @@ def load(*paths: Path, writer: EncounterWriter) -> tuple[loader.LoadReport, list
 
 
 def stored(table: Any, encounter_id: str) -> dict[str, Any]:
-    key = {schema.PARTITION_KEY: {"S": encounter_id}, schema.SORT_KEY: {"S": schema.ENCOUNTER_SK}}
+    key = {keys.PARTITION_KEY: {"S": encounter_id}, keys.SORT_KEY: {"S": keys.ENCOUNTER_SK}}
     item = table.get_item(TableName=TEST_TABLE, Key=key)["Item"]
-    resource: dict[str, Any] = json.loads(item[schema.ATTR_RESOURCE]["S"])
+    resource: dict[str, Any] = json.loads(item[keys.ATTR_RESOURCE]["S"])
     return resource
 
 
@@ -62,18 +63,18 @@ def encounter_ids(table: Any) -> set[str]:
     """Every Encounter item's id, read through the period-start index (as search does)."""
     buckets = table.get_item(
         TableName=TEST_TABLE,
-        Key={schema.PARTITION_KEY: {"S": schema.META_PK}, schema.SORT_KEY: {"S": schema.BUCKETS_SK}},
-    )["Item"][schema.ATTR_BUCKETS]["SS"]
+        Key={keys.PARTITION_KEY: {"S": keys.META_PK}, keys.SORT_KEY: {"S": keys.BUCKETS_SK}},
+    )["Item"][keys.ATTR_BUCKETS]["SS"]
     ids = set()
     for bucket in buckets:
         pages = table.get_paginator("query").paginate(
             TableName=TEST_TABLE,
-            IndexName=schema.PERIOD_START_INDEX,
+            IndexName=keys.PERIOD_START_INDEX,
             KeyConditionExpression="#b = :b",
-            ExpressionAttributeNames={"#b": schema.ATTR_BUCKET},
+            ExpressionAttributeNames={"#b": keys.ATTR_BUCKET},
             ExpressionAttributeValues={":b": {"S": bucket}},
         )
-        ids |= {item[schema.PARTITION_KEY]["S"] for page in pages for item in page["Items"]}
+        ids |= {item[keys.PARTITION_KEY]["S"] for page in pages for item in page["Items"]}
     return ids
 
 
@@ -252,34 +253,6 @@ def test_json_documents_load_their_encounters_and_skip_other_resources(
     assert (report.loaded, report.rejected, report.skipped) == counts
 
 
-def test_a_directory_is_walked_recursively_in_order_and_other_files_are_ignored(tmp_path: Path) -> None:
-    for name in ("b/2.ndjson", "b/1.JSON", "a.json", "b/c/0.ndjson", "notes.txt", "b/data.csv"):
-        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
-        (tmp_path / name).write_text("")
-    assert loader.source_files([tmp_path]) == [
-        tmp_path / "a.json",
-        tmp_path / "b/1.JSON",
-        tmp_path / "b/2.ndjson",
-        tmp_path / "b/c/0.ndjson",
-    ]
-
-
-@pytest.mark.parametrize(
-    ("name", "message"),
-    [
-        ("missing.ndjson", "missing.ndjson: no such file or directory"),
-        ("notes.txt", "notes.txt: not a .json or .ndjson file"),
-        ("empty-dir", "empty-dir: no .json or .ndjson files in this directory"),
-    ],
-)
-def test_a_path_that_cannot_be_loaded_is_a_source_error(tmp_path: Path, name: str, message: str) -> None:
-    (tmp_path / "notes.txt").write_text("x")
-    (tmp_path / "empty-dir").mkdir()
-    with pytest.raises(SourceError) as raised:
-        loader.source_files([tmp_path / name])
-    assert str(raised.value) == f"{tmp_path}/{message}"
-
-
 def refuse_locked_files(monkeypatch: pytest.MonkeyPatch) -> None:
     """Reading a file whose name starts with ``locked`` fails as an unreadable file does."""
     for name in ("open", "read_bytes"):
@@ -429,18 +402,3 @@ def test_a_progress_bar_is_drawn_only_on_a_terminal(
     text = stream.getvalue()
     assert ("\r[" in text and "loaded" in text) is drawn
     assert text.endswith("\r\x1b[K") is drawn  # the bar is cleared before the summary is printed
-
-
-def test_the_summary_line_has_every_count_seconds_and_rate() -> None:
-    report = loader.LoadReport(written=30, unchanged=4, rejected=8, skipped=1, seconds=2.0)
-    assert report.summary() == (
-        "loaded 34 (written 30, unchanged 4), rejected 8, skipped 1 in 2.00 s (17 Encounters/s)"
-    )
-
-
-def test_the_summary_line_counts_unreadable_files_when_there_are_some() -> None:
-    report = loader.LoadReport(written=2, unreadable=3, seconds=1.0)
-    assert report.summary() == (
-        "loaded 2 (written 2, unchanged 0), rejected 0, skipped 0, unreadable files 3 "
-        "in 1.00 s (2 Encounters/s)"
-    )

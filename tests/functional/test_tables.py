@@ -1,4 +1,4 @@
-"""create-table from template.yaml, the table check before loading, and the tools' DynamoDB client."""
+"""create-table from template.yaml and the table check before loading, on moto."""
 
 from __future__ import annotations
 
@@ -8,13 +8,12 @@ from typing import Any
 
 import boto3
 import pytest
-from botocore.exceptions import ClientError, NoRegionError
+from botocore.exceptions import ClientError
 from moto import mock_aws
 
-from fhir_encounter_tools import tables
-from fhir_encounter_tools.tables import TableSchemaError, create_table, dynamodb_client, require_table
+from fhir_encounter.store import keys
+from fhir_encounter_tools.tables import TableSchemaError, create_table, require_table
 from fhir_encounter_tools.template import TemplateError
-from fhir_encounter.store import keys as schema
 from tests.support import ROOT, TEST_TABLE
 
 TEMPLATE = ROOT / "template.yaml"
@@ -39,7 +38,7 @@ def test_create_table_makes_the_template_table_active_with_its_indexes(client: A
     table = client.describe_table(TableName="fresh")["Table"]
     assert table["TableStatus"] == "ACTIVE"
     assert table["BillingModeSummary"]["BillingMode"] == "PAY_PER_REQUEST"
-    assert index_keys(client, "fresh") == schema.INDEXES
+    assert index_keys(client, "fresh") == keys.INDEXES
     require_table(client, "fresh")
 
 
@@ -51,7 +50,7 @@ def test_create_table_is_idempotent(client: Any) -> None:
 
 def test_create_table_finds_the_template_by_itself(client: Any) -> None:
     assert create_table(client, "found") is True
-    assert index_keys(client, "found") == schema.INDEXES
+    assert index_keys(client, "found") == keys.INDEXES
 
 
 def without_index(client: Any, name: str) -> None:
@@ -99,45 +98,3 @@ def test_a_missing_template_is_a_template_error(client: Any, tmp_path: Path) -> 
     with pytest.raises(TemplateError):
         create_table(client, "t", tmp_path / "template.yaml")
     assert client.list_tables()["TableNames"] == []
-
-
-def signing_key(client: Any) -> str:
-    """The access key id the client signs its requests with."""
-    key: str = client._request_signer._credentials.access_key
-    return key
-
-
-@pytest.fixture
-def no_aws_setup(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    for name in (
-        "AWS_ACCESS_KEY_ID",
-        "AWS_SECRET_ACCESS_KEY",
-        "AWS_DEFAULT_REGION",
-        "AWS_REGION",
-        "AWS_PROFILE",
-    ):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "config"))
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "credentials"))
-    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
-
-
-@pytest.mark.usefixtures("no_aws_setup")
-def test_an_endpoint_without_aws_setup_gets_dummy_credentials_and_a_region() -> None:
-    client = dynamodb_client("http://127.0.0.1:8000")
-    assert client.meta.endpoint_url == "http://127.0.0.1:8000"
-    assert client.meta.region_name == tables.LOCAL_REGION
-    assert signing_key(client) == tables.LOCAL_CREDENTIALS["aws_access_key_id"]
-
-
-@pytest.mark.usefixtures("no_aws_setup")
-def test_aws_without_a_region_is_not_guessed() -> None:
-    with pytest.raises(NoRegionError):
-        dynamodb_client(None)
-
-
-def test_configured_credentials_and_region_are_kept_for_an_endpoint(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
-    client = dynamodb_client("http://127.0.0.1:8000")
-    assert client.meta.region_name == "eu-west-1"
-    assert signing_key(client) == "testing"  # conftest's

@@ -7,11 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from fhir_encounter_tools.devserver.dynamodb_local import dynamodb_local, free_port
-from fhir_encounter_tools.tables import create_table, dynamodb_client
 from fhir_encounter.store.writer import EncounterWriter
-from tests.support import encounter
-from tests.integration.conftest import Api, issue, start_server, stop_server
+from fhir_encounter_tools.devserver.dynamodb_local import dynamodb_local, free_port
+from fhir_encounter_tools.tables import create_table, tools_client
+from tests.support import Api, encounter, issue, start_server, stop_server
 
 pytestmark = pytest.mark.integration
 
@@ -21,7 +20,7 @@ TABLE = "encounters-faults"
 def test_a_vanished_database_is_a_503_and_the_api_recovers_when_it_returns(tmp_path: Path) -> None:
     port = free_port()
     with dynamodb_local(port) as endpoint:
-        client = dynamodb_client(endpoint)
+        client = tools_client(endpoint)
         create_table(client, TABLE)
         EncounterWriter(client, TABLE).write([encounter("f-1", subject="Patient/f", start="2022-01-01")])
         server = start_server(tmp_path / "serve", "--endpoint-url", endpoint, "--table", TABLE)
@@ -43,8 +42,8 @@ def test_a_vanished_database_is_a_503_and_the_api_recovers_when_it_returns(tmp_p
             assert reply.status == 500  # the table is gone with the in-memory database
             assert issue(reply)["code"] == "exception"
             assert "ResourceNotFound" not in reply.text
-            create_table(dynamodb_client(endpoint), TABLE)
-            EncounterWriter(dynamodb_client(endpoint), TABLE).write(
+            create_table(tools_client(endpoint), TABLE)
+            EncounterWriter(tools_client(endpoint), TABLE).write(
                 [encounter("f-1", subject="Patient/f", start="2022-01-01")]
             )
             assert api.read("f-1").status == 200

@@ -14,8 +14,7 @@ from typing import Any
 
 import pytest
 
-from tests.support import ROOT
-from tests.integration.conftest import DATA, TABLE, Api, CliRun, run_cli
+from tests.support import INTEGRATION_DATA, INTEGRATION_TABLE, ROOT, Api, CliRun, run_cli
 
 pytestmark = pytest.mark.integration
 
@@ -42,7 +41,7 @@ def expected_outcome() -> Expected:
         else:
             loaded[str(resource["id"])] = resource
 
-    for path in sorted((ROOT / DATA).rglob("*")):
+    for path in sorted((ROOT / INTEGRATION_DATA).rglob("*")):
         place = str(path.relative_to(ROOT))
         if path.suffix == ".ndjson":
             for number, line in enumerate(path.read_text().splitlines(), 1):
@@ -124,7 +123,9 @@ def test_rejected_encounters_are_not_written(api: Api, encounter_id: str) -> Non
 
 def test_reload_changes_nothing(api: Api, first_load: CliRun, dynamodb_endpoint: str) -> None:
     before = {encounter_id: api.read(encounter_id).body["meta"] for encounter_id in EXPECTED.loaded}
-    again = run_cli("load", "--endpoint-url", dynamodb_endpoint, "--table", TABLE, str(DATA))
+    again = run_cli(
+        "load", "--endpoint-url", dynamodb_endpoint, "--table", INTEGRATION_TABLE, str(INTEGRATION_DATA)
+    )
     assert again.status == 1
     assert f"(written 0, unchanged {len(EXPECTED.loaded)})" in again.stdout
     assert rejection_lines(again) == rejection_lines(first_load)

@@ -9,7 +9,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 
 import pytest
 
-from tests.integration.conftest import PAGER_ORDER, Api, ids_of, issue, link, link_params
+from tests.support import PAGER_ORDER, Api, ids_of, issue, link, link_params
 
 pytestmark = pytest.mark.integration
 
@@ -134,13 +134,15 @@ def test_count_zero_answers_only_the_total(api: Api) -> None:
     assert [item["relation"] for item in bundle["link"]] == ["self"]
 
 
-def test_offset_past_the_end_is_an_empty_page(api: Api) -> None:
+def test_offset_past_the_end_is_an_empty_page_whose_previous_is_the_last_page(api: Api) -> None:
     reply = api.search(f"patient=itest-pager&_count={PAGE}&_offset=30")
     assert reply.status == 200
     assert reply.body["total"] == len(PAGER_ORDER)
     assert "entry" not in reply.body
     assert link(reply.body, "next") is None
-    assert offset_of(reply.body, "previous") == 30 - PAGE
+    last_page = (len(PAGER_ORDER) - 1) // PAGE * PAGE
+    assert offset_of(reply.body, "previous") == offset_of(reply.body, "last") == last_page
+    assert ids_of(api.request(str(link(reply.body, "previous"))).body) == PAGER_ORDER[last_page:]
 
 
 def test_offset_jumps_to_that_match(api: Api) -> None:

@@ -1,6 +1,6 @@
 """Read and search over HTTP against ``fhir-encounter serve`` on DynamoDB Local.
 
-The scenarios (conftest ``SCENARIOS``) use ids and references that tests/data does not, so each
+The scenarios (``tests.support.SCENARIOS``) use ids and references that tests/data does not, so each
 search scoped to them has one exact answer. Searches by ``date`` alone also see tests/data: their
 answers are compared on the scenario Encounters only.
 """
@@ -13,7 +13,7 @@ from urllib.parse import quote
 
 import pytest
 
-from tests.integration.conftest import PAGER_ORDER, Api, issue, link, link_params
+from tests.support import PAGER_ORDER, Api, issue, link, link_params
 
 pytestmark = pytest.mark.integration
 
@@ -29,17 +29,20 @@ def only_scenarios(ids: list[str]) -> set[str]:
     [
         ("patient=itest-pat-1", ALL_PAT1),
         ("patient=Patient/itest-pat-1", ALL_PAT1),
-        ("patient=https://other.example.com/fhir/Patient/itest-pat-1", ALL_PAT1),
-        # stored as an absolute URL (itest-e8) and as Patient/id (itest-e9): both forms match
-        ("patient=itest-pat-2", {"itest-e8", "itest-e9"}),
-        ("patient=Patient/itest-pat-2", {"itest-e8", "itest-e9"}),
-        ("patient=itest-pat-1,itest-pat-2", ALL_PAT1 | {"itest-e8", "itest-e9"}),
+        ("patient={base}/Patient/itest-pat-1", ALL_PAT1),  # under this server's base: local
+        ("patient=https://other.example.com/fhir/Patient/itest-pat-1", set()),  # another server's
+        # itest-e8 stores another server's absolute URL: only that exact URL finds it
+        ("patient=itest-pat-2", {"itest-e9"}),
+        ("patient=Patient/itest-pat-2", {"itest-e9"}),
+        ("patient=https://ehr.example.org/fhir/Patient/itest-pat-2", {"itest-e8"}),
+        ("patient=itest-pat-2,https://ehr.example.org/fhir/Patient/itest-pat-2", {"itest-e8", "itest-e9"}),
+        ("patient=itest-pat-1,itest-pat-2", ALL_PAT1 | {"itest-e9"}),
         ("patient=itest-grp-1", set()),  # a Group is not a Patient
         ("patient=itest-shared", {"itest-e6"}),
     ],
 )
 def test_patient_search_matches_every_reference_form(api: Api, query: str, expected: set[str]) -> None:
-    assert set(api.ids(query)) == expected
+    assert set(api.ids(query.format(base=api.base_url))) == expected
 
 
 @pytest.mark.parametrize(
@@ -47,7 +50,8 @@ def test_patient_search_matches_every_reference_form(api: Api, query: str, expec
     [
         ("subject=Patient/itest-pat-1", ALL_PAT1),
         ("subject=Group/itest-grp-1", {"itest-e5"}),
-        ("subject=https://ehr.example.org/fhir/Group/itest-grp-1", {"itest-e5"}),
+        ("subject={base}/Group/itest-grp-1", {"itest-e5"}),
+        ("subject=https://ehr.example.org/fhir/Group/itest-grp-1", set()),  # another server's group
         ("subject=itest-grp-1", {"itest-e5"}),
         ("subject=itest-shared", {"itest-e6", "itest-e7"}),  # a bare id: any subject type
         ("subject=Group/itest-shared", {"itest-e7"}),
@@ -56,20 +60,21 @@ def test_patient_search_matches_every_reference_form(api: Api, query: str, expec
     ],
 )
 def test_subject_search_matches_typed_and_bare_references(api: Api, query: str, expected: set[str]) -> None:
-    assert set(api.ids(query)) == expected
+    assert set(api.ids(query.format(base=api.base_url))) == expected
 
 
 @pytest.mark.parametrize(
-    "value",
+    ("value", "expected"),
     [
-        "itest-appt-2",
-        "Appointment/itest-appt-3",
-        "itest-appt-4",  # stored as an absolute URL
-        "https://ehr.example.org/fhir/Appointment/itest-appt-4",
+        ("itest-appt-2", ["itest-e2"]),
+        ("Appointment/itest-appt-3", ["itest-e2"]),
+        ("{base}/Appointment/itest-appt-3", ["itest-e2"]),
+        ("https://ehr.example.org/fhir/Appointment/itest-appt-4", ["itest-e2"]),  # stored as that URL
+        ("itest-appt-4", []),  # names this server's Appointment, not the other server's
     ],
 )
-def test_each_appointment_of_an_encounter_finds_it_once(api: Api, value: str) -> None:
-    assert api.ids([("appointment", value)]) == ["itest-e2"]
+def test_each_appointment_of_an_encounter_finds_it_once(api: Api, value: str, expected: list[str]) -> None:
+    assert api.ids([("appointment", value.format(base=api.base_url))]) == expected
 
 
 @pytest.mark.parametrize(
@@ -122,7 +127,8 @@ def test_date_prefixes_against_the_whole_period(api: Api, query: str, expected: 
     ],
 )
 def test_date_with_an_open_start(api: Api, query: str, expected: set[str]) -> None:
-    assert set(api.ids(f"patient=itest-pat-2&{query}")) == expected
+    patients = "itest-pat-2,https://ehr.example.org/fhir/Patient/itest-pat-2"  # itest-e9, itest-e8
+    assert set(api.ids(f"patient={patients}&{query}")) == expected
 
 
 @pytest.mark.parametrize(

@@ -16,8 +16,18 @@ from urllib.parse import urlsplit
 import pytest
 
 from fhir_encounter_tools.devserver.dynamodb_local import free_port
-from tests.support import ROOT
-from tests.integration.conftest import Api, Server, issue, start_server, stop_server
+from tests.support import (
+    INTEGRATION_TABLE,
+    ROOT,
+    Api,
+    CliRun,
+    Server,
+    ids_of,
+    issue,
+    json_log_lines,
+    start_server,
+    stop_server,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -58,7 +68,7 @@ def accepts_connections(url: str) -> bool:
 
 def run_serve(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "fhir_encounter", "serve", *args],
+        [sys.executable, "-m", "fhir_encounter_tools", "serve", *args],
         cwd=ROOT,
         env=env,
         capture_output=True,
@@ -151,3 +161,73 @@ def test_without_an_endpoint_it_runs_seeds_and_stops_its_own_dynamodb_local(tmp_
     assert left == []
     assert status == 0, running.output()
     assert not accepts_connections(endpoint[1])
+
+
+# ---- many requests through one process, and the functions' logs ------------------------------------
+
+REQUESTS_EACH = 250
+READ_IDS = ["itest-e1", "itest-e5", "itest-p3", "nd-01", "single-01"]
+# (query, total, entries on the first page)
+SEARCHES = [
+    ("patient=itest-pat-1", 4, 4),
+    ("patient=itest-pager&_count=3", 8, 3),
+    ("subject=Group/itest-grp-1", 1, 1),
+    ("_id=itest-e1,itest-e5", 2, 2),
+    ("appointment=itest-appt-1", 1, 1),
+    ("patient=itest-pat-1&date=2021", 2, 2),
+    ("patient=itest-pager&status=in-progress", 1, 1),
+    ("patient=itest-nobody", 0, 0),
+]
+
+
+def test_hundreds_of_reads_and_searches_through_one_server_never_fail(api: Api, server: Server) -> None:
+    """Each answer is the one expected, every time: no request in a long run answers 5xx (serve
+    once answered 500 to every 100th request)."""
+    wrong: list[tuple[int, str, int, int]] = []  # (request number, what, expected status, status)
+    for n in range(REQUESTS_EACH):
+        encounter_id = READ_IDS[n % len(READ_IDS)]
+        match n % 5:
+            case 3:
+                what, expected, reply = (
+                    "conditional read",
+                    304,
+                    api.read(encounter_id, {"If-None-Match": 'W/"1"'}),
+                )
+            case 4:
+                what, expected, reply = "read of a missing id", 404, api.read(f"itest-missing-{n}")
+            case _:
+                what, expected, reply = "read", 200, api.read(encounter_id)
+        if reply.status != expected or (expected == 200 and reply.body["id"] != encounter_id):
+            wrong.append((n, what, expected, reply.status))
+    for n in range(REQUESTS_EACH):
+        query, total, entries = SEARCHES[n % len(SEARCHES)]
+        reply = api.search(query)
+        if reply.status != 200 or (reply.body["total"], len(ids_of(reply.body))) != (total, entries):
+            wrong.append((REQUESTS_EACH + n, query, 200, reply.status))
+    assert wrong == []
+    records = json_log_lines(server.output())
+    assert [r for r in records if r.get("level") in ("ERROR", "CRITICAL")] == []
+    assert [r for r in records if r.get("level") == "INFO"] == []  # the default level is WARNING
+
+
+def test_log_level_info_shows_the_functions_json_logs_with_the_service_name(
+    first_load: CliRun, dynamodb_endpoint: str, tmp_path: Path
+) -> None:
+    running = start_server(
+        tmp_path, "--endpoint-url", dynamodb_endpoint, "--table", INTEGRATION_TABLE, "--log-level", "INFO"
+    )
+    try:
+        assert Api(running.base_url).read("itest-missing").status == 404  # logged at INFO
+        deadline = time.monotonic() + LOG_SECONDS
+        while not (records := info_records(running)) and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        status = stop_server(running.process)
+    assert status == 0, running.output()
+    assert records, running.output()
+    assert records[0]["service"] == "fhir-encounter"
+    assert records[0]["function_name"] == "ReadEncounterFunction"
+
+
+def info_records(server: Server) -> list[dict[str, object]]:
+    return [record for record in json_log_lines(server.output()) if record.get("level") == "INFO"]

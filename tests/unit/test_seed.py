@@ -7,11 +7,8 @@ from typing import Any
 
 import pytest
 
-from fhir_encounter_tools.ingest.loader import load_resources
-from fhir_encounter_tools.ingest.seed import SEED_PATIENT, synthetic_encounters
+from fhir_encounter_tools.ingest.seed import synthetic_encounters
 from fhir_encounter_tools.ingest.validation import STATUSES, encounter_problem
-from fhir_encounter.store.writer import EncounterWriter
-from tests.support import TEST_TABLE, ids_of, search
 
 SEEDED = list(synthetic_encounters(500, 7))
 
@@ -85,14 +82,3 @@ def test_periods_last_from_minutes_to_weeks() -> None:
     minutes = [r["length"]["value"] for r in SEEDED if "length" in r]
     assert min(minutes) < 30
     assert max(minutes) > 7 * 24 * 60
-
-
-def test_the_seed_patient_has_encounters_from_2020_on_that_search_finds(table: Any) -> None:
-    report = load_resources(SEEDED, EncounterWriter(table, TEST_TABLE), source="seed")
-    assert (report.written, report.rejected) == (500, 0)
-    status, _, bundle = search(f"patient={SEED_PATIENT}&date=ge2020-01-01&_count=100")
-    assert status == 200
-    expected = {r["id"] for r in SEEDED if r["subject"]["reference"] == f"Patient/{SEED_PATIENT}"}
-    assert len(expected) >= 5
-    assert set(ids_of(bundle)) == expected
-    assert bundle["total"] == len(expected)

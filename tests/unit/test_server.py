@@ -1,10 +1,12 @@
 """The local API server's mapping: HTTP request -> REST API proxy event, handler result -> HTTP
-response, with stub handlers (no DynamoDB) on a 127.0.0.1 port."""
+response, with stub handlers (no DynamoDB) on a 127.0.0.1 port; and how it loads the real
+functions: each app.py imported under the function's environment from template.yaml."""
 
 from __future__ import annotations
 
 import base64
 import json
+import os
 import threading
 import urllib.error
 import urllib.request
@@ -15,15 +17,20 @@ from typing import Any
 
 import pytest
 
+from fhir_encounter.errors import NotFoundError
+from fhir_encounter_tools.devserver.events import LocalContext, rest_api_event
 from fhir_encounter_tools.devserver.server import (
     LocalApiServer,
     LocalRoute,
     MethodNotAllowedError,
+    function_environment,
+    load_handler,
+    local_routes,
     match_route,
     route_pattern,
 )
-from fhir_encounter_tools.template import Route
-from fhir_encounter.errors import NotFoundError
+from fhir_encounter_tools.template import Route, api_routes, load_template
+from tests.support import ROOT
 
 READ = Route("GET", "/Encounter/{id}", "ReadEncounterFunction", Path("functions/read"), "app.lambda_handler")
 SEARCH = Route(
@@ -212,3 +219,92 @@ def test_a_request_body_is_passed_on(
 ) -> None:
     assert fetch(f"{base_url}/Echo", method="POST", data=sent)[0] == 200
     assert (stub.events[0]["body"], stub.events[0]["isBase64Encoded"]) == (body, encoded)
+
+
+# ---- the real functions, as serve loads them ------------------------------------------------------
+
+TEMPLATE = load_template(ROOT / "template.yaml")
+ROUTES = api_routes(TEMPLATE, ROOT)
+LOCAL = {"endpoint_url": "http://127.0.0.1:8000", "table_name": "local-table"}
+
+
+def capability_route() -> Route:
+    return next(route for route in ROUTES if route.path == "/metadata")
+
+
+def metadata_event() -> dict[str, Any]:
+    """GET /metadata as serve passes it: served at the root, Host h:1."""
+    return rest_api_event(
+        method="GET", path="/metadata", resource="/metadata", headers={"Host": "h:1"}, stage_in_path=False
+    )
+
+
+def metadata_url(environment: dict[str, str]) -> str:
+    """The CapabilityStatement's implementation.url from the capability function loaded under
+    ``environment`` (FHIR_BASE_URL, else the request's Host)."""
+    handler = load_handler(capability_route(), environment)
+    response = handler(metadata_event(), LocalContext())
+    assert response["statusCode"] == 200
+    url: str = json.loads(response["body"])["implementation"]["url"]
+    return url
+
+
+def test_the_function_environment_is_the_templates_pointed_at_the_local_table() -> None:
+    environment = function_environment(TEMPLATE, **LOCAL, base_url="http://127.0.0.1:3000", log_level="INFO")
+    assert len(environment.pop("CURSOR_SECRET")) >= 32
+    assert environment == {
+        "POWERTOOLS_SERVICE_NAME": "fhir-encounter",
+        "POWERTOOLS_METRICS_NAMESPACE": "FhirEncounterApi",
+        "POWERTOOLS_LOGGER_LOG_EVENT": "false",
+        "POWERTOOLS_METRICS_DISABLED": "true",
+        "POWERTOOLS_TRACE_DISABLED": "true",
+        "POWERTOOLS_LOG_LEVEL": "INFO",
+        "ENCOUNTER_TABLE": "local-table",
+        "DYNAMODB_ENDPOINT_URL": "http://127.0.0.1:8000",
+        "FHIR_BASE_URL": "http://127.0.0.1:3000",
+    }
+
+
+def test_without_a_base_url_the_function_environment_has_none_and_logs_warnings() -> None:
+    environment = function_environment(TEMPLATE, **LOCAL, base_url=None)
+    assert "FHIR_BASE_URL" not in environment
+    assert environment["POWERTOOLS_LOG_LEVEL"] == "WARNING"
+
+
+def test_a_function_is_initialised_under_its_environment_and_the_process_environment_is_kept(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("FHIR_BASE_URL", "http://process.example")
+    before = dict(os.environ)
+    environment = function_environment(TEMPLATE, **LOCAL, base_url="http://127.0.0.1:4567")
+    assert metadata_url(environment) == "http://127.0.0.1:4567"
+    assert dict(os.environ) == before
+
+
+def test_a_setting_the_function_environment_lacks_is_not_inherited_from_the_process(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("FHIR_BASE_URL", "http://process.example")
+    assert metadata_url(function_environment(TEMPLATE, **LOCAL, base_url=None)) == "http://h:1"
+    assert os.environ["FHIR_BASE_URL"] == "http://process.example"
+
+
+def test_each_function_keeps_the_environment_it_was_loaded_under() -> None:
+    first = load_handler(capability_route(), function_environment(TEMPLATE, **LOCAL, base_url="http://a:1"))
+    assert metadata_url(function_environment(TEMPLATE, **LOCAL, base_url="http://b:2")) == "http://b:2"
+    assert (
+        json.loads(first(metadata_event(), LocalContext())["body"])["implementation"]["url"] == "http://a:1"
+    )
+
+
+def test_every_template_route_is_served_by_its_function_literal_paths_first() -> None:
+    served = local_routes(ROUTES, function_environment(TEMPLATE, **LOCAL, base_url=None))
+    assert sorted((r.route.method, r.route.path) for r in served) == [
+        ("GET", "/Encounter"),
+        ("GET", "/Encounter/{id}"),
+        ("GET", "/metadata"),
+    ]
+    assert [r.route.path.count("{") for r in served] == [0, 0, 1]
+    found, parameters = match_route(served, "GET", "/Encounter/e-1")
+    assert (found.route.function, parameters) == ("ReadEncounterFunction", {"id": "e-1"})
+    assert len({id(r.handler) for r in served}) == 3

@@ -16,7 +16,7 @@ from botocore.exceptions import (
 )
 
 from fhir_encounter.errors import StoreUnavailableError
-from fhir_encounter.store.dynamodb import UnprocessedError
+from fhir_encounter.store.dynamodb import TRANSIENT_ERROR_CODES, UnprocessedError
 from fhir_encounter_tools.devserver.dynamodb_local import DynamoDBLocalError
 from fhir_encounter_tools.ingest.loader import Rejection, SourceError
 from fhir_encounter_tools.tables import TableSchemaError
@@ -36,7 +36,9 @@ def error_message(error: BaseException, *, endpoint_url: str | None, table: str)
         case SourceError() | TemplateError() | TableSchemaError() | DynamoDBLocalError():
             return str(error)
         case UnprocessedError() | StoreUnavailableError():
-            return f"DynamoDB {where} stayed busy (table '{table}'); loading again resumes without duplicates"
+            return _busy(where, table)
+        case ClientError() if _transient(error):  # throttling or a fault that outlasted botocore's retries
+            return _busy(where, table)
         case EndpointConnectionError() | ConnectTimeoutError():
             return f"cannot reach DynamoDB {where}"
         case ReadTimeoutError():
@@ -53,6 +55,17 @@ def error_message(error: BaseException, *, endpoint_url: str | None, table: str)
         case BotoCoreError():
             return f"DynamoDB client failed ({type(error).__name__})"
     return None
+
+
+def _busy(where: str, table: str) -> str:
+    return f"DynamoDB {where} stayed busy (table '{table}'); loading again resumes without duplicates"
+
+
+def _transient(error: ClientError) -> bool:
+    """Throttling or a service fault: what the request path answers 503 for (``dynamodb.call``)."""
+    code = error.response.get("Error", {}).get("Code", "")
+    status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+    return code in TRANSIENT_ERROR_CODES or status >= 500
 
 
 def print_rejection(rejection: Rejection) -> None:

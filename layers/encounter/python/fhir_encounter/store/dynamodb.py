@@ -26,12 +26,18 @@ from fhir_encounter.store.keys import PARTITION_KEY, Item
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
 
-# A request: worst case 3 attempts x (1 s + 3 s) stays inside the function's 15 s timeout.
+# A request: worst case 3 sends x (1 s + 3 s) plus backoff stays inside the function's 15 s timeout
+# (botocore's max_attempts would count retries only: total_max_attempts counts every send).
 REQUEST_CONFIG = Config(
-    connect_timeout=1, read_timeout=3, retries={"max_attempts": 3, "mode": "standard"}, tcp_keepalive=True
+    connect_timeout=1,
+    read_timeout=3,
+    retries={"total_max_attempts": 3, "mode": "standard"},
+    tcp_keepalive=True,
 )
 # A load: patient, with botocore's adaptive retries absorbing throttling.
-LOAD_CONFIG = Config(connect_timeout=5, read_timeout=30, retries={"max_attempts": 10, "mode": "adaptive"})
+LOAD_CONFIG = Config(
+    connect_timeout=5, read_timeout=30, retries={"total_max_attempts": 10, "mode": "adaptive"}
+)
 # DynamoDB Local accepts any credentials, but boto3 wants some (and a region) before it signs.
 LOCAL_CREDENTIALS = {"aws_access_key_id": "local", "aws_secret_access_key": "local"}
 LOCAL_REGION = "us-east-1"
@@ -131,7 +137,8 @@ def batch_get(
             pending = response.get("UnprocessedKeys") or {}
             if not pending:
                 break
-            _backoff(attempt, sleep)
+            if attempt + 1 < UNPROCESSED_ATTEMPTS:
+                _backoff(attempt, sleep)
         else:
             raise UnprocessedError("DynamoDB left keys unprocessed after every retry")
     return found
@@ -148,7 +155,8 @@ def batch_write(
             pending = response.get("UnprocessedItems") or {}
             if not pending:
                 break
-            _backoff(attempt, sleep)
+            if attempt + 1 < UNPROCESSED_ATTEMPTS:
+                _backoff(attempt, sleep)
         else:
             raise UnprocessedError("DynamoDB left items unprocessed after every retry")
 

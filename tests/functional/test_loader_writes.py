@@ -1,0 +1,228 @@
+"""What a load writes on a moto table: reindexing of items stored under another INDEX_VERSION,
+throttling left to botocore's retries, and unprocessed keys and items retried by the batch helpers."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from botocore.awsrequest import AWSPreparedRequest, AWSResponse
+from botocore.compat import HTTPHeaders
+from botocore.config import Config
+from botocore.exceptions import ClientError
+from moto.core.botocore_stubber import MockRawResponse
+
+from fhir_encounter.search.parameters import INDEX_VERSION, STATUS
+from fhir_encounter.store import keys
+from fhir_encounter.store.dynamodb import UNPROCESSED_ATTEMPTS, UnprocessedError, dynamodb_client
+from fhir_encounter.store.writer import EncounterWriter
+from fhir_encounter_tools.ingest.loader import LoadReport, load_resources
+from fhir_encounter_tools.tables import tools_client
+from tests.support import TEST_TABLE, encounter, ids_of, search
+
+STATUS_ATTRIBUTE = STATUS.attributes[0]
+RESOURCE = encounter(
+    "e1",
+    subject="Patient/p1",
+    start="2021-06-15T10:00:00Z",
+    end="2021-06-15T11:00:00Z",
+    appointments=["Appointment/a1"],
+)
+NOTHING = json.dumps({"RequestItems": {}}).encode()  # a batch request with no keys or items
+Responder = Callable[[AWSPreparedRequest, int], AWSResponse | None]
+
+
+def clock(*instants: str) -> Callable[[], str]:
+    """A writer clock that gives each instant in turn (one per batch written)."""
+    return iter(instants).__next__
+
+
+def stored_item(table: Any, encounter_id: str) -> dict[str, Any]:
+    item: dict[str, Any] = table.get_item(TableName=TEST_TABLE, Key=keys.encounter_key(encounter_id))["Item"]
+    return item
+
+
+def load(writer: EncounterWriter, *resources: dict[str, Any]) -> LoadReport:
+    return load_resources([json.loads(json.dumps(r)) for r in resources], writer, source="test")
+
+
+def make_old(table: Any, encounter_id: str) -> None:
+    """The item as a writer of another INDEX_VERSION left it: another version, no status attribute."""
+    table.update_item(
+        TableName=TEST_TABLE,
+        Key=keys.encounter_key(encounter_id),
+        UpdateExpression="SET #v = :old REMOVE #s",
+        ExpressionAttributeNames={"#v": keys.ATTR_INDEX_VERSION, "#s": STATUS_ATTRIBUTE},
+        ExpressionAttributeValues={":old": {"S": "old"}},
+    )
+
+
+# ---- reindexing ---------------------------------------------------------------------------------
+
+
+def test_a_reload_rewrites_an_item_of_another_index_version_keeping_its_version(table: Any) -> None:
+    writer = EncounterWriter(table, TEST_TABLE, clock=clock("2024-01-01T00:00:00Z", "2025-05-05T00:00:00Z"))
+    assert load(writer, RESOURCE).written == 1
+    before = stored_item(table, "e1")
+    make_old(table, "e1")
+    assert STATUS_ATTRIBUTE not in stored_item(table, "e1")
+    assert ids_of(search("patient=p1&status=finished")[2]) == []  # the status filter needs the attribute
+
+    report = load(writer, RESOURCE)
+
+    assert (report.written, report.reindexed, report.unchanged) == (0, 1, 0)
+    after = stored_item(table, "e1")
+    assert after[keys.ATTR_INDEX_VERSION] == {"S": INDEX_VERSION}
+    assert after[STATUS_ATTRIBUTE] == {"S": "finished"}
+    assert after[keys.ATTR_VERSION_ID] == before[keys.ATTR_VERSION_ID] == {"S": "1"}
+    assert after[keys.ATTR_LAST_UPDATED] == before[keys.ATTR_LAST_UPDATED] == {"S": "2024-01-01T00:00:00Z"}
+    assert json.loads(after[keys.ATTR_RESOURCE]["S"])["meta"] == {
+        "versionId": "1",
+        "lastUpdated": "2024-01-01T00:00:00Z",
+    }
+    assert ids_of(search("patient=p1&status=finished")[2]) == ["e1"]
+    assert ids_of(search("appointment=a1&status=finished")[2]) == ["e1"]
+
+
+def test_a_reload_of_an_item_of_the_current_index_version_changes_nothing(table: Any) -> None:
+    writer = EncounterWriter(table, TEST_TABLE, clock=clock("2024-01-01T00:00:00Z", "2025-05-05T00:00:00Z"))
+    load(writer, RESOURCE)
+    before = stored_item(table, "e1")
+    report = load(writer, RESOURCE)
+    assert (report.written, report.reindexed, report.unchanged) == (0, 0, 1)
+    assert stored_item(table, "e1") == before
+
+
+def test_changed_content_of_another_index_version_is_a_new_version(table: Any) -> None:
+    writer = EncounterWriter(table, TEST_TABLE, clock=clock("2024-01-01T00:00:00Z", "2025-05-05T00:00:00Z"))
+    load(writer, RESOURCE)
+    make_old(table, "e1")
+    report = load(writer, {**RESOURCE, "status": "cancelled"})
+    assert (report.written, report.reindexed, report.unchanged) == (1, 0, 0)
+    after = stored_item(table, "e1")
+    assert (after[keys.ATTR_VERSION_ID], after[keys.ATTR_LAST_UPDATED]) == (
+        {"S": "2"},
+        {"S": "2025-05-05T00:00:00Z"},
+    )
+    assert (after[keys.ATTR_INDEX_VERSION], after[STATUS_ATTRIBUTE]) == (
+        {"S": INDEX_VERSION},
+        {"S": "cancelled"},
+    )
+
+
+# ---- DynamoDB answers that are not a plain success -------------------------------------------------
+
+
+def aws_response(request: AWSPreparedRequest, status: int, body: dict[str, Any]) -> AWSResponse:
+    headers = HTTPHeaders()
+    headers["Content-Type"] = "application/x-amz-json-1.0"
+    headers["x-amzn-RequestId"] = "test"
+    return AWSResponse(request.url, status, headers, MockRawResponse(json.dumps(body)))
+
+
+def throttled(request: AWSPreparedRequest) -> AWSResponse:
+    body = {"__type": "com.amazonaws.dynamodb.v20120810#ProvisionedThroughputExceededException"}
+    return aws_response(request, 400, {**body, "message": "Rate of requests exceeds the allowed throughput"})
+
+
+def request_items(request: AWSPreparedRequest) -> Any:
+    assert isinstance(request.body, bytes)
+    return json.loads(request.body)["RequestItems"]
+
+
+def unprocessed_items(request: AWSPreparedRequest) -> AWSResponse:
+    """BatchWriteItem's answer when DynamoDB processed none of the items."""
+    return aws_response(request, 200, {"UnprocessedItems": request_items(request)})
+
+
+def unprocessed_keys(request: AWSPreparedRequest) -> AWSResponse:
+    """BatchGetItem's answer when DynamoDB read none of the keys."""
+    requested = request_items(request)
+    return aws_response(request, 200, {"Responses": {}, "UnprocessedKeys": requested})
+
+
+@pytest.fixture
+def answer() -> Iterator[Callable[[Any, str, Responder], list[int]]]:
+    """``answer(client, operation, responder)``: each batch request of ``operation`` that ``client``
+    sends (botocore's retries included) is answered by ``responder(request, n)`` instead of moto
+    when it returns a response, as DynamoDB would answer it over HTTP. Returns the send numbers."""
+    registered: list[tuple[Any, str, Callable[..., Any]]] = []
+
+    def install(client: Any, operation: str, responder: Responder) -> list[int]:
+        sends: list[int] = []
+
+        def before_send(request: AWSPreparedRequest, **_: Any) -> AWSResponse | None:
+            sends.append(len(sends) + 1)
+            response = responder(request, sends[-1])
+            if response is not None:  # moto sees the request too: make it one that changes nothing
+                request.body = NOTHING
+            return response
+
+        event = f"before-send.dynamodb.{operation}"
+        client.meta.events.register_first(event, before_send)
+        registered.append((client, event, before_send))
+        return sends
+
+    yield install
+    for client, event, handler in registered:
+        client.meta.events.unregister(event, handler)
+
+
+def test_a_throttled_batch_write_is_retried_by_botocore_and_the_load_completes(
+    table: Any, answer: Callable[[Any, str, Responder], list[int]]
+) -> None:
+    client = tools_client(None)  # the load's client, with its retry configuration
+    sends = answer(client, "BatchWriteItem", lambda request, n: throttled(request) if n <= 2 else None)
+    report = load(EncounterWriter(client, TEST_TABLE), RESOURCE)
+    assert report.written == 1
+    assert sends == [1, 2, 3]
+    assert json.loads(stored_item(table, "e1")[keys.ATTR_RESOURCE]["S"])["id"] == "e1"
+
+
+def test_a_batch_write_that_stays_throttled_surfaces_after_botocores_attempts_only(
+    table: Any, answer: Callable[[Any, str, Responder], list[int]]
+) -> None:
+    client = dynamodb_client(None, Config(retries={"total_max_attempts": 2, "mode": "standard"}))
+    sends = answer(client, "BatchWriteItem", lambda request, n: throttled(request))
+    with pytest.raises(ClientError) as raised:
+        EncounterWriter(client, TEST_TABLE, sleep=lambda seconds: None).write([RESOURCE])
+    assert raised.value.response["Error"]["Code"] == "ProvisionedThroughputExceededException"
+    assert sends == [1, 2]  # botocore's two attempts, and no loop of the writer's own
+    assert "Item" not in table.get_item(TableName=TEST_TABLE, Key=keys.encounter_key("e1"))
+
+
+def test_unprocessed_items_are_sent_again_after_a_backoff(
+    table: Any, answer: Callable[[Any, str, Responder], list[int]]
+) -> None:
+    sleeps: list[float] = []
+    sends = answer(table, "BatchWriteItem", lambda request, n: unprocessed_items(request) if n == 1 else None)
+    result = EncounterWriter(table, TEST_TABLE, sleep=sleeps.append).write([RESOURCE])
+    assert (result.written, sends, len(sleeps)) == (1, [1, 2], 1)
+    assert ids_of(search("appointment=a1")[2]) == ["e1"]  # the link item was written too
+
+
+def test_items_left_unprocessed_on_every_attempt_are_an_unprocessed_error(
+    table: Any, answer: Callable[[Any, str, Responder], list[int]]
+) -> None:
+    sends = answer(table, "BatchWriteItem", lambda request, n: unprocessed_items(request))
+    with pytest.raises(UnprocessedError):
+        EncounterWriter(table, TEST_TABLE, sleep=lambda seconds: None).write([RESOURCE])
+    assert len(sends) == UNPROCESSED_ATTEMPTS
+    assert "Item" not in table.get_item(TableName=TEST_TABLE, Key=keys.encounter_key("e1"))
+
+
+def test_unprocessed_keys_of_the_existing_items_are_read_again_so_a_reload_stays_unchanged(
+    table: Any, answer: Callable[[Any, str, Responder], list[int]]
+) -> None:
+    sleeps: list[float] = []
+    writer = EncounterWriter(
+        table, TEST_TABLE, clock=clock("2024-01-01T00:00:00Z", "2025-05-05T00:00:00Z"), sleep=sleeps.append
+    )
+    load(writer, RESOURCE)
+    before = stored_item(table, "e1")
+    sends = answer(table, "BatchGetItem", lambda request, n: unprocessed_keys(request) if n == 1 else None)
+    report = load(writer, RESOURCE)
+    assert (report.written, report.unchanged, sends, len(sleeps)) == (0, 1, [1, 2], 1)
+    assert stored_item(table, "e1") == before

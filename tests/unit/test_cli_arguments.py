@@ -1,0 +1,139 @@
+"""The fhir-encounter command's arguments: usage errors (exit 2), --help, what ``serve`` is given,
+the template it finds, and ``python -m fhir_encounter_tools``. Nothing here reaches a database."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from fhir_encounter_tools import cli, template
+from tests.support import ROOT, TEST_TABLE
+
+DATA = ROOT / "tests" / "data"
+UNREACHABLE = "http://127.0.0.1:9"
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        [],
+        ["unknown"],
+        ["load"],
+        ["seed", "--count", "many"],
+        ["seed", "--count", "-1"],
+        ["seed", "--random-seed", "x"],
+        ["create-table", "--table", "ab"],
+        ["create-table", "--table", "no/slash"],
+        ["serve", "--port", "70000"],
+        ["serve", "--log-level", "LOUD"],
+        ["load", "--endpoint-url", "not-a-url", str(DATA)],
+        ["load", "--endpoint-url", "127.0.0.1:8000", str(DATA)],
+        ["create-table", "--endpoint-url", "ftp://127.0.0.1:8000"],
+        ["seed", "--endpoint-url", "http://"],
+        ["seed", "--endpoint-url", "http://127.0.0.1:port"],
+        ["serve", "--endpoint-url", "http://bad host:8000"],
+    ],
+)
+def test_a_usage_error_exits_2(capsys: pytest.CaptureFixture[str], argv: list[str]) -> None:
+    assert cli.main(argv) == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert "error:" in err
+    assert "Traceback" not in err
+
+
+def test_an_endpoint_url_from_the_environment_that_is_not_a_url_is_a_usage_error(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DYNAMODB_ENDPOINT_URL", "not-a-url")
+    assert cli.main(["load", str(DATA)]) == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err.splitlines()[-1] == (
+        "fhir-encounter: error: $DYNAMODB_ENDPOINT_URL must be an http:// or https:// URL with a host"
+    )
+
+
+def test_the_package_template_is_found_before_one_in_the_current_folder(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    (tmp_path / "template.yaml").write_text("Resources: {}\n")  # another SAM project's
+    monkeypatch.chdir(tmp_path)
+    assert template.find_template() == ROOT / "template.yaml"
+
+
+def test_help_exits_0(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["--help"]) == 0
+    out = capsys.readouterr().out
+    for command in ("create-table", "load", "seed", "serve"):
+        assert command in out
+
+
+def test_serve_passes_its_arguments_to_the_server(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[dict[str, Any]] = []
+
+    def serve(**kwargs: Any) -> int:
+        calls.append(kwargs)
+        return 0
+
+    monkeypatch.setattr(cli, "serve", serve)  # the server itself is tested on its own
+    monkeypatch.delenv("DYNAMODB_ENDPOINT_URL", raising=False)
+    assert cli.main(["serve", "--port", "3456", "--seed-count", "20"]) == 0
+    assert (
+        cli.main(
+            [
+                "serve",
+                "--host",
+                "0.0.0.0",
+                "--endpoint-url",
+                "http://127.0.0.1:8000",
+                "--table",
+                "t-1",
+                "--log-level",
+                "info",
+            ]
+        )
+        == 0
+    )
+    assert calls == [
+        {
+            "host": "127.0.0.1",
+            "port": 3456,
+            "endpoint_url": None,
+            "table_name": TEST_TABLE,
+            "seed_count": 20,
+            "log_level": "WARNING",
+        },
+        {
+            "host": "0.0.0.0",
+            "port": 3000,
+            "endpoint_url": "http://127.0.0.1:8000",
+            "table_name": "t-1",
+            "seed_count": 500,
+            "log_level": "INFO",
+        },
+    ]
+
+
+def test_python_dash_m_runs_the_command() -> None:
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "fhir_encounter_tools",
+            "load",
+            "--endpoint-url",
+            UNREACHABLE,
+            "missing.ndjson",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=ROOT,
+    )
+    assert result.returncode == 1
+    assert result.stderr == "fhir-encounter: error: missing.ndjson: no such file or directory\n"
