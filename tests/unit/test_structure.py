@@ -152,3 +152,17 @@ def test_sam_build_ships_only_runtime_code_in_the_layer() -> None:
     assert [str(p) for p in BUILT_LAYER.rglob("*.java")] == []
     own = [p for p in source_files(BUILT_LAYER / "fhir_encounter") if p.suffix not in (".py", ".pyc")]
     assert own == []
+
+
+def test_no_test_module_imports_another() -> None:
+    """Shared helpers live in tests/support.py; test modules and conftest files are never imported."""
+    tests = ROOT / "tests"
+    offenders = []
+    for path in source_files(tests):
+        if path.suffix != ".py":
+            continue
+        for name in imports_of(path, module_name(path, ROOT)):
+            last = name.rsplit(".", 1)[-1]
+            if name.startswith("tests.") and (last.startswith("test_") or last == "conftest"):
+                offenders.append(f"{path.relative_to(ROOT)} imports {name}")
+    assert offenders == []
