@@ -43,7 +43,7 @@ def test_a_search_logs_json_lines_with_the_configured_service_and_level(
     with handlers_on(table, settings_with(POWERTOOLS_LOG_LEVEL=level, POWERTOOLS_SERVICE_NAME=service)):
         assert invoke(event)[0] == 200
     out = capsys.readouterr().out
-    lines = [json.loads(line) for line in out.splitlines()]
+    lines = [line for line in map(json.loads, out.splitlines()) if line["service"] == service]
     assert [(line["service"], line["level"], line["message"]) for line in lines] == [
         (service, "INFO", message) for message in messages
     ]
@@ -61,7 +61,7 @@ def test_a_client_error_is_logged_at_info_with_its_status_and_code(
     with handlers_on(table, settings_with(POWERTOOLS_LOG_LEVEL="INFO", POWERTOOLS_SERVICE_NAME=service)):
         assert invoke(search_event({"date": [SECRET_VALUE]}))[0] == 400
     out = capsys.readouterr().out
-    lines = [json.loads(line) for line in out.splitlines()]
+    lines = [line for line in map(json.loads, out.splitlines()) if line["service"] == service]
     assert [(line["level"], line["message"], line["status"], line["code"]) for line in lines] == [
         ("INFO", "request failed", 400, "invalid")
     ]
@@ -79,3 +79,29 @@ def test_the_configured_level_applies_to_the_fhir_encounter_service(
     assert [(r.levelname, r.getMessage()) for r in caplog.records if r.name == "fhir-encounter"] == [
         ("INFO", "search answered")
     ]
+
+
+@pytest.mark.usefixtures("stored")
+@pytest.mark.parametrize("level", ["WARNING", "ERROR"])
+def test_every_request_writes_one_audit_line_whatever_the_log_level(
+    table: Any, capsys: pytest.CaptureFixture[str], level: str
+) -> None:
+    service = f"fhir-encounter-audit-test-{level.lower()}"
+    event = search_event({"patient": [SECRET_VALUE], "_count": ["5"]})
+    failing = search_event({"date": [SECRET_VALUE]})
+    with handlers_on(table, settings_with(POWERTOOLS_LOG_LEVEL=level, POWERTOOLS_SERVICE_NAME=service)):
+        assert invoke(event)[0] == 200
+        assert invoke(failing)[0] == 400
+    out = capsys.readouterr().out
+    audit = [line for line in map(json.loads, out.splitlines()) if line["service"] == f"{service}-audit"]
+    assert [
+        (a["message"], a["route"], a["parameters"], a["encounter_ids"], a["status"], a["compartment"])
+        for a in audit
+    ] == [
+        ("access", "GET /Encounter", ["_count", "patient"], ["enc-1"], 200, "all"),
+        ("access", "GET /Encounter", ["date"], [], 400, "all"),
+    ]
+    assert audit[0]["request_id"] == event["requestContext"]["requestId"]
+    assert audit[0]["principal"] == "iam"  # the test event carries no IAM caller
+    assert "timestamp" in audit[0]
+    assert SECRET_VALUE not in out

@@ -7,6 +7,8 @@ from collections.abc import Mapping
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from fhir_encounter.access import AuthMode
+
 
 class ConfigurationError(RuntimeError):
     """The function's environment is incomplete; names the variable, never its value."""
@@ -20,6 +22,7 @@ class Settings(BaseModel):
     metrics_namespace: str = "FhirEncounterApi"
     metrics_disabled: bool = False
     trace_disabled: bool = False
+    auth_mode: AuthMode = AuthMode.IAM
     table_name: str | None = Field(default=None, min_length=3, max_length=255)
     cursor_secret: str | None = Field(default=None, min_length=16)
     fhir_base_url: str | None = None
@@ -55,6 +58,7 @@ ENVIRONMENT = {
     "metrics_namespace": "POWERTOOLS_METRICS_NAMESPACE",
     "metrics_disabled": "POWERTOOLS_METRICS_DISABLED",
     "trace_disabled": "POWERTOOLS_TRACE_DISABLED",
+    "auth_mode": "AUTH_MODE",
     "table_name": "ENCOUNTER_TABLE",
     "cursor_secret": "CURSOR_SECRET",
     "fhir_base_url": "FHIR_BASE_URL",

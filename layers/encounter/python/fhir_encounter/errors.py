@@ -43,6 +43,13 @@ class NotSupportedError(FhirError):
     code = "not-supported"
 
 
+class ForbiddenError(FhirError):
+    """The token does not allow this interaction (its scopes, or a missing patient context)."""
+
+    status = 403
+    code = "forbidden"
+
+
 class NotAcceptableError(FhirError):
     """The client accepts only formats this server does not produce (XML, Turtle, ...)."""
 

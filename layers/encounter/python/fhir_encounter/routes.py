@@ -10,10 +10,11 @@ from email.utils import format_datetime
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEvent
 
+from fhir_encounter.access import Action
 from fhir_encounter.bundle import entry_size, searchset
 from fhir_encounter.capability import capability_statement_json
 from fhir_encounter.dates import instant_now
-from fhir_encounter.errors import InvalidRequestError, TooCostlyError
+from fhir_encounter.errors import InvalidRequestError, NotFoundError, TooCostlyError
 from fhir_encounter.formats import pretty_json, wants_pretty
 from fhir_encounter.references import is_fhir_id
 from fhir_encounter.runtime import Runtime, Store, fhir_response
@@ -23,6 +24,7 @@ from fhir_encounter.search.parameters import ParseContext
 from fhir_encounter.search.planning import plan
 from fhir_encounter.search.query import MAX_NAMED, parse_search
 from fhir_encounter.store.dynamodb import ReadCost
+from fhir_encounter.store.repository import UNKNOWN_TEXT
 
 # How long a first page may spend counting `total` (the functions time out at 15 s): past it the
 # page is answered without a total rather than not at all.
@@ -37,18 +39,22 @@ MAX_ENTRY_BYTES = 5_000_000
 def read_encounter(
     event: APIGatewayProxyEvent, encounter_id: str, runtime: Runtime, store: Store
 ) -> Response[str]:
+    access = runtime.access(event, Action.READ)
     pretty = wants_pretty(event.multi_value_query_string_parameters, event.headers.get("Accept"))
     if not is_fhir_id(encounter_id):
         raise InvalidRequestError(
             "Invalid Encounter id: a FHIR id is 1 to 64 characters of A-Z, a-z, 0-9, '-' and '.'"
         )
     stored = store.repository.get(encounter_id)
+    if access.compartment and stored.subject_ref != access.compartment:
+        raise NotFoundError(UNKNOWN_TEXT.format(id=encounter_id))  # as if missing: existence never leaks
     headers = {"ETag": f'W/"{stored.version_id}"', "Last-Modified": _http_date(stored.last_updated)}
     if_none_match = event.headers.get("If-None-Match")
     if if_none_match and _etag_matches(if_none_match, stored.version_id):
+        runtime.audit(event, 304, access, [encounter_id])
         return fhir_response(304, None, headers)
-    runtime.logger.info("encounter read", extra={"encounter_id": encounter_id})
     runtime.count("EncounterReads", 1)
+    runtime.audit(event, 200, access, [encounter_id])
     return fhir_response(200, pretty_json(stored.resource_json) if pretty else stored.resource_json, headers)
 
 
@@ -57,11 +63,14 @@ def search_encounters(
 ) -> Response[str]:
     """``remaining_seconds``: the invocation's time left (Lambda context), which bounds counting."""
     started = time.monotonic()
+    access = runtime.access(event, Action.SEARCH)
     params = event.multi_value_query_string_parameters
     pretty = wants_pretty(params, event.headers.get("Accept"))
     context = ParseContext(frozenset({base_url(event, runtime), request_base_url(event)}))
     query, ignored = parse_search(params, strict=_prefers_strict(event), context=context)
-    fingerprint = search_fingerprint(query.criteria_params, query.count, query.total_mode)
+    if access.compartment:
+        query = query.within_compartment(access.compartment)
+    fingerprint = search_fingerprint(query.bound_params, query.count, query.total_mode)
     cursor = (
         decode_cursor(query.cursor, fingerprint, query.offset, store.cursor_secret) if query.cursor else None
     )
@@ -115,12 +124,14 @@ def search_encounters(
         },
     )
     runtime.count("SearchReadUnits", cost.read_units)
+    runtime.audit(event, 200, access, [encounter_id for encounter_id, _ in resources])
     return fhir_response(200, pretty_json(body) if pretty else body)
 
 
 def capability_statement(event: APIGatewayProxyEvent, runtime: Runtime) -> Response[str]:
     pretty = wants_pretty(event.multi_value_query_string_parameters, event.headers.get("Accept"))
     body = capability_statement_json(base_url(event, runtime))
+    runtime.audit(event, 200, None, [])
     return fhir_response(200, pretty_json(body) if pretty else body)
 
 

@@ -12,9 +12,12 @@ from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEvent
 
+from fhir_encounter.access import Access, Action, access_for, principal_of
 from fhir_encounter.config import Settings
 from fhir_encounter.errors import CONTENT_TYPE, FhirError, InternalError, NotFoundError, error_body
+from fhir_encounter.search.query import MAX_NAME_LENGTH, MAX_NAMED
 from fhir_encounter.store.dynamodb import dynamodb_client
 from fhir_encounter.store.repository import EncounterRepository
 
@@ -23,6 +26,7 @@ if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
 
 LambdaHandler = Callable[[dict[str, Any], "LambdaContext"], dict[str, Any]]
+AUDIT_SUFFIX = "-audit"  # the audit logger's service name: fhir-encounter-audit
 # Responses carry patient data: no shared or browser cache may keep them.
 COMMON_HEADERS = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}
 
@@ -36,6 +40,7 @@ class Runtime:
     logger: Logger
     tracer: Tracer
     metrics: Metrics
+    audit_logger: Logger  # its own service name, always at INFO: a subscription can route it
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Runtime:
@@ -43,16 +48,52 @@ class Runtime:
         # Powertools configures a service's logger once per process; the level must still apply
         # when a second Runtime is composed in it (the dev server, tests).
         logger.setLevel(settings.log_level)
+        audit_logger = Logger(service=f"{settings.service_name}{AUDIT_SUFFIX}", level="INFO")
+        audit_logger.setLevel("INFO")
         return cls(
             settings,
             logger,
             Tracer(service=settings.service_name, disabled=settings.trace_disabled),
             Metrics(service=settings.service_name, namespace=settings.metrics_namespace),
+            audit_logger,
         )
 
     @classmethod
     def from_environment(cls) -> Runtime:
         return cls.from_settings(Settings.from_environment())
+
+    def access(self, event: APIGatewayProxyEvent, action: Action) -> Access:
+        """What the caller may see (ForbiddenError when its token does not allow ``action``)."""
+        return access_for(self.settings.auth_mode, event.raw_event.get("requestContext"), action)
+
+    def audit(
+        self, event: APIGatewayProxyEvent, status: int, access: Access | None, encounter_ids: list[str]
+    ) -> None:
+        """The request's one audit line: who, which route and parameter names, the compartment
+        applied ("all" when none, "denied" when the token allows nothing), the Encounters
+        returned, the status. Never values other than ids."""
+        context = event.raw_event.get("requestContext") or {}
+        if access is None:  # an error before or after the route knew it: work it out again
+            action = Action.SEARCH if event.resource == "/Encounter" else Action.READ
+            try:
+                access = access_for(self.settings.auth_mode, context, action)
+            except FhirError:
+                access = None
+        names = sorted((event.multi_value_query_string_parameters or {}).keys())
+        self.audit_logger.info(
+            "access",
+            extra={
+                "principal": principal_of(self.settings.auth_mode, context) or "unknown",
+                "client_id": (access.client_id if access else None) or "",
+                "route": f"{event.http_method} {event.resource}",
+                "parameters": [name[:MAX_NAME_LENGTH] for name in names[:MAX_NAMED]],
+                "parameter_count": len(names),
+                "compartment": (access.compartment or "all") if access else "denied",
+                "encounter_ids": encounter_ids,
+                "status": status,
+                "request_id": context.get("requestId", ""),
+            },
+        )
 
     def count(self, name: str, value: float) -> None:
         if not self.settings.metrics_disabled:
@@ -65,6 +106,7 @@ class Runtime:
 
         @app.exception_handler(FhirError)  # type: ignore[untyped-decorator]
         def _fhir_error(error: FhirError) -> Response[str]:
+            self.audit(app.current_event, error.status, None, [])
             if error.status >= 500:
                 logger.warning(
                     "request failed", extra={"status": error.status, "code": error.code}, exc_info=error
@@ -76,12 +118,14 @@ class Runtime:
         @app.exception_handler(Exception)  # type: ignore[untyped-decorator]
         def _unexpected_error(error: Exception) -> Response[str]:
             logger.exception("unexpected error", extra={"error_type": type(error).__name__})
+            self.audit(app.current_event, InternalError.status, None, [])
             return error_response(InternalError())
 
         @app.not_found
         def _no_route(_: Exception) -> Response[str]:
             event = app.current_event
-            return error_response(NotFoundError(f"No route for {event.http_method} {event.path}"))
+            self.audit(event, NotFoundError.status, None, [])
+            return error_response(NotFoundError(f"No route for {event.http_method} {event.path[:200]}"))
 
         return app
 

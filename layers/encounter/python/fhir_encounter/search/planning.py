@@ -60,7 +60,7 @@ def plan(query: SearchQuery, cursor: Cursor | None, now: int) -> Plan:
     for index in INDEX_PREFERENCE:
         candidates: list[frozenset[str]] = [
             frozenset(key for value in c.values for key in c.parameter.partitions(value))
-            for c in query.criteria
+            for c in query.all_criteria
             if c.parameter.index == index and c.parameter.partitions is not None
         ]
         if candidates:
@@ -76,7 +76,7 @@ def plan(query: SearchQuery, cursor: Cursor | None, now: int) -> Plan:
 def start_bounds(query: SearchQuery, now: int) -> DateRange:
     """Bounds on period.start that every match satisfies (NEG/POS_INFINITY: unbounded)."""
     low, high = NEG_INFINITY, POS_INFINITY
-    for criterion in query.criteria:
+    for criterion in query.all_criteria:
         bound = criterion.parameter.start_bounds
         if bound is None:
             continue

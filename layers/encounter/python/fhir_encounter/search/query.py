@@ -65,6 +65,9 @@ class SearchQuery(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True)
 
     criteria: tuple[Criterion, ...] = ()
+    # Criteria the caller's access adds (a patient compartment): matched and planned like the
+    # client's, bound into cursors, never shown in links.
+    restrictions: tuple[Criterion, ...] = ()
     count: PageSize = Field(default=DEFAULT_COUNT, alias="_count")
     offset: NonNegativeInt = Field(default=0, alias="_offset")
     total_mode: TotalMode = Field(default="accurate", alias="_total")
@@ -76,17 +79,31 @@ class SearchQuery(BaseModel):
         return tuple((c.parameter.name, c.text) for c in self.criteria)
 
     @property
+    def all_criteria(self) -> tuple[Criterion, ...]:
+        return (*self.criteria, *self.restrictions)
+
+    @property
+    def bound_params(self) -> tuple[tuple[str, str], ...]:
+        """Every criterion, restrictions included: what a cursor is bound to."""
+        return tuple((c.parameter.name, c.text) for c in self.all_criteria)
+
+    @property
     def counts_total(self) -> bool:
         """_total=none skips counting: the walk stops one match after the page."""
         return self.total_mode != "none"
 
     def values_of(self, name: str) -> list[tuple[Any, ...]]:
         """The OR-ed values of each occurrence of one parameter."""
-        return [c.values for c in self.criteria if c.parameter.name == name]
+        return [c.values for c in self.all_criteria if c.parameter.name == name]
 
     def matches(self, row: IndexRow, now: int) -> bool:
         """Whether one Encounter (as its index row) satisfies every criterion."""
-        return all(c.parameter.match(c.parameter.row_value(row), c.values, now) for c in self.criteria)
+        return all(c.parameter.match(c.parameter.row_value(row), c.values, now) for c in self.all_criteria)
+
+    def within_compartment(self, compartment: str) -> SearchQuery:
+        """The query narrowed to Encounters whose subject is ``compartment`` (``Patient/<id>``)."""
+        restriction = Criterion(SEARCH_PARAMETERS["patient"], compartment, (frozenset({compartment}),))
+        return self.model_copy(update={"restrictions": (*self.restrictions, restriction)})
 
 
 def parse_search(

@@ -32,6 +32,7 @@ class StoredEncounter:
     resource_json: str
     version_id: str
     last_updated: str
+    subject_ref: str | None  # the stored subject (Type/id or a URL): what a patient compartment checks
 
 
 class EncounterRepository:
@@ -54,18 +55,23 @@ class EncounterRepository:
             self._client.get_item,
             TableName=self._table,
             Key=keys.encounter_key(encounter_id),
-            ProjectionExpression="#r, #v, #u",
+            ProjectionExpression="#r, #v, #u, #s",
             ExpressionAttributeNames={
                 "#r": keys.ATTR_RESOURCE,
                 "#v": keys.ATTR_VERSION_ID,
                 "#u": keys.ATTR_LAST_UPDATED,
+                "#s": keys.ATTR_SUBJECT,
             },
         )
         item = response.get("Item")
         if item is None:
             raise NotFoundError(UNKNOWN_TEXT.format(id=encounter_id))
+        subject = item.get(keys.ATTR_SUBJECT)
         return StoredEncounter(
-            item[keys.ATTR_RESOURCE]["S"], item[keys.ATTR_VERSION_ID]["S"], item[keys.ATTR_LAST_UPDATED]["S"]
+            item[keys.ATTR_RESOURCE]["S"],
+            item[keys.ATTR_VERSION_ID]["S"],
+            item[keys.ATTR_LAST_UPDATED]["S"],
+            subject["S"] if subject else None,
         )
 
     def rows(self, plan: Plan, cost: ReadCost) -> Iterator[IndexRow]:

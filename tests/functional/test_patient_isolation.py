@@ -1,0 +1,150 @@
+"""SMART mode through the handlers: a patient/ token sees its own Encounters and nothing else,
+not even whether others exist; user/ and system/ tokens see everything their scopes allow."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+
+from fhir_encounter.config import Settings
+from fhir_encounter_tools.devserver.events import rest_api_event
+from tests.environment import TEST_ENVIRONMENT
+from tests.support import Response, Writer, encounter, handlers_on, ids_of, invoke
+
+SMART = Settings.from_environment({**TEST_ENVIRONMENT, "AUTH_MODE": "smart"})
+
+
+def claims(scope: str, patient: str | None = None) -> dict[str, str]:
+    token = {"principalId": "user-1", "sub": "user-1", "client_id": "app-1", "scope": scope}
+    if patient:
+        token["patient"] = patient
+    return token
+
+
+def as_token(event: dict[str, Any], token: dict[str, str] | None) -> dict[str, Any]:
+    if token is not None:
+        event["requestContext"]["authorizer"] = token
+    return event
+
+
+def search(query: str, token: dict[str, str] | None) -> Response:
+    event = rest_api_event(
+        method="GET", path="/Encounter", resource="/Encounter", query=parse_qs(query, keep_blank_values=True)
+    )
+    return invoke(as_token(event, token))
+
+
+def read(encounter_id: str, token: dict[str, str] | None) -> Response:
+    event = rest_api_event(
+        method="GET",
+        path=f"/Encounter/{encounter_id}",
+        resource="/Encounter/{id}",
+        path_parameters={"id": encounter_id},
+    )
+    return invoke(as_token(event, token))
+
+
+@pytest.fixture
+def smart(table: Any, put: Writer) -> Iterator[None]:
+    put(
+        encounter("a-1", subject="Patient/pa", start="2021-01-01", appointments=["Appointment/ap-a"]),
+        encounter("a-2", subject="Patient/pa", start="2021-02-01"),
+        encounter("a-3", subject="Patient/pa", start="2021-03-01"),
+        encounter("b-1", subject="Patient/pb", start="2021-01-15", appointments=["Appointment/ap-b"]),
+        encounter("g-1", subject="Group/pa", start="2021-01-20"),
+    )
+    with handlers_on(table, SMART):
+        yield
+
+
+PATIENT_A = claims("patient/Encounter.rs", patient="pa")
+PATIENT_B = claims("patient/Encounter.rs", patient="pb")
+
+
+@pytest.mark.usefixtures("smart")
+def test_a_patient_reads_its_own_encounter() -> None:
+    status, _, resource = read("a-1", PATIENT_A)
+    assert (status, resource["id"]) == (200, "a-1")
+
+
+@pytest.mark.usefixtures("smart")
+@pytest.mark.parametrize("encounter_id", ["b-1", "g-1", "missing"])
+def test_another_patients_encounter_reads_exactly_like_a_missing_one(encounter_id: str) -> None:
+    status, _, outcome = read(encounter_id, PATIENT_A)
+    assert status == 404
+    assert outcome["issue"][0]["details"]["text"] == f"Unknown Encounter resource '{encounter_id}'"
+
+
+@pytest.mark.usefixtures("smart")
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ("", ["a-1", "a-2", "a-3"]),
+        ("patient=pa", ["a-1", "a-2", "a-3"]),
+        ("patient=pb", []),
+        ("subject=Group/pa", []),
+        ("subject=pa", ["a-1", "a-2", "a-3"]),
+        ("_id=b-1", []),
+        ("_id=a-2,b-1", ["a-2"]),
+        ("appointment=ap-b", []),
+        ("appointment=ap-a", ["a-1"]),
+        ("date=lt2021-01-10", ["a-1"]),
+    ],
+)
+def test_a_patient_search_is_narrowed_to_its_compartment(query: str, expected: list[str]) -> None:
+    status, _, bundle = search(query, PATIENT_A)
+    assert status == 200
+    assert (ids_of(bundle), bundle["total"]) == (expected, len(expected))
+    client_patients = parse_qs(query).get("patient", [])
+    for link in bundle["link"]:  # the compartment is never shown in links
+        assert parse_qs(urlsplit(link["url"]).query).get("patient", []) == client_patients
+
+
+@pytest.mark.usefixtures("smart")
+def test_a_next_link_replayed_with_another_patients_token_is_refused() -> None:
+    status, _, bundle = search("_count=1", PATIENT_A)
+    assert status == 200
+    url = next(link["url"] for link in bundle["link"] if link["relation"] == "next")
+    status, _, outcome = search(urlsplit(url).query, PATIENT_B)
+    assert status == 400
+    assert outcome["issue"][0]["code"] == "invalid"
+    status, _, page = search(urlsplit(url).query, PATIENT_A)
+    assert (status, ids_of(page)) == (200, ["a-2"])
+
+
+@pytest.mark.usefixtures("smart")
+@pytest.mark.parametrize("scope", ["user/Encounter.rs", "system/Encounter.read", "user/*.*"])
+def test_user_and_system_tokens_see_everything(scope: str) -> None:
+    status, _, bundle = search("", claims(scope))
+    assert (status, bundle["total"]) == (200, 5)
+    assert read("b-1", claims(scope))[0] == 200
+
+
+@pytest.mark.usefixtures("smart")
+@pytest.mark.parametrize(
+    ("token", "needed"),
+    [
+        (claims("patient/Encounter.rs"), "patient launch context"),  # no patient claim
+        (claims("user/Encounter.r"), "patient/Encounter.s"),  # read only
+        (claims("user/Observation.rs"), "patient/Encounter.s"),
+        (claims("patient/Encounter.rs?status=finished", patient="pa"), "patient/Encounter.s"),
+        (None, "no verified token"),
+    ],
+)
+def test_a_token_that_does_not_allow_the_search_is_forbidden(
+    token: dict[str, str] | None, needed: str
+) -> None:
+    status, _, outcome = search("", token)
+    assert status == 403
+    assert outcome["issue"][0]["code"] == "forbidden"
+    assert needed in outcome["issue"][0]["details"]["text"]
+
+
+@pytest.mark.usefixtures("smart")
+def test_a_search_only_token_cannot_read() -> None:
+    status, _, outcome = read("a-1", claims("patient/Encounter.s", patient="pa"))
+    assert status == 403
+    assert "patient/Encounter.r" in outcome["issue"][0]["details"]["text"]
