@@ -13,6 +13,7 @@ from urllib.parse import parse_qs
 
 from fhir_encounter.config import Settings
 from fhir_encounter.runtime import LambdaHandler, Runtime, Store
+from fhir_encounter.smart import SmartDiscovery
 from fhir_encounter_tools.devserver.events import LocalContext, rest_api_event
 from tests.environment import TEST_ENVIRONMENT
 from tests.environment import TEST_SECRET as TEST_SECRET
@@ -70,10 +71,12 @@ def build_handlers(client: DynamoDBClient, settings: Settings = TEST_SETTINGS) -
     """Each function's handler, composed as its app.py does, on ``client``: by API resource."""
     runtime = Runtime.from_settings(settings)
     store = Store.from_settings(settings, client)
+    capability = CAPABILITY.create_handler(runtime, SmartDiscovery(settings))
     return {
         "/Encounter/{id}": READ.create_handler(runtime, store),
         "/Encounter": SEARCH.create_handler(runtime, store),
-        "/metadata": CAPABILITY.create_handler(runtime),
+        "/metadata": capability,
+        "/.well-known/smart-configuration": capability,
     }
 
 
@@ -471,3 +474,30 @@ def json_log_lines(text: str) -> list[dict[str, Any]]:
                 if isinstance(record, dict):
                     records.append(record)
     return records
+
+
+# ---- Bundles with urn:uuid references (as Synthea writes them), resolved without the loader -----
+
+_UUID_URL_PREFIX = "urn:uuid:"
+
+
+def bundle_resources_resolved(bundle: dict[str, Any]) -> list[Any]:
+    """Each entry's resource as the loader must store it, by plain text replacement (independently
+    of the loader): a resource without an id takes the uuid of its ``urn:uuid:`` fullUrl, and each
+    ``"reference": "urn:uuid:X"`` becomes ``Type/id`` of the entry whose fullUrl is ``urn:uuid:X``
+    (a reference that no entry has stays as it is). An entry without a resource gives None."""
+    entries = [entry if isinstance(entry, dict) else {} for entry in bundle.get("entry", [])]
+    resources = [json.loads(json.dumps(entry.get("resource"))) for entry in entries]
+    targets: dict[str, str] = {}
+    for entry, resource in zip(entries, resources, strict=True):
+        full_url = entry.get("fullUrl")
+        if isinstance(full_url, str) and full_url.startswith(_UUID_URL_PREFIX) and isinstance(resource, dict):
+            resource.setdefault("id", full_url.removeprefix(_UUID_URL_PREFIX))
+            targets[full_url] = f"{resource['resourceType']}/{resource['id']}"
+    resolved = []
+    for resource in resources:
+        text = json.dumps(resource)
+        for full_url, target in targets.items():
+            text = text.replace(f'"reference": "{full_url}"', f'"reference": "{target}"')
+        resolved.append(json.loads(text))
+    return resolved

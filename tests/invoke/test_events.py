@@ -33,6 +33,7 @@ FUNCTIONS = {
     "/Encounter/{id}": "read_encounter",
     "/Encounter": "search_encounters",
     "/metadata": "capability_statement",
+    "/.well-known/smart-configuration": "capability_statement",
 }
 BASE = "https://abc123defg.execute-api.us-east-1.amazonaws.com/v1"
 CURSOR = "<cursor>"
@@ -84,6 +85,10 @@ EXPECTED: dict[str, Found | Page | Failure | Capabilities] = {
     ),
     "read_encounter_found": Found("enc-1002"),
     "read_encounter_not_found": Failure(404, "not-found", "Unknown Encounter resource 'enc-9999'"),
+    # The tests run with AuthMode iam: SMART discovery answers that it is not enabled.
+    "capability_statement_smart_configuration": Failure(
+        404, "not-found", "SMART on FHIR is not enabled on this server (its AuthMode is not smart)"
+    ),
     "read_encounter_bad_id": Failure(
         400, "invalid", "Invalid Encounter id: a FHIR id is 1 to 64 characters of A-Z, a-z, 0-9, '-' and '.'"
     ),

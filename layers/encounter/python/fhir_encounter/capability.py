@@ -17,7 +17,8 @@ RELEASE_DATE = "2026-11-26"
 
 
 @lru_cache(maxsize=8)
-def capability_statement_json(base_url: str) -> str:
+def capability_statement_json(base_url: str, security: str | None = None) -> str:
+    """``security``: CapabilityStatement.rest.security as JSON text, when the server has one."""
     statement = {
         "resourceType": "CapabilityStatement",
         "status": "active",
@@ -34,6 +35,7 @@ def capability_statement_json(base_url: str) -> str:
         "rest": [
             {
                 "mode": "server",
+                **({"security": json.loads(security)} if security else {}),
                 "resource": [
                     {
                         "type": "Encounter",

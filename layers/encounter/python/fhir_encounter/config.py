@@ -23,6 +23,10 @@ class Settings(BaseModel):
     metrics_disabled: bool = False
     trace_disabled: bool = False
     auth_mode: AuthMode = AuthMode.IAM
+    oidc_issuer: str | None = None
+    smart_authorization_endpoint: str | None = None
+    smart_token_endpoint: str | None = None
+    jwks_url: str | None = None
     table_name: str | None = Field(default=None, min_length=3, max_length=255)
     cursor_secret: str | None = Field(default=None, min_length=16)
     fhir_base_url: str | None = None
@@ -59,6 +63,10 @@ ENVIRONMENT = {
     "metrics_disabled": "POWERTOOLS_METRICS_DISABLED",
     "trace_disabled": "POWERTOOLS_TRACE_DISABLED",
     "auth_mode": "AUTH_MODE",
+    "oidc_issuer": "OIDC_ISSUER",
+    "smart_authorization_endpoint": "SMART_AUTHORIZATION_ENDPOINT",
+    "smart_token_endpoint": "SMART_TOKEN_ENDPOINT",
+    "jwks_url": "JWKS_URL",
     "table_name": "ENCOUNTER_TABLE",
     "cursor_secret": "CURSOR_SECRET",
     "fhir_base_url": "FHIR_BASE_URL",

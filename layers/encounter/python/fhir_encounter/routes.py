@@ -3,6 +3,7 @@ through the repository, page and build the Bundle; no boto3 and no hand-built re
 
 from __future__ import annotations
 
+import json
 import time
 from datetime import UTC, datetime
 from email.utils import format_datetime
@@ -17,12 +18,13 @@ from fhir_encounter.dates import instant_now
 from fhir_encounter.errors import InvalidRequestError, NotFoundError, TooCostlyError
 from fhir_encounter.formats import pretty_json, wants_pretty
 from fhir_encounter.references import is_fhir_id
-from fhir_encounter.runtime import Runtime, Store, fhir_response
+from fhir_encounter.runtime import COMMON_HEADERS, Runtime, Store, fhir_response
 from fhir_encounter.search.cursor import decode_cursor, encode_cursor, search_fingerprint
 from fhir_encounter.search.paging import fit_page, select_page
 from fhir_encounter.search.parameters import ParseContext
 from fhir_encounter.search.planning import plan
 from fhir_encounter.search.query import MAX_NAMED, parse_search
+from fhir_encounter.smart import SmartDiscovery, rest_security, smart_configuration
 from fhir_encounter.store.dynamodb import ReadCost
 from fhir_encounter.store.repository import UNKNOWN_TEXT
 
@@ -128,11 +130,23 @@ def search_encounters(
     return fhir_response(200, pretty_json(body) if pretty else body)
 
 
-def capability_statement(event: APIGatewayProxyEvent, runtime: Runtime) -> Response[str]:
+def capability_statement(
+    event: APIGatewayProxyEvent, runtime: Runtime, smart: SmartDiscovery
+) -> Response[str]:
     pretty = wants_pretty(event.multi_value_query_string_parameters, event.headers.get("Accept"))
-    body = capability_statement_json(base_url(event, runtime))
+    security = json.dumps(rest_security(smart.endpoints())) if smart.enabled else None
+    body = capability_statement_json(base_url(event, runtime), security)
     runtime.audit(event, 200, None, [])
     return fhir_response(200, pretty_json(body) if pretty else body)
+
+
+def smart_configuration_document(
+    event: APIGatewayProxyEvent, runtime: Runtime, smart: SmartDiscovery
+) -> Response[str]:
+    """GET /.well-known/smart-configuration: public, plain JSON (SMART App Launch 2.0)."""
+    body = json.dumps(smart_configuration(smart.endpoints()), separators=(",", ":"))
+    runtime.audit(event, 200, None, [])
+    return Response(200, "application/json", body, {**COMMON_HEADERS, "Cache-Control": "max-age=300"})
 
 
 def base_url(event: APIGatewayProxyEvent, runtime: Runtime) -> str:

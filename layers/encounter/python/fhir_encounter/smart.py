@@ -1,0 +1,147 @@
+"""SMART on FHIR discovery: the issuer's OAuth endpoints for `/.well-known/smart-configuration`
+and the CapabilityStatement's `oauth-uris`, from the stack's parameters or, when those are empty,
+read once from the issuer's OpenID configuration."""
+
+from __future__ import annotations
+
+import json
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from fhir_encounter.access import AuthMode
+from fhir_encounter.config import Settings
+from fhir_encounter.errors import NotFoundError, RetryLaterError
+
+FETCH_TIMEOUT_SECONDS = 2.0
+SCOPES = (
+    "openid",
+    "fhirUser",
+    "launch",
+    "launch/patient",
+    "offline_access",
+    *(
+        f"{context}/Encounter.{permissions}"
+        for context in ("patient", "user", "system")
+        for permissions in ("rs", "read")
+    ),
+)
+CAPABILITIES = (
+    "launch-standalone",
+    "launch-ehr",
+    "client-public",
+    "client-confidential-symmetric",
+    "client-confidential-asymmetric",
+    "context-standalone-patient",
+    "context-ehr-patient",
+    "permission-patient",
+    "permission-user",
+    "permission-offline",
+    "permission-v1",
+    "permission-v2",
+    "sso-openid-connect",
+)
+Fetch = Callable[[str], dict[str, Any]]
+
+
+@dataclass(frozen=True, slots=True)
+class OAuthEndpoints:
+    issuer: str
+    authorize: str
+    token: str
+    jwks_uri: str | None
+
+
+def fetch_json(url: str) -> dict[str, Any]:
+    if not url.startswith(("https://", "http://127.0.0.1", "http://localhost")):
+        raise ValueError("the issuer must be https")
+    with urllib.request.urlopen(url, timeout=FETCH_TIMEOUT_SECONDS) as response:  # noqa: S310 (checked above)
+        document = json.loads(response.read(1_000_000))
+    if not isinstance(document, dict):
+        raise ValueError("not a JSON object")
+    return document
+
+
+class SmartDiscovery:
+    """The endpoints, built once per function and kept (the composition root owns it)."""
+
+    def __init__(self, settings: Settings, fetch: Fetch = fetch_json) -> None:
+        self._settings = settings
+        self._fetch = fetch
+        self._endpoints: OAuthEndpoints | None = None
+
+    @property
+    def enabled(self) -> bool:
+        return self._settings.auth_mode is AuthMode.SMART
+
+    def endpoints(self) -> OAuthEndpoints:
+        if not self.enabled or not self._settings.oidc_issuer:
+            raise NotFoundError("SMART on FHIR is not enabled on this server (its AuthMode is not smart)")
+        if self._endpoints is None:
+            self._endpoints = self._discover(self._settings.oidc_issuer)
+        return self._endpoints
+
+    def _discover(self, issuer: str) -> OAuthEndpoints:
+        authorize, token = self._settings.smart_authorization_endpoint, self._settings.smart_token_endpoint
+        jwks_uri = self._settings.jwks_url
+        if not (authorize and token and jwks_uri):
+            try:
+                found = self._fetch(f"{issuer.rstrip('/')}/.well-known/openid-configuration")
+            except (OSError, ValueError):
+                raise RetryLaterError("The authorization server's configuration could not be read") from None
+            authorize = authorize or str(found.get("authorization_endpoint") or "")
+            token = token or str(found.get("token_endpoint") or "")
+            jwks_uri = jwks_uri or str(found.get("jwks_uri") or "") or None
+        if not (authorize and token):
+            raise RetryLaterError("The authorization server does not publish its endpoints")
+        return OAuthEndpoints(issuer, authorize, token, jwks_uri)
+
+
+def smart_configuration(endpoints: OAuthEndpoints) -> dict[str, Any]:
+    """The SMART App Launch 2.0 discovery document."""
+    document: dict[str, Any] = {
+        "issuer": endpoints.issuer,
+        "authorization_endpoint": endpoints.authorize,
+        "token_endpoint": endpoints.token,
+        "grant_types_supported": ["authorization_code", "client_credentials"],
+        "response_types_supported": ["code"],
+        "scopes_supported": list(SCOPES),
+        "code_challenge_methods_supported": ["S256"],
+        "token_endpoint_auth_methods_supported": [
+            "client_secret_basic",
+            "client_secret_post",
+            "private_key_jwt",
+        ],
+        "capabilities": list(CAPABILITIES),
+    }
+    if endpoints.jwks_uri:
+        document["jwks_uri"] = endpoints.jwks_uri
+    return document
+
+
+def rest_security(endpoints: OAuthEndpoints) -> dict[str, Any]:
+    """CapabilityStatement.rest.security for a SMART server (the oauth-uris extension)."""
+    return {
+        "cors": True,
+        "service": [
+            {
+                "coding": [
+                    {
+                        "system": "http://terminology.hl7.org/CodeSystem/restful-security-service",
+                        "code": "SMART-on-FHIR",
+                    }
+                ],
+                "text": "OAuth2 bearer tokens (SMART App Launch)",
+            }
+        ],
+        "extension": [
+            {
+                "url": "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris",
+                "extension": [
+                    {"url": "authorize", "valueUri": endpoints.authorize},
+                    {"url": "token", "valueUri": endpoints.token},
+                ],
+            }
+        ],
+    }
