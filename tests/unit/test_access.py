@@ -44,6 +44,10 @@ MATRIX: dict[str, tuple[bool, bool]] = {
     "": (False, False),
     "user/Encounter.read user/Encounter.write": (True, True),
     "user/Encounter.r system/Encounter.s": (True, True),
+    "fhir/user/Encounter.rs": (True, True),  # Cognito prefixes its resource server
+    "https://api.example.org/user/Encounter.read": (True, True),
+    "fhir/Encounter.rs": (False, False),
+    "patient/Encounter.rs?x=user/Encounter.rs": (False, False),  # a query cannot smuggle a scope
 }
 
 

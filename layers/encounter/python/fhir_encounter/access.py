@@ -16,6 +16,7 @@ from fhir_encounter.references import is_fhir_id
 RESOURCE = "Encounter"
 # patient/Encounter.read, user/*.*, system/Encounter.rs, patient/Encounter.rs?status=finished
 _SCOPE = re.compile(
+    r"(?:[^\s?=&]+/)?"  # a resource-server prefix, as Cognito writes scopes: fhir/user/Encounter.rs
     r"(?P<context>patient|user|system)/(?P<resource>[A-Za-z]+|\*)\.(?P<permissions>read|write|\*|c?r?u?d?s?)"
     r"(?P<query>\?\S*)?"
 )
