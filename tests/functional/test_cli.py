@@ -51,10 +51,10 @@ def test_load_of_the_data_directory_exits_1_with_each_rejection_and_a_summary(
 ) -> None:
     assert cli.main(["load", str(DATA)]) == 1
     out, err = capsys.readouterr()
-    assert out.startswith("loaded 34 (written 34, unchanged 0), rejected 7, skipped 2 in ")
+    assert out.startswith("loaded 37 (written 37, unchanged 0), rejected 8, skipped 9 in ")
     assert out.endswith(" Encounters/s)\n")
     rejected = err.splitlines()
-    assert len(rejected) == 7
+    assert len(rejected) == 8
     assert rejected[1].startswith(f"rejected {DATA}/encounters.ndjson:6: invalid JSON: ")
     assert rejected[2] == (
         f"rejected {DATA}/encounters.ndjson:19 (Encounter/bad-status): status: is not an R4 Encounter status "
@@ -127,6 +127,34 @@ def test_a_path_that_cannot_be_read_is_one_line_and_nothing_is_loaded(
     assert cli.main(["load", *paths]) == 1
     assert error_line(capsys) == f"fhir-encounter: error: {message}"
     assert table.scan(TableName=TEST_TABLE)["Count"] == 0
+
+
+def test_a_huge_number_in_one_file_is_one_rejection_and_every_other_file_loads_without_a_traceback(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, table: Any
+) -> None:
+    (tmp_path / "a.ndjson").write_text("\n".join(json.dumps(encounter(f"a{n}")) for n in range(3)))
+    bad = tmp_path / "b.json"
+    bad.write_text(json.dumps(encounter("b1"))[:-1] + ', "length": {"value": ' + "7" * 5000 + "}}")
+    (tmp_path / "c.ndjson").write_text("\n".join(json.dumps(encounter(f"c{n}")) for n in range(3)))
+    assert cli.main(["load", str(tmp_path)]) == 1
+    out, err = capsys.readouterr()
+    assert err == (
+        f"rejected {bad} (Encounter/b1): invalid JSON: a number has more than 4300 digits (at length.value)\n"
+    )
+    assert out.startswith("loaded 6 (written 6, unchanged 0), rejected 1, skipped 0 in ")
+    for encounter_id in ("a0", "a1", "a2", "c0", "c1", "c2"):
+        assert "Item" in table.get_item(TableName=TEST_TABLE, Key=keys.encounter_key(encounter_id))
+    assert "Item" not in table.get_item(TableName=TEST_TABLE, Key=keys.encounter_key("b1"))
+
+
+@pytest.mark.usefixtures("table")
+def test_a_symlink_loop_given_as_a_path_is_one_line_that_says_so(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    loop = tmp_path / "loop.ndjson"
+    loop.symlink_to(loop)
+    assert cli.main(["load", str(DATA / "encounter.json"), str(loop)]) == 1
+    assert error_line(capsys) == f"fhir-encounter: error: {loop}: symlink loop"
 
 
 def test_an_unreadable_file_is_one_line_and_the_other_files_load_with_a_summary(
@@ -336,6 +364,16 @@ def test_seed_writes_count_encounters_and_reseeding_changes_nothing(
     assert err == ""
     assert cli.main(["seed", "--count", "40", "--random-seed", "3"]) == 0
     assert capsys.readouterr().out.startswith("loaded 40 (written 0, unchanged 40)")
+
+
+@pytest.mark.usefixtures("table")
+def test_seeding_more_with_the_same_random_seed_keeps_the_encounters_already_written(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert cli.main(["seed", "--count", "500"]) == 0
+    capsys.readouterr()
+    assert cli.main(["seed", "--count", "5000"]) == 0
+    assert capsys.readouterr().out.startswith("loaded 5000 (written 4500, unchanged 500), rejected 0, ")
 
 
 def test_serve_seeds_through_the_same_validation_as_seed(

@@ -1,12 +1,15 @@
 """What a load writes on a moto table: reindexing of items stored under another INDEX_VERSION,
-throttling left to botocore's retries, and unprocessed keys and items retried by the batch helpers."""
+throttling left to botocore's retries, and unprocessed keys and items retried by the batch helpers
+(a whole load that meets UnprocessedItems on every batch loses nothing)."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
+import boto3
 import pytest
 from botocore.awsrequest import AWSPreparedRequest, AWSResponse
 from botocore.compat import HTTPHeaders
@@ -18,7 +21,7 @@ from fhir_encounter.search.parameters import INDEX_VERSION, STATUS
 from fhir_encounter.store import keys
 from fhir_encounter.store.dynamodb import UNPROCESSED_ATTEMPTS, UnprocessedError, dynamodb_client
 from fhir_encounter.store.writer import EncounterWriter
-from fhir_encounter_tools.ingest.loader import LoadReport, load_resources
+from fhir_encounter_tools.ingest.loader import LoadReport, load_paths, load_resources
 from fhir_encounter_tools.tables import tools_client
 from tests.support import TEST_TABLE, encounter, ids_of, search
 
@@ -226,3 +229,42 @@ def test_unprocessed_keys_of_the_existing_items_are_read_again_so_a_reload_stays
     report = load(writer, RESOURCE)
     assert (report.written, report.unchanged, sends, len(sleeps)) == (0, 1, [1, 2], 1)
     assert stored_item(table, "e1") == before
+
+
+def test_a_load_that_meets_unprocessed_items_on_every_batch_loses_nothing(
+    table: Any, answer: Callable[[Any, str, Responder], list[int]], tmp_path: Path
+) -> None:
+    """DynamoDB takes half of each BatchWriteItem's items at its first send and returns the rest as
+    UnprocessedItems (it does so under load); the writer sends the rest again."""
+    backend = boto3.client("dynamodb")  # the same moto table, through a client nobody answers for
+    first_sends: list[int] = []
+
+    def half_processed(request: AWSPreparedRequest, n: int) -> AWSResponse | None:
+        if first_sends and first_sends[-1] == n - 1:  # the resend of the rest: DynamoDB takes it
+            return None
+        first_sends.append(n)
+        items = request_items(request)[TEST_TABLE]
+        taken, left = items[: len(items) // 2], items[len(items) // 2 :]
+        if taken:
+            backend.batch_write_item(RequestItems={TEST_TABLE: taken})
+        return aws_response(request, 200, {"UnprocessedItems": {TEST_TABLE: left}})
+
+    resources = [
+        encounter(f"e{n}", start="2021-06-15T10:00:00Z", appointments=[f"Appointment/a{n}"])
+        for n in range(250)
+    ]
+    path = tmp_path / "many.ndjson"
+    path.write_text("\n".join(json.dumps(resource) for resource in resources))
+    sends = answer(table, "BatchWriteItem", half_processed)
+    sleeps: list[float] = []
+
+    report = load_paths([path], EncounterWriter(table, TEST_TABLE, sleep=sleeps.append))
+
+    assert (report.written, report.rejected) == (250, 0)
+    assert len(first_sends) >= 3 * 2  # every batch of the load, each in several requests
+    assert len(sends) == 2 * len(first_sends)  # each request once more, for its unprocessed half
+    assert len(sleeps) == len(first_sends)
+    for resource in resources:
+        stored = json.loads(stored_item(table, resource["id"])[keys.ATTR_RESOURCE]["S"])
+        assert {k: v for k, v in stored.items() if k != "meta"} == resource
+    assert all(ids_of(search(f"appointment=a{n}")[2]) == [f"e{n}"] for n in range(0, 250, 7))

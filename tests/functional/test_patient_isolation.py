@@ -148,3 +148,25 @@ def test_a_search_only_token_cannot_read() -> None:
     status, _, outcome = read("a-1", claims("patient/Encounter.s", patient="pa"))
     assert status == 403
     assert "patient/Encounter.r" in outcome["issue"][0]["details"]["text"]
+
+
+@pytest.mark.usefixtures("smart")
+def test_a_token_in_the_query_string_is_refused_even_past_the_authorizer() -> None:
+    """A cached authorizer decision could let it through: the handlers refuse it themselves."""
+    for status, _, outcome in (
+        search("access_token=abc", claims("user/Encounter.rs")),
+        invoke(
+            as_token(
+                rest_api_event(
+                    method="GET",
+                    path="/Encounter/a-1",
+                    resource="/Encounter/{id}",
+                    path_parameters={"id": "a-1"},
+                    query={"access_token": ["abc"]},
+                ),
+                claims("user/Encounter.rs"),
+            )
+        ),
+    ):
+        assert status == 400
+        assert "Authorization header" in outcome["issue"][0]["details"]["text"]

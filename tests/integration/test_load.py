@@ -3,7 +3,9 @@ a reload changes nothing. Read back over HTTP through the served API.
 
 tests/data marks each Encounter that must be rejected by an id with ``bad`` in it (an NDJSON line
 that is not JSON is rejected too); every other Encounter must load, and other resource types are
-skipped and counted.
+skipped and counted. A Bundle's Encounters are expected as the Bundle resolves them (urn:uuid
+references through the entries' fullUrl, an entry without an id taking its fullUrl's uuid), as
+Synthea's transactions need.
 """
 
 from __future__ import annotations
@@ -14,7 +16,15 @@ from typing import Any
 
 import pytest
 
-from tests.support import INTEGRATION_DATA, INTEGRATION_TABLE, ROOT, Api, CliRun, run_cli
+from tests.support import (
+    INTEGRATION_DATA,
+    INTEGRATION_TABLE,
+    ROOT,
+    Api,
+    CliRun,
+    bundle_resources_resolved,
+    run_cli,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -55,8 +65,8 @@ def expected_outcome() -> Expected:
         elif path.suffix == ".json":
             document = json.loads(path.read_text())
             if document.get("resourceType") == "Bundle":
-                for index, entry in enumerate(document.get("entry", [])):
-                    consider(f"{place}: entry[{index}]", entry.get("resource"))
+                for index, resource in enumerate(bundle_resources_resolved(document)):
+                    consider(f"{place}: entry[{index}]", resource)
             else:
                 consider(place, document)
     return Expected(loaded, rejected, skipped)
@@ -85,6 +95,14 @@ def test_data_has_valid_bad_and_other_records() -> None:
     assert len(EXPECTED.loaded) >= 10
     assert len(EXPECTED.rejected) >= 3
     assert EXPECTED.skipped >= 1
+
+
+def test_data_has_a_synthea_bundle_whose_encounters_load_resolved() -> None:
+    synthea = [r for r in EXPECTED.loaded.values() if "synthetichealth" in json.dumps(r.get("identifier"))]
+    assert len(synthea) >= 3
+    assert "Patient/syn-pat-1" in {r["subject"]["reference"] for r in synthea}
+    assert "9f8e7d6c-5b4a-4392-8170-6f5e4d3c2b1a" in {r["id"] for r in synthea}  # no id: its fullUrl's
+    assert not any("urn:uuid:" in json.dumps(r) for r in EXPECTED.loaded.values())
 
 
 def test_load_exits_1_when_some_were_rejected(first_load: CliRun) -> None:

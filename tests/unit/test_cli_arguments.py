@@ -36,6 +36,10 @@ UNREACHABLE = "http://127.0.0.1:9"
         ["seed", "--endpoint-url", "http://"],
         ["seed", "--endpoint-url", "http://127.0.0.1:port"],
         ["serve", "--endpoint-url", "http://bad host:8000"],
+        ["serve", "--dynamodb-port", "0"],
+        ["serve", "--dynamodb-port", "65536"],
+        ["serve", "--endpoint-url", "http://127.0.0.1:8000", "--data-dir", "data"],
+        ["serve", "--endpoint-url", "http://127.0.0.1:8000", "--dynamodb-port", "8000"],
     ],
 )
 def test_a_usage_error_exits_2(capsys: pytest.CaptureFixture[str], argv: list[str]) -> None:
@@ -56,6 +60,34 @@ def test_an_endpoint_url_from_the_environment_that_is_not_a_url_is_a_usage_error
     assert err.splitlines()[-1] == (
         "fhir-encounter: error: $DYNAMODB_ENDPOINT_URL must be an http:// or https:// URL with a host"
     )
+
+
+def test_serve_options_for_its_own_dynamodb_local_conflict_with_an_endpoint_from_the_environment(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DYNAMODB_ENDPOINT_URL", "http://127.0.0.1:8000")
+    assert cli.main(["serve", "--data-dir", "data"]) == 2
+    err = capsys.readouterr().err
+    assert err.splitlines()[-1] == (
+        "fhir-encounter: error: serve: --data-dir and --dynamodb-port are for the DynamoDB Local "
+        "it starts without --endpoint-url or $DYNAMODB_ENDPOINT_URL"
+    )
+
+
+def test_serve_help_says_it_starts_its_own_dynamodb_local_without_an_endpoint(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert cli.main(["serve", "--help"]) == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert "else AWS" not in text
+    assert "(default: $DYNAMODB_ENDPOINT_URL, else it starts its own DynamoDB Local on 127.0.0.1)" in text
+    for option in ("--data-dir DIR", "--dynamodb-port P"):
+        assert option in text
+
+
+def test_load_help_still_defaults_to_aws(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["load", "--help"]) == 0
+    assert "(default: $DYNAMODB_ENDPOINT_URL, else AWS)" in " ".join(capsys.readouterr().out.split())
 
 
 def test_the_package_template_is_found_before_one_in_the_current_folder(
@@ -82,7 +114,22 @@ def test_serve_passes_its_arguments_to_the_server(monkeypatch: pytest.MonkeyPatc
 
     monkeypatch.setattr(cli, "serve", serve)  # the server itself is tested on its own
     monkeypatch.delenv("DYNAMODB_ENDPOINT_URL", raising=False)
-    assert cli.main(["serve", "--port", "3456", "--seed-count", "20"]) == 0
+    assert (
+        cli.main(
+            [
+                "serve",
+                "--port",
+                "3456",
+                "--seed-count",
+                "20",
+                "--data-dir",
+                "run/data",
+                "--dynamodb-port",
+                "8123",
+            ]
+        )
+        == 0
+    )
     assert (
         cli.main(
             [
@@ -95,6 +142,10 @@ def test_serve_passes_its_arguments_to_the_server(monkeypatch: pytest.MonkeyPatc
                 "t-1",
                 "--log-level",
                 "info",
+                "--auth",
+                "smart",
+                "--dev-issuer-key",
+                "run/dev.pem",
             ]
         )
         == 0
@@ -107,6 +158,10 @@ def test_serve_passes_its_arguments_to_the_server(monkeypatch: pytest.MonkeyPatc
             "table_name": TEST_TABLE,
             "seed_count": 20,
             "log_level": "WARNING",
+            "data_dir": Path("run/data"),
+            "dynamodb_port": 8123,
+            "auth": "none",
+            "dev_issuer_key": None,
         },
         {
             "host": "0.0.0.0",
@@ -115,6 +170,10 @@ def test_serve_passes_its_arguments_to_the_server(monkeypatch: pytest.MonkeyPatc
             "table_name": "t-1",
             "seed_count": 500,
             "log_level": "INFO",
+            "data_dir": None,
+            "dynamodb_port": None,
+            "auth": "smart",
+            "dev_issuer_key": Path("run/dev.pem"),
         },
     ]
 

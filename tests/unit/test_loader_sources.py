@@ -39,6 +39,40 @@ def test_a_path_that_cannot_be_loaded_is_a_source_error(tmp_path: Path, name: st
     assert str(raised.value) == f"{tmp_path}/{message}"
 
 
+@pytest.mark.parametrize("name", ["loop.ndjson", "loop", "loop/inside.json"])
+def test_a_symlink_loop_given_as_a_path_is_a_source_error_that_says_so(tmp_path: Path, name: str) -> None:
+    (tmp_path / "loop.ndjson").symlink_to(tmp_path / "loop.ndjson")
+    (tmp_path / "loop").symlink_to(tmp_path / "loop")
+    with pytest.raises(SourceError) as raised:
+        loader.source_files([tmp_path / name])
+    assert str(raised.value) == f"{tmp_path}/{name}: symlink loop"
+
+
+def test_a_dangling_symlink_given_as_a_path_is_no_such_file(tmp_path: Path) -> None:
+    (tmp_path / "gone.ndjson").symlink_to(tmp_path / "missing.ndjson")
+    with pytest.raises(SourceError) as raised:
+        loader.source_files([tmp_path / "gone.ndjson"])
+    assert str(raised.value) == f"{tmp_path}/gone.ndjson: no such file or directory"
+
+
+def test_links_in_a_directory_that_lead_to_no_file_are_listed_and_links_to_directories_are_not(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "a.json").write_text("")
+    (tmp_path / "loop.ndjson").symlink_to(tmp_path / "loop.ndjson")
+    (tmp_path / "gone.json").symlink_to(tmp_path / "missing.json")
+    (tmp_path / "linked.json").symlink_to(tmp_path / "a.json")
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "dir.json").symlink_to(tmp_path / "sub")
+    (tmp_path / "loop.txt").symlink_to(tmp_path / "loop.txt")
+    assert loader.source_files([tmp_path]) == [
+        tmp_path / "a.json",
+        tmp_path / "gone.json",
+        tmp_path / "linked.json",
+        tmp_path / "loop.ndjson",
+    ]
+
+
 def test_the_summary_line_has_every_count_seconds_and_rate() -> None:
     report = loader.LoadReport(written=30, unchanged=4, rejected=8, skipped=1, seconds=2.0)
     assert report.summary() == (

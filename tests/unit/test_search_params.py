@@ -860,3 +860,12 @@ def test_another_servers_patient_matches_only_that_url() -> None:
     assert not matches(foreign, "patient=Patient/p2")
     assert not matches(foreign, "subject=p2")
     assert not matches(row(subject="Patient/p2"), "patient=http://example.org/fhir/Patient/p2")
+
+
+def test_a_period_whose_end_zone_puts_it_before_its_start_covers_the_start() -> None:
+    from fhir_encounter.search.parameters import period_range
+
+    span = period_range({"period": {"start": "2021-06-15", "end": "2021-06-15T10:00:00+14:00"}})
+    assert span is not None
+    assert span.low == micros("2021-06-15T00:00:00Z")
+    assert span.high >= span.low

@@ -7,7 +7,12 @@ from typing import Any
 
 import pytest
 
-from fhir_encounter_tools.ingest.seed import synthetic_encounters
+from fhir_encounter_tools.ingest.seed import (
+    FOREIGN_BASE_URL,
+    SEED_PATIENT,
+    synthetic_encounter,
+    synthetic_encounters,
+)
 from fhir_encounter_tools.ingest.validation import STATUSES, encounter_problem
 
 SEEDED = list(synthetic_encounters(500, 7))
@@ -25,6 +30,26 @@ def test_another_seed_gives_other_encounters_with_the_same_ids() -> None:
     other = list(synthetic_encounters(500, 8))
     assert other != SEEDED
     assert [r["id"] for r in other] == [r["id"] for r in SEEDED]
+
+
+@pytest.mark.parametrize("count", [1, 9, 10, 99, 100, 101, 499])
+def test_an_encounter_depends_on_the_seed_and_its_number_only_not_on_the_count(count: int) -> None:
+    assert list(synthetic_encounters(count, 7)) == SEEDED[:count]
+
+
+def test_the_first_500_of_5000_are_the_500() -> None:
+    assert list(synthetic_encounters(5000, 7))[:500] == SEEDED
+
+
+def test_one_encounter_can_be_made_by_its_number() -> None:
+    assert [synthetic_encounter(n, 7) for n in (1, 2, 250, 500)] == [SEEDED[n - 1] for n in (1, 2, 250, 500)]
+
+
+def test_there_are_about_four_encounters_per_patient_whatever_the_count() -> None:
+    for count in (500, 5000):
+        subjects = Counter(r["subject"]["reference"] for r in synthetic_encounters(count, 7))
+        patients = [ref for ref in subjects if "Patient/" in ref and not ref.endswith(SEED_PATIENT)]
+        assert count / 5 < len(patients) < count / 3
 
 
 @pytest.mark.parametrize("count", [0, 1, 9, 10, 500])
@@ -45,12 +70,15 @@ def test_every_status_is_present(count: int) -> None:
     assert {r["status"] for r in synthetic_encounters(count, 7)} == set(STATUSES)
 
 
-def test_there_are_many_patients_some_groups_and_absolute_references() -> None:
+def test_there_are_many_patients_some_groups_and_some_on_another_server() -> None:
     subjects = Counter(r["subject"]["reference"] for r in SEEDED)
     patients = {ref.rsplit("/", 1)[1] for ref in subjects if "/Patient/" in f"/{ref}"}
     assert len(patients) >= 100
     assert any(ref.startswith("Group/") for ref in subjects)
-    assert any(ref.startswith("https://") for ref in subjects)
+    absolute = [ref for ref in subjects if "://" in ref]
+    assert absolute
+    assert all(ref.startswith(f"{FOREIGN_BASE_URL}/Patient/patient-") for ref in absolute)
+    assert f"{FOREIGN_BASE_URL}/Patient/{SEED_PATIENT}" not in subjects
 
 
 def test_some_encounters_have_several_appointments() -> None:

@@ -1,12 +1,15 @@
 """The local API server's mapping: HTTP request -> REST API proxy event, handler result -> HTTP
-response, with stub handlers (no DynamoDB) on a 127.0.0.1 port; and how it loads the real
-functions: each app.py imported under the function's environment from template.yaml."""
+response, with stub handlers (no DynamoDB) on a 127.0.0.1 port; what http.server itself rejects
+(over raw sockets: too long, too many headers, unknown methods, requests that never finish); and
+how it loads the real functions: each app.py imported under the function's environment from
+template.yaml."""
 
 from __future__ import annotations
 
 import base64
 import json
 import os
+import socket
 import threading
 import urllib.error
 import urllib.request
@@ -18,16 +21,17 @@ from typing import Any
 import pytest
 
 from fhir_encounter.errors import NotFoundError
+from fhir_encounter_tools.devserver.dynamodb_local import LAUNCHER, java_command
 from fhir_encounter_tools.devserver.events import LocalContext, rest_api_event
 from fhir_encounter_tools.devserver.server import (
     LocalApiServer,
     LocalRoute,
     MethodNotAllowedError,
+    PathTemplate,
     function_environment,
     load_handler,
     local_routes,
     match_route,
-    route_pattern,
 )
 from fhir_encounter_tools.template import Route, api_routes, load_template
 from tests.support import ROOT
@@ -57,7 +61,7 @@ class Stub:
 
 
 def routes(handler: Stub) -> list[LocalRoute]:
-    return [LocalRoute(route, route_pattern(route.path), handler) for route in (SEARCH, READ, ECHO)]
+    return [LocalRoute(route, PathTemplate.parse(route.path), handler) for route in (SEARCH, READ, ECHO)]
 
 
 @pytest.mark.parametrize(
@@ -67,6 +71,9 @@ def routes(handler: Stub) -> list[LocalRoute]:
         ("GET", "/Encounter/abc", READ, {"id": "abc"}),
         ("GET", "/Encounter/a%20b", READ, {"id": "a b"}),  # path parameters are decoded
         ("GET", "/Encounter/a%2Fb", READ, {"id": "a/b"}),  # an encoded slash stays in one segment
+        ("GET", "/Encounter/enc%2D00001", READ, {"id": "enc-00001"}),
+        ("GET", "/Encounter/enc%252D00001", READ, {"id": "enc%2D00001"}),  # decoded once only
+        ("GET", "/%45ncounter", SEARCH, {}),  # the path is decoded before it is matched
     ],
 )
 def test_a_route_matches_method_and_path(
@@ -77,7 +84,19 @@ def test_a_route_matches_method_and_path(
 
 
 @pytest.mark.parametrize(
-    "path", ["/", "/Encounter/", "/Encounter/a/b", "/encounter", "/Patient", "/Encounterx"]
+    "path",
+    [
+        "/",
+        "/Encounter/",
+        "/Encounter/a/b",
+        "/encounter",
+        "/Patient",
+        "/Encounterx",
+        "/Encounter%2Fabc",  # an encoded slash is not a separator
+        "Encounter",
+        "*",
+        "",
+    ],
 )
 def test_no_route_is_not_found(path: str) -> None:
     with pytest.raises(NotFoundError):
@@ -92,17 +111,23 @@ def test_another_method_on_a_known_path_is_not_allowed_with_allow() -> None:
 
 
 @pytest.mark.parametrize(
-    ("template_path", "path", "expected"),
+    ("template_path", "segments", "expected"),
     [
-        ("/Encounter/{id}", "/Encounter/1", {"id": "1"}),
-        ("/files/{proxy+}", "/files/a/b/c", {"proxy": "a/b/c"}),
-        ("/a/{x}/b/{y}", "/a/1/b/2", {"x": "1", "y": "2"}),
+        ("/Encounter/{id}", ["Encounter", "1"], {"id": "1"}),
+        ("/files/{proxy+}", ["files", "a", "b", "c"], {"proxy": "a/b/c"}),
+        ("/a/{x}/b/{y}", ["a", "1", "b", "2"], {"x": "1", "y": "2"}),
+        ("/metadata", ["metadata"], {}),
+        ("/Encounter/{id}", ["Encounter", ""], None),
+        ("/Encounter/{id}", ["Encounter"], None),
+        ("/Encounter/{id}", ["Encounter", "1", "2"], None),
+        ("/files/{proxy+}", ["files"], None),
+        ("/metadata", ["Metadata"], None),
     ],
 )
-def test_route_pattern_parameters(template_path: str, path: str, expected: dict[str, str]) -> None:
-    found = route_pattern(template_path).fullmatch(path)
-    assert found is not None
-    assert found.groupdict() == expected
+def test_path_template_parameters(
+    template_path: str, segments: list[str], expected: dict[str, str] | None
+) -> None:
+    assert PathTemplate.parse(template_path).match(segments) == expected
 
 
 @pytest.fixture
@@ -111,17 +136,22 @@ def stub() -> Stub:
 
 
 @pytest.fixture
-def base_url(stub: Stub) -> Iterator[str]:
-    server = LocalApiServer(("127.0.0.1", 0), "v1")
-    server.routes = routes(stub)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True)
+def server(stub: Stub) -> Iterator[LocalApiServer]:
+    running = LocalApiServer(("127.0.0.1", 0), "v1")
+    running.routes = routes(stub)
+    thread = threading.Thread(target=running.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True)
     thread.start()
     try:
-        yield f"http://127.0.0.1:{server.server_port}"
+        yield running
     finally:
-        server.shutdown()
-        server.server_close()
+        running.shutdown()
+        running.server_close()
         thread.join(timeout=5)
+
+
+@pytest.fixture
+def base_url(server: LocalApiServer) -> str:
+    return f"http://127.0.0.1:{server.server_port}"
 
 
 def fetch(
@@ -143,7 +173,7 @@ def test_the_event_is_a_rest_api_proxy_event(base_url: str, stub: Stub) -> None:
     event = stub.events[0]
     assert (event["httpMethod"], event["path"], event["resource"]) == (
         "GET",
-        "/Encounter/a%20b",
+        "/Encounter/a b",  # decoded once, as API Gateway matches it
         "/Encounter/{id}",
     )
     assert event["pathParameters"] == {"id": "a b"}
@@ -158,7 +188,7 @@ def test_the_event_is_a_rest_api_proxy_event(base_url: str, stub: Stub) -> None:
     context = event["requestContext"]
     assert (context["stage"], context["path"], context["resourcePath"]) == (
         "v1",
-        "/Encounter/a%20b",
+        "/Encounter/a b",
         "/Encounter/{id}",
     )
 
@@ -219,6 +249,161 @@ def test_a_request_body_is_passed_on(
 ) -> None:
     assert fetch(f"{base_url}/Echo", method="POST", data=sent)[0] == 200
     assert (stub.events[0]["body"], stub.events[0]["isBase64Encoded"]) == (body, encoded)
+
+
+def test_the_function_sees_the_path_decoded_once(base_url: str, stub: Stub) -> None:
+    assert fetch(f"{base_url}/Encounter/enc%2D00001")[0] == 200
+    assert fetch(f"{base_url}/%45ncounter/enc%252D2")[0] == 200
+    first, second = stub.events
+    assert (first["path"], first["requestContext"]["path"]) == ("/Encounter/enc-00001",) * 2
+    assert first["pathParameters"] == {"id": "enc-00001"}
+    assert (second["path"], second["pathParameters"]) == ("/Encounter/enc%2D2", {"id": "enc%2D2"})
+
+
+@pytest.mark.parametrize(
+    ("data_dir", "storage"), [(None, ["-inMemory"]), (Path("/data/dir"), ["-dbPath", "/data/dir"])]
+)
+def test_dynamodb_local_runs_with_a_capped_heap_and_watches_its_parent(
+    data_dir: Path | None, storage: list[str]
+) -> None:
+    command = java_command("java", Path("/jars"), 8123, data_dir, parent_pid=4321)
+    source = command.index(str(LAUNCHER))
+    jvm, program = command[1:source], command[source + 1 :]
+    assert {"-Xmx512m", "-XX:+UseSerialGC", "-Dloopback.parentPid=4321"} <= set(jvm)
+    assert program == [*storage, "-sharedDb", "-disableTelemetry", "-port", "8123"]
+    assert f"-Dloopback.parentPid={os.getpid()}" in java_command("java", Path("/jars"), 8123)
+
+
+# ---- what http.server rejects itself, over raw sockets -------------------------------------------
+
+RawResponse = tuple[int, dict[str, str], bytes]
+
+
+def exchange(server: LocalApiServer, raw: bytes, client_timeout: float = 10.0) -> RawResponse:
+    """Send ``raw`` and read until the server closes the connection: status, headers, body."""
+    with socket.create_connection(("127.0.0.1", server.server_port), timeout=client_timeout) as sock:
+        sock.sendall(raw)
+        received = b""
+        while chunk := sock.recv(65536):
+            received += chunk
+    head, _, body = received.partition(b"\r\n\r\n")
+    status_line, *lines = head.decode("latin-1").split("\r\n")
+    headers = {
+        name.strip().lower(): value.strip() for name, _, value in (line.partition(":") for line in lines)
+    }
+    return int(status_line.split()[1]), headers, body
+
+
+def outcome_issue(response: RawResponse, status: int) -> dict[str, Any]:
+    """The one issue of a FHIR OperationOutcome answer with ``status``."""
+    found, headers, body = response
+    assert found == status, body[:200]
+    assert headers["content-type"].startswith("application/fhir+json"), headers
+    assert headers["content-length"] == str(len(body))
+    outcome = json.loads(body)
+    assert outcome["resourceType"] == "OperationOutcome"
+    (issue,) = outcome["issue"]
+    assert issue["severity"] == "error"
+    return dict(issue)
+
+
+def request_bytes(method: str, path: str, headers: list[str] | None = None) -> bytes:
+    lines = [f"{method} {path} HTTP/1.1", "Host: 127.0.0.1", *(headers or []), "Connection: close"]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+
+
+def test_a_request_line_over_64_kb_is_a_414_operation_outcome(server: LocalApiServer, stub: Stub) -> None:
+    response = exchange(server, request_bytes("GET", "/Encounter?patient=" + "p" * 65536))
+    issue = outcome_issue(response, 414)
+    assert issue["code"] == "too-long"
+    assert "64 KB" in issue["details"]["text"]
+    assert "ppppp" not in response[2].decode()
+    assert stub.events == []
+
+
+def test_a_request_line_of_64_kb_is_served(server: LocalApiServer, stub: Stub) -> None:
+    line_without_query = len("GET /Encounter?p= HTTP/1.1\r\n")
+    raw = request_bytes("GET", "/Encounter?p=" + "x" * (65536 - line_without_query))
+    assert exchange(server, raw)[0] == 200
+    assert len(stub.events[0]["queryStringParameters"]["p"]) == 65536 - line_without_query
+
+
+@pytest.mark.parametrize(
+    ("headers", "says"),
+    [
+        ([f"X-Header-{n}: {n}" for n in range(101)], "More than 100 request headers"),
+        (["X-Long: " + "v" * 65536], "A request header line is over 64 KB"),
+    ],
+    ids=["101 headers", "a 64 KB header line"],
+)
+def test_too_many_or_too_long_headers_are_a_431_operation_outcome(
+    server: LocalApiServer, stub: Stub, headers: list[str], says: str
+) -> None:
+    issue = outcome_issue(exchange(server, request_bytes("GET", "/Encounter", headers)), 431)
+    assert (issue["code"], issue["details"]["text"]) == ("too-long", says)
+    assert stub.events == []
+
+
+def test_a_hundred_headers_are_served(server: LocalApiServer, stub: Stub) -> None:
+    headers = [f"X-Header-{n}: {n}" for n in range(98)]  # with Host and Connection: 100
+    assert exchange(server, request_bytes("GET", "/Encounter", headers))[0] == 200
+    assert stub.events[0]["headers"]["X-Header-97"] == "97"
+
+
+@pytest.mark.parametrize("method", ["TRACE", "CONNECT", "BREW", "get"])
+def test_an_unsupported_method_is_a_501_operation_outcome(
+    server: LocalApiServer, stub: Stub, method: str
+) -> None:
+    issue = outcome_issue(exchange(server, request_bytes(method, "/Encounter")), 501)
+    assert issue["code"] == "not-supported"
+    assert issue["details"]["text"].startswith(f"Method {method} is not supported")
+    assert stub.events == []
+
+
+def test_a_request_that_is_not_http_is_a_400_operation_outcome(server: LocalApiServer) -> None:
+    issue = outcome_issue(exchange(server, b"GET /Encounter HTTP/x.y\r\n\r\n"), 400)
+    assert issue["code"] == "invalid"
+
+
+def test_head_answers_the_get_headers_without_a_body(server: LocalApiServer, stub: Stub) -> None:
+    stub.result = {"statusCode": 200, "multiValueHeaders": {"ETag": ['W/"3"']}, "body": '{"id":"1"}'}
+    get_status, get_headers, get_body = exchange(server, request_bytes("GET", "/Encounter/1"))
+    status, headers, body = exchange(server, request_bytes("HEAD", "/Encounter/1"))
+    assert (get_status, get_body) == (200, b'{"id":"1"}')
+    assert (status, body) == (200, b"")
+    assert headers["etag"] == get_headers["etag"] == 'W/"3"'
+    assert headers["content-length"] == str(len(get_body))
+    assert [event["httpMethod"] for event in stub.events] == ["GET", "GET"]  # the function sees GET
+
+
+def test_head_of_an_error_has_no_body_either(server: LocalApiServer) -> None:
+    status, headers, body = exchange(server, request_bytes("HEAD", "/Patient/1"))
+    assert (status, body) == (404, b"")
+    assert headers["content-type"].startswith("application/fhir+json")
+
+
+def test_headers_that_never_finish_time_out_with_a_408(server: LocalApiServer, stub: Stub) -> None:
+    server.request_timeout = 0.2
+    issue = outcome_issue(exchange(server, b"GET /Encounter HTTP/1.1\r\nHost: 127.0.0.1\r\n"), 408)
+    assert issue["code"] == "timeout"
+    assert stub.events == []
+
+
+@pytest.mark.parametrize("sent", [b"", b"GET /Encounter HT"], ids=["nothing", "half a request line"])
+def test_a_connection_without_a_request_line_is_closed_after_the_timeout(
+    server: LocalApiServer, sent: bytes
+) -> None:
+    server.request_timeout = 0.2
+    with socket.create_connection(("127.0.0.1", server.server_port), timeout=10) as sock:
+        sock.sendall(sent)
+        assert sock.recv(1024) == b""  # closed by the server, without an answer
+
+
+def test_a_body_that_never_arrives_times_out_with_a_408(server: LocalApiServer, stub: Stub) -> None:
+    server.request_timeout = 0.2
+    raw = request_bytes("POST", "/Echo", ["Content-Length: 10"]) + b"abc"
+    assert outcome_issue(exchange(server, raw), 408)["code"] == "timeout"
+    assert stub.events == []
 
 
 # ---- the real functions, as serve loads them ------------------------------------------------------
@@ -299,12 +484,12 @@ def test_each_function_keeps_the_environment_it_was_loaded_under() -> None:
 
 def test_every_template_route_is_served_by_its_function_literal_paths_first() -> None:
     served = local_routes(ROUTES, function_environment(TEMPLATE, **LOCAL, base_url=None))
-    assert sorted((r.route.method, r.route.path) for r in served) == [
-        ("GET", "/Encounter"),
-        ("GET", "/Encounter/{id}"),
-        ("GET", "/metadata"),
-    ]
-    assert [r.route.path.count("{") for r in served] == [0, 0, 1]
+    paths = sorted((r.route.method, r.route.path) for r in served)
+    assert paths == sorted((route.method, route.path) for route in ROUTES)
+    assert {("GET", "/Encounter"), ("GET", "/Encounter/{id}"), ("GET", "/metadata")} <= set(paths)
+    parameters_in_order = [r.route.path.count("{") for r in served]
+    assert parameters_in_order == sorted(parameters_in_order)
     found, parameters = match_route(served, "GET", "/Encounter/e-1")
     assert (found.route.function, parameters) == ("ReadEncounterFunction", {"id": "e-1"})
-    assert len({id(r.handler) for r in served}) == 3
+    functions = {(str(route.code_dir), route.handler) for route in ROUTES}
+    assert len({id(r.handler) for r in served}) == len(functions) >= 3  # one import per function

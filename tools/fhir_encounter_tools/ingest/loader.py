@@ -7,7 +7,20 @@ What a PATH may be:
 - ``*.ndjson``: FHIR Bulk Data, one resource per line (blank lines ignored). A line that is not
   JSON is rejected with its line number; a resource of another type is skipped and counted, as in
   a Bundle (so a whole Bulk Data export folder can be loaded as is).
-- a directory: every ``*.json`` and ``*.ndjson`` file below it, recursively, in sorted order.
+- a directory: every ``*.json`` and ``*.ndjson`` file below it, recursively, in sorted order (a
+  symbolic link among them that loops or leads nowhere is reported as a file that cannot be read).
+
+Inside a Bundle, ``urn:uuid:`` references resolve through the entries' ``fullUrl`` (FHIR R4
+Bundle rules, as a transaction from Synthea uses them): an entry whose ``fullUrl`` is
+``urn:uuid:X`` and whose resource is a Patient with id ``P`` turns every ``urn:uuid:X`` reference
+of the Bundle's Encounters into ``Patient/P``; an entry's resource without an id takes the uuid of
+its ``fullUrl`` (a valid FHIR id). An Encounter with a ``urn:uuid:`` reference that no entry
+resolves is rejected.
+
+JSON is read with ``validation.parse_json``: a value that cannot be stored and read back equal (a
+huge or overlong number, NaN, a key twice in one object, ...) rejects the one Encounter that holds
+it, never the records around it. Text that is not JSON rejects its NDJSON line, or its whole .json
+file (one document).
 
 Every Encounter is checked by ``validation.encounter_problem``; a rejected one is reported with
 its place (``file:line``, ``file: entry[i]`` or ``file``) and reason, and is not written. Within one
@@ -20,8 +33,10 @@ field names and counts, never values.
 
 from __future__ import annotations
 
+import errno
 import json
 import re
+import stat
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -31,12 +46,23 @@ from typing import Any, TextIO
 from fhir_encounter.references import is_fhir_id
 from fhir_encounter.store.dynamodb import BATCH_GET_LIMIT
 from fhir_encounter.store.writer import EncounterWriter
-from fhir_encounter_tools.ingest.validation import encounter_problem
+from fhir_encounter_tools.ingest.validation import (
+    MAX_DEPTH,
+    NESTED_TOO_DEEPLY,
+    ambiguity,
+    element_path,
+    encounter_problem,
+    parse_json,
+)
 
 SUFFIXES = (".json", ".ndjson")
 BATCH_SIZE = BATCH_GET_LIMIT  # one BatchGetItem checks what the batch already holds
 _REDRAW_SECONDS = 0.1
 _RESOURCE_TYPE = re.compile(r"[A-Z][A-Za-z]{0,63}")
+_UUID_URN = re.compile(
+    r"urn:uuid:([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})"
+)
+_UUID_PREFIX = "urn:uuid:"
 
 
 class SourceError(RuntimeError):
@@ -102,23 +128,44 @@ RejectionHandler = Callable[[Rejection], None]
 
 
 def source_files(paths: Iterable[Path]) -> list[Path]:
-    """The files that PATHs name, directories expanded; SourceError for a PATH that cannot be loaded."""
+    """The files that PATHs name, directories expanded; SourceError for a PATH that cannot be loaded.
+
+    A symbolic link met inside a directory, with a .json or .ndjson name, that leads to no file (it
+    loops, or its target is missing) is listed too, so that reading it reports why."""
     files: list[Path] = []
     for path in paths:
-        if path.is_dir():
-            found = sorted(p for p in path.rglob("*") if p.suffix.lower() in SUFFIXES and p.is_file())
+        try:
+            mode = path.stat().st_mode
+        except OSError as error:
+            raise SourceError(f"{path}: {_os_reason(error)}") from None
+        if stat.S_ISDIR(mode):
+            found = sorted(p for p in path.rglob("*") if p.suffix.lower() in SUFFIXES and _loadable(p))
             if not found:
                 raise SourceError(f"{path}: no .json or .ndjson files in this directory")
             files.extend(found)
-        elif path.is_file():
+        elif stat.S_ISREG(mode):
             if path.suffix.lower() not in SUFFIXES:
                 raise SourceError(f"{path}: not a .json or .ndjson file")
             files.append(path)
-        elif path.exists():
-            raise SourceError(f"{path}: not a regular file or directory")
         else:
-            raise SourceError(f"{path}: no such file or directory")
+            raise SourceError(f"{path}: not a regular file or directory")
     return files
+
+
+def _loadable(path: Path) -> bool:
+    """A regular file, or a symbolic link that leads nowhere (reading it says why)."""
+    try:
+        return stat.S_ISREG(path.stat().st_mode)
+    except OSError:
+        return path.is_symlink()
+
+
+def _os_reason(error: OSError) -> str:
+    if error.errno == errno.ELOOP:
+        return "symlink loop"
+    if error.errno in (errno.ENOENT, errno.ENOTDIR):
+        return "no such file or directory"
+    return f"cannot read ({error.strerror or type(error).__name__})"
 
 
 def load_paths(
@@ -208,7 +255,8 @@ def _load(
 
 
 def _id_of(resource: Any) -> str | None:
-    value = resource.get("id") if isinstance(resource, dict) else None
+    """The id to name in a rejection: a valid one, and not one of two (``"id"`` twice)."""
+    value = resource.get("id") if isinstance(resource, dict) and not ambiguity(resource, ("id",)) else None
     return value if isinstance(value, str) and is_fhir_id(value) else None
 
 
@@ -228,7 +276,8 @@ def _file_records(path: Path) -> Iterator[_Record]:
         else:
             yield from _json_records(path)
     except OSError as error:
-        yield _Record(str(path), unreadable=f"cannot read ({error.strerror or type(error).__name__})")
+        reason = "symlink loop" if error.errno == errno.ELOOP else error.strerror or type(error).__name__
+        yield _Record(str(path), unreadable=f"cannot read ({reason})")
 
 
 def _ndjson_records(path: Path) -> Iterator[_Record]:
@@ -256,10 +305,13 @@ def _json_records(path: Path) -> Iterator[_Record]:
     data = path.read_bytes()
     try:
         record = _parsed(str(path), data.decode("utf-8-sig"), len(data))
-    except UnicodeDecodeError:
-        record = _Record(str(path), problem="not UTF-8 text", size=len(data))
+    except UnicodeDecodeError as error:
+        line = data.count(b"\n", 0, error.start) + 1
+        record = _Record(f"{path}:{line}", problem="not UTF-8 text", size=len(data))
     document = record.resource
-    if isinstance(document, dict) and document.get("resourceType") == "Bundle":
+    if problem := ambiguity(document, ("resourceType",)):
+        yield _Record(record.where, problem=problem, size=record.size)
+    elif isinstance(document, dict) and document.get("resourceType") == "Bundle":
         yield from _bundle_records(path, document, record.size)
     elif _other_resource(document):
         yield _Record(record.where, skipped=True, size=record.size)
@@ -269,35 +321,98 @@ def _json_records(path: Path) -> Iterator[_Record]:
 
 def _parsed(where: str, text: str, size: int) -> _Record:
     try:
-        return _Record(where, json.loads(text), size=size)
+        return _Record(where, parse_json(text), size=size)
     except json.JSONDecodeError as error:
         if error.lineno > 1:  # a .json document: say which of its lines
             where = f"{where}:{error.lineno}"
         return _Record(where, problem=f"invalid JSON: {error.msg} at column {error.colno}", size=size)
     except RecursionError:
-        return _Record(where, problem="invalid JSON: nested too deeply", size=size)
+        return _Record(where, problem=f"invalid JSON: {NESTED_TOO_DEEPLY}", size=size)
 
 
 def _bundle_records(path: Path, bundle: dict[str, Any], size: int) -> Iterator[_Record]:
     entries = bundle.get("entry", [])
+    if problem := ambiguity(bundle, ("entry",)):
+        yield _Record(str(path), problem=problem, size=size)
+        return
     if not isinstance(entries, list):
         yield _Record(str(path), problem="entry: must be a JSON array", size=size)
         return
+    targets = _uuid_targets(entries)
     for index, entry in enumerate(entries):
         where, share = f"{path}: entry[{index}]", size if index == 0 else 0
         resource = entry.get("resource") if isinstance(entry, dict) else None
         if not isinstance(entry, dict):
             yield _Record(where, problem="must be a JSON object", size=share)
+        elif problem := ambiguity(entry, ("resource", "fullUrl")):
+            yield _Record(where, problem=problem, size=share)
         elif resource is None or _other_resource(resource):
             yield _Record(where, skipped=True, size=share)
         else:
-            yield _Record(where, resource, size=share)
+            yield _Record(where, resource, problem=_resolve_uuids(resource, targets), size=share)
+
+
+def _uuid_targets(entries: list[Any]) -> dict[str, str | None]:
+    """``urn:uuid:X`` -> ``Type/id`` for each entry whose fullUrl is one; an entry's resource that
+    has no id takes X as its id. None for a fullUrl that names no resource with a valid type and
+    id, or that two entries share (a reference to it is ambiguous)."""
+    targets: dict[str, str | None] = {}
+    for entry in entries:
+        full_url = entry.get("fullUrl") if isinstance(entry, dict) else None
+        if not isinstance(full_url, str) or ambiguity(entry, ("resource", "fullUrl")):
+            continue
+        match = _UUID_URN.fullmatch(full_url)
+        if match is None:
+            continue
+        resource = entry.get("resource")
+        target = None
+        if isinstance(resource, dict) and not ambiguity(resource, ("resourceType", "id")):
+            resource.setdefault("id", match[1])
+            kind, resource_id = resource.get("resourceType"), resource["id"]
+            if isinstance(kind, str) and _RESOURCE_TYPE.fullmatch(kind) and isinstance(resource_id, str):
+                target = f"{kind}/{resource_id}" if is_fhir_id(resource_id) else None
+        targets[full_url] = None if full_url in targets else target
+    return targets
+
+
+def _resolve_uuids(resource: dict[str, Any], targets: dict[str, str | None]) -> str | None:
+    """Replaces each ``urn:uuid:`` reference of ``resource`` by the ``Type/id`` of the entry it names;
+    the problem of the first one that no entry resolves (its place, never its value), or None."""
+    stack: list[tuple[Any, tuple[str | int, ...]]] = [(resource, ())]
+    while stack:
+        item, path = stack.pop()
+        if len(path) >= MAX_DEPTH:  # deeper is rejected by validation anyway
+            continue
+        if isinstance(item, dict):
+            reference = item.get("reference")
+            if isinstance(reference, str) and reference.startswith(_UUID_PREFIX):
+                target = targets.get(reference)
+                if target is None:
+                    return (
+                        f"{element_path((*path, 'reference'))}: a urn:uuid reference that no entry of "
+                        "the Bundle resolves (none has it as its fullUrl, with a resource type and id)"
+                    )
+                item["reference"] = target
+            stack.extend(
+                (child, (*path, key)) for key, child in item.items() if isinstance(child, dict | list)
+            )
+        elif isinstance(item, list):
+            stack.extend(
+                (child, (*path, n)) for n, child in enumerate(item) if isinstance(child, dict | list)
+            )
+    return None
 
 
 def _other_resource(resource: Any) -> bool:
-    """A resource of another type than Encounter (a Bundle, a .json file or a Bulk Data export has them)."""
+    """A resource of another type than Encounter (a Bundle, a .json file or a Bulk Data export has
+    them); not one whose type is ambiguous (validation rejects it)."""
     kind = resource.get("resourceType") if isinstance(resource, dict) else None
-    return isinstance(kind, str) and kind != "Encounter" and _RESOURCE_TYPE.fullmatch(kind) is not None
+    return (
+        isinstance(kind, str)
+        and kind != "Encounter"
+        and _RESOURCE_TYPE.fullmatch(kind) is not None
+        and ambiguity(resource, ("resourceType",)) is None
+    )
 
 
 class ProgressBar:

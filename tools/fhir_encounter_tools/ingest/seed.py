@@ -1,11 +1,22 @@
 """Realistic synthetic Encounters, the same ones for the same seed (``fhir-encounter seed``).
 
-About four Encounters per patient (``patient-0001`` ...), some for a Group, every R4 status, the
-five common class codes with SNOMED types, reasons, participants and locations, periods from
-minutes (a virtual visit) to weeks (an admission) between 2019 and 2026: date-only values, several
-time-zone offsets, open-ended in-progress ones and planned ones without a period. About half have
-an appointment (``appointment-0001`` ...), some two or three. ``SEED_PATIENT`` has every 25th
-Encounter, the first included, and only those; each has a period that starts in 2020 or later.
+Encounter ``enc-NNNNN`` depends only on the seed and its number, never on how many are made: with
+the same seed, ``--count 5000`` after ``--count 500`` leaves the first 500 unchanged. Each one
+draws from its own generator, seeded with (seed, number), and numbers its patients and
+appointments from its own number.
+
+About four Encounters per patient (``patient-0001`` ...): each block of 100 Encounters shares 25
+patients of its own. Some are for a Group. Every R4 status, the five common class codes with
+SNOMED types, reasons, participants and locations, periods from minutes (a virtual visit) to weeks
+(an admission) between 2019 and 2026: date-only values, several time-zone offsets, open-ended
+in-progress ones and planned ones without a period. About half have an appointment, some two or
+three (Encounter n's are among ``appointment-<3n-2>`` to ``appointment-<3n>``, from
+``appointment-0001``). ``SEED_PATIENT`` has every 25th Encounter, the first included, and only
+those; each has a period that starts in 2020 or later.
+
+About 5% of the other patients' Encounters name their subject by an absolute URL on another server
+(``FOREIGN_BASE_URL``/Patient/patient-NNNN), on purpose: such a reference names that server's
+patient, so ``patient=patient-NNNN`` does not find them; only that whole URL does.
 """
 
 from __future__ import annotations
@@ -27,7 +38,10 @@ ACT_CODE = "http://terminology.hl7.org/CodeSystem/v3-ActCode"
 PARTICIPATION_TYPE = "http://terminology.hl7.org/CodeSystem/v3-ParticipationType"
 SNOMED = "http://snomed.info/sct"
 UCUM = "http://unitsofmeasure.org"
-BASE_URL = "https://fhir.example.org/r4"
+FOREIGN_BASE_URL = "https://ehr.example.net/fhir"  # another server (a subject there is not local)
+PATIENTS_PER_BLOCK = 25  # the patients of each block of BLOCK Encounters: about four Encounters each
+BLOCK = PATIENTS_PER_BLOCK * ENCOUNTERS_PER_PATIENT
+APPOINTMENTS_PER_ENCOUNTER = 3  # at most: each Encounter numbers its own
 
 WINDOW_START = datetime(2019, 1, 1, tzinfo=UTC)
 WINDOW_END = datetime(2026, 12, 1, tzinfo=UTC)  # the last start: the longest stays end within 2026
@@ -91,19 +105,14 @@ PRACTITIONERS = 24
 
 
 def synthetic_encounters(count: int, seed: int) -> Iterator[dict[str, Any]]:
-    """``count`` Encounters ``enc-00001`` ...; the same seed gives the same Encounters."""
-    rng = random.Random(seed)  # noqa: S311 (synthetic data, repeatable by design)
-    patients = max(1, count // ENCOUNTERS_PER_PATIENT)
-    appointments = 0
+    """``count`` Encounters ``enc-00001`` ...; each depends only on ``seed`` and its number."""
     for number in range(1, count + 1):
-        encounter, used = _encounter(rng, number, patients, appointments)
-        appointments += used
-        yield encounter
+        yield synthetic_encounter(number, seed)
 
 
-def _encounter(
-    rng: random.Random, number: int, patients: int, appointments: int
-) -> tuple[dict[str, Any], int]:
+def synthetic_encounter(number: int, seed: int) -> dict[str, Any]:
+    """Encounter ``enc-<number>`` of ``seed``, whatever the count."""
+    rng = random.Random(f"{seed}:{number}")  # noqa: S311 (synthetic data, repeatable by design)
     for_seed_patient = (number - 1) % SEED_PATIENT_EVERY == 0
     if 2 <= number <= len(STATUSES) + 1:  # every status, whatever the count
         status = STATUSES[number - 2]
@@ -126,7 +135,7 @@ def _encounter(
                 "text": encounter_type[1],
             }
         ],
-        "subject": {"reference": _subject(rng, patients, for_seed_patient)},
+        "subject": {"reference": _subject(rng, number, for_seed_patient)},
         "participant": _participants(rng, class_code),
     }
     period, minutes = _period(rng, status, class_code, shortest, longest, for_seed_patient)
@@ -134,11 +143,11 @@ def _encounter(
         resource["period"] = period
     if minutes is not None and status == "finished":
         resource["length"] = {"value": minutes, "unit": "min", "system": UCUM, "code": "min"}
-    used = 0
     if class_code != "EMER" and rng.random() < 0.5:
         used = rng.choices((1, 2, 3), weights=(80, 14, 6))[0]
+        first = (number - 1) * APPOINTMENTS_PER_ENCOUNTER + 1
         resource["appointment"] = [
-            {"reference": f"Appointment/appointment-{appointments + k:04d}"} for k in range(1, used + 1)
+            {"reference": f"Appointment/appointment-{first + k:04d}"} for k in range(used)
         ]
     if status != "planned" and rng.random() < 0.7:
         code, text = rng.choice(REASONS)
@@ -153,16 +162,17 @@ def _encounter(
         }
     ]
     resource["serviceProvider"] = {"reference": f"Organization/organization-{rng.randint(1, 3):02d}"}
-    return resource, used
+    return resource
 
 
-def _subject(rng: random.Random, patients: int, for_seed_patient: bool) -> str:
+def _subject(rng: random.Random, number: int, for_seed_patient: bool) -> str:
     if for_seed_patient:
         return f"Patient/{SEED_PATIENT}"
     if rng.random() < 0.08:
         return f"Group/group-{rng.randint(1, GROUPS):02d}"
-    reference = f"Patient/patient-{rng.randint(min(2, patients), patients):04d}"  # 0001: every 25th only
-    return f"{BASE_URL}/{reference}" if rng.random() < 0.05 else reference
+    block = (number - 1) // BLOCK  # patient-0001 is SEED_PATIENT: the others start at 0002
+    reference = f"Patient/patient-{2 + block * PATIENTS_PER_BLOCK + rng.randrange(PATIENTS_PER_BLOCK):04d}"
+    return f"{FOREIGN_BASE_URL}/{reference}" if rng.random() < 0.05 else reference
 
 
 def _participants(rng: random.Random, class_code: str) -> list[dict[str, Any]]:

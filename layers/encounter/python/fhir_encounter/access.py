@@ -46,6 +46,9 @@ class Access:
         return f"Patient/{self.patient}" if self.patient else None
 
 
+PUBLIC = Access("anonymous", None, None)  # /metadata and SMART discovery need no token
+
+
 @dataclass(frozen=True, slots=True)
 class Scope:
     context: str

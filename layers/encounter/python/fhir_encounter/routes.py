@@ -11,7 +11,7 @@ from email.utils import format_datetime
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEvent
 
-from fhir_encounter.access import Action
+from fhir_encounter.access import PUBLIC, Action
 from fhir_encounter.bundle import entry_size, searchset
 from fhir_encounter.capability import capability_statement_json
 from fhir_encounter.dates import instant_now
@@ -42,6 +42,7 @@ def read_encounter(
     event: APIGatewayProxyEvent, encounter_id: str, runtime: Runtime, store: Store
 ) -> Response[str]:
     access = runtime.access(event, Action.READ)
+    _refuse_query_tokens(event)
     pretty = wants_pretty(event.multi_value_query_string_parameters, event.headers.get("Accept"))
     if not is_fhir_id(encounter_id):
         raise InvalidRequestError(
@@ -66,6 +67,7 @@ def search_encounters(
     """``remaining_seconds``: the invocation's time left (Lambda context), which bounds counting."""
     started = time.monotonic()
     access = runtime.access(event, Action.SEARCH)
+    _refuse_query_tokens(event)
     params = event.multi_value_query_string_parameters
     pretty = wants_pretty(params, event.headers.get("Accept"))
     context = ParseContext(frozenset({base_url(event, runtime), request_base_url(event)}))
@@ -136,7 +138,7 @@ def capability_statement(
     pretty = wants_pretty(event.multi_value_query_string_parameters, event.headers.get("Accept"))
     security = json.dumps(rest_security(smart.endpoints())) if smart.enabled else None
     body = capability_statement_json(base_url(event, runtime), security)
-    runtime.audit(event, 200, None, [])
+    runtime.audit(event, 200, PUBLIC, [])
     return fhir_response(200, pretty_json(body) if pretty else body)
 
 
@@ -145,7 +147,7 @@ def smart_configuration_document(
 ) -> Response[str]:
     """GET /.well-known/smart-configuration: public, plain JSON (SMART App Launch 2.0)."""
     body = json.dumps(smart_configuration(smart.endpoints()), separators=(",", ":"))
-    runtime.audit(event, 200, None, [])
+    runtime.audit(event, 200, PUBLIC, [])
     return Response(200, "application/json", body, {**COMMON_HEADERS, "Cache-Control": "max-age=300"})
 
 
@@ -163,6 +165,13 @@ def request_base_url(event: APIGatewayProxyEvent) -> str:
     full_path = event.request_context.path or event.path
     prefix = full_path[: -len(event.path)] if event.path and full_path.endswith(event.path) else ""
     return f"{scheme.split(',')[0].strip()}://{host}{prefix.rstrip('/')}"
+
+
+def _refuse_query_tokens(event: APIGatewayProxyEvent) -> None:
+    """A bearer token in a URL ends up in logs and histories: never accepted (RFC 6750 2.3), even
+    when a cached authorizer decision let the request through."""
+    if "access_token" in (event.multi_value_query_string_parameters or {}):
+        raise InvalidRequestError("Send the access token in the Authorization header, never in the URL")
 
 
 def _etag_matches(if_none_match: str, version_id: str) -> bool:

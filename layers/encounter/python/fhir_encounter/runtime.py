@@ -14,7 +14,7 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEvent
 
-from fhir_encounter.access import Access, Action, access_for, principal_of
+from fhir_encounter.access import PUBLIC, Access, Action, access_for, principal_of
 from fhir_encounter.config import Settings
 from fhir_encounter.errors import CONTENT_TYPE, FhirError, InternalError, NotFoundError, error_body
 from fhir_encounter.search.query import MAX_NAME_LENGTH, MAX_NAMED
@@ -70,7 +70,8 @@ class Runtime:
         self, event: APIGatewayProxyEvent, status: int, access: Access | None, encounter_ids: list[str]
     ) -> None:
         """The request's one audit line: who, which route and parameter names, the compartment
-        applied ("all" when none, "denied" when the token allows nothing), the Encounters
+        applied ("all" when none, "denied" when the token allows nothing, "public" on the
+        routes that need no token), the Encounters
         returned, the status. Never values other than ids."""
         context = event.raw_event.get("requestContext") or {}
         if access is None:  # an error before or after the route knew it: work it out again
@@ -80,15 +81,20 @@ class Runtime:
             except FhirError:
                 access = None
         names = sorted((event.multi_value_query_string_parameters or {}).keys())
+        if access is PUBLIC:
+            compartment, access_label = "public", "anonymous"
+        else:
+            compartment = (access.compartment or "all") if access else "denied"
+            access_label = "unknown"
         self.audit_logger.info(
             "access",
             extra={
-                "principal": principal_of(self.settings.auth_mode, context) or "unknown",
+                "principal": principal_of(self.settings.auth_mode, context) or access_label,
                 "client_id": (access.client_id if access else None) or "",
                 "route": f"{event.http_method} {event.resource}",
                 "parameters": [name[:MAX_NAME_LENGTH] for name in names[:MAX_NAMED]],
                 "parameter_count": len(names),
-                "compartment": (access.compartment or "all") if access else "denied",
+                "compartment": compartment,
                 "encounter_ids": encounter_ids,
                 "status": status,
                 "request_id": context.get("requestId", ""),

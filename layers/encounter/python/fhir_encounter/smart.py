@@ -5,6 +5,7 @@ read once from the issuer's OpenID configuration."""
 from __future__ import annotations
 
 import json
+import urllib.parse
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -54,13 +55,28 @@ class OAuthEndpoints:
 
 
 def fetch_json(url: str) -> dict[str, Any]:
-    if not url.startswith(("https://", "http://127.0.0.1", "http://localhost")):
-        raise ValueError("the issuer must be https")
-    with urllib.request.urlopen(url, timeout=FETCH_TIMEOUT_SECONDS) as response:  # noqa: S310 (checked above)
+    """A JSON object over https (http only on the loopback, for local development); redirects
+    are followed only to URLs that pass the same check."""
+    _check_url(url)
+    opener = urllib.request.build_opener(_CheckedRedirects)
+    with opener.open(url, timeout=FETCH_TIMEOUT_SECONDS) as response:
         document = json.loads(response.read(1_000_000))
     if not isinstance(document, dict):
         raise ValueError("not a JSON object")
     return document
+
+
+def _check_url(url: str) -> None:
+    parts = urllib.parse.urlsplit(url)
+    loopback = parts.hostname in ("127.0.0.1", "::1", "localhost")
+    if not (parts.scheme == "https" or (parts.scheme == "http" and loopback)):
+        raise ValueError("the issuer must be served over https")
+
+
+class _CheckedRedirects(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, req: Any, fp: Any, code: int, msg: str, headers: Any, newurl: str) -> Any:
+        _check_url(newurl)
+        return super().redirect_request(req, fp, code, msg, headers, newurl)
 
 
 class SmartDiscovery:
@@ -90,6 +106,8 @@ class SmartDiscovery:
                 found = self._fetch(f"{issuer.rstrip('/')}/.well-known/openid-configuration")
             except (OSError, ValueError):
                 raise RetryLaterError("The authorization server's configuration could not be read") from None
+            if found.get("issuer") not in (None, issuer):
+                raise RetryLaterError("The authorization server names another issuer")
             authorize = authorize or str(found.get("authorization_endpoint") or "")
             token = token or str(found.get("token_endpoint") or "")
             jwks_uri = jwks_uri or str(found.get("jwks_uri") or "") or None

@@ -108,7 +108,9 @@ def period_range(resource: Mapping[str, Any]) -> DateRange | None:
     start, end = period.get("start"), period.get("end")
     low = parse_range(start).low if start else NEG_INFINITY
     high = parse_range(end).high if end else POS_INFINITY
-    return DateRange(low, high)
+    # A date without a zone is read as UTC; against an end with a far zone (+14:00 on the same
+    # local day) that can put the end before the start. The period then covers its start.
+    return DateRange(low, max(high, low))
 
 
 def _subject(resource: Mapping[str, Any]) -> str | None:

@@ -30,7 +30,7 @@ def without_store_meta(resource: Mapping[str, Any]) -> dict[str, Any]:
 
 def content_hash(resource: Mapping[str, Any]) -> str:
     """Hash of the resource's content (store meta excluded): what a reload compares."""
-    text = json.dumps(without_store_meta(resource), sort_keys=True, separators=(",", ":"))
+    text = json.dumps(without_store_meta(resource), sort_keys=True, separators=(",", ":"), allow_nan=False)
     return hashlib.sha256(text.encode()).hexdigest()
 
 
@@ -53,7 +53,9 @@ def items_for_encounter(resource: Mapping[str, Any], version_id: str, last_updat
     attributes = _field_attributes(row)
     main: Item = {
         **keys.encounter_key(row.id),
-        keys.ATTR_RESOURCE: {"S": json.dumps(resource, separators=(",", ":"), ensure_ascii=False)},
+        keys.ATTR_RESOURCE: {
+            "S": json.dumps(resource, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+        },
         keys.ATTR_VERSION_ID: {"S": version_id},
         keys.ATTR_LAST_UPDATED: {"S": last_updated},
         keys.ATTR_CONTENT_HASH: {"S": content_hash(resource)},
