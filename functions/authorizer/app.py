@@ -1,10 +1,6 @@
-"""Lambda REQUEST authorizer: checks the bearer JWT and answers API Gateway with a policy for the
-stage and the context (sub, client_id, scope, patient) that the read and search functions enforce.
-
-PyJWT with ``cryptography``: well kept and widely used, small, its signatures are OpenSSL's (via
-``cryptography``) and it reads JWK sets. It is this function's dependency only
-(requirements.txt here): the read and search functions never import it.
-"""
+"""Lambda REQUEST authorizer: checks the bearer JWT and answers with a policy for the stage and the
+context (sub, client_id, scope, patient) that the read and search functions enforce. PyJWT with
+``cryptography``: well kept, small, OpenSSL's signatures, reads JWK sets; only this function has it."""
 
 from __future__ import annotations
 

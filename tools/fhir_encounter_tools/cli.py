@@ -1,21 +1,6 @@
-"""The ``fhir-encounter`` command (also ``python -m fhir_encounter_tools``): operator and developer tools.
-
-    fhir-encounter create-table [--endpoint-url URL] [--table NAME]
-    fhir-encounter load         [--endpoint-url URL] [--table NAME] PATH...
-    fhir-encounter seed         [--endpoint-url URL] [--table NAME] [--count N] [--random-seed S]
-    fhir-encounter serve        [--host H] [--port P] [--endpoint-url URL] [--table NAME] [--seed-count N]
-                                [--data-dir DIR] [--dynamodb-port P] [--log-level LEVEL]
-                                [--auth none|smart] [--dev-issuer-key PATH]
-    fhir-encounter token        --dev-issuer-key PATH --scope SCOPES [--patient ID] [--expires-in SECONDS]
-                                [--client-id ID] [--subject SUB]
-
-The table is ``--table``, else ``$ENCOUNTER_TABLE``, else ``encounters``. DynamoDB is
-``--endpoint-url``, else ``$DYNAMODB_ENDPOINT_URL``, else AWS as configured (``serve`` starts
-DynamoDB Local itself instead, in memory or in ``--data-dir``). Exit status: 0 when everything
-loaded, 1 when some Encounters were rejected, a file could not be read or the command failed (one
-line on stderr, no traceback), 2 on a usage error. When ``load`` or ``seed`` fails midway, the
-summary of what was written comes first.
-"""
+"""The ``fhir-encounter`` command (also ``python -m fhir_encounter_tools``): create-table, load,
+seed, serve and token. One line on stderr per failure, never a traceback; exit 0 all loaded,
+1 some rejected or failed, 2 usage error. ``fhir-encounter COMMAND --help`` lists the options."""
 
 from __future__ import annotations
 

@@ -1,9 +1,6 @@
-"""The Encounter table for the operator tools: a DynamoDB client, creating the table, checking it.
-
-The table is created from template.yaml's EncounterTable (keys and indexes), so a table made here
-and one deployed by ``sam deploy`` cannot differ. An existing table is accepted only when it has
-the key schema and indexes the code queries.
-"""
+"""The Encounter table for the operator tools, created from template.yaml's EncounterTable so that a
+local table and a deployed one cannot differ; an existing table must have the keys and indexes
+the code queries."""
 
 from __future__ import annotations
 

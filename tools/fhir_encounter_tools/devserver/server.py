@@ -1,39 +1,7 @@
-"""``fhir-encounter serve``: a local stand-in for API Gateway in front of the real handlers.
-
-- Routes and handlers come from template.yaml (``api_routes``); each function's handler file is
-  imported from its path, as Lambda loads it (no ``sys.path`` edits).
-- The path is decoded once, segment by segment, before it is matched, as API Gateway does
-  (``/Encounter/enc%2D1`` is ``/Encounter/enc-1``; ``%252D`` is ``%2D``, not ``-``; ``%2F``
-  stays inside its segment). Each HTTP request that matches a route (``{id}`` is one segment)
-  becomes the REST API proxy event that API Gateway would send: the decoded path, resource,
-  pathParameters and multi-value query parameters (decoded), every header, requestContext with
-  the stage (served at the root, so the stage is not in the path). The function's
-  ``lambda_handler`` runs in-process with a fresh context, and its statusCode, headers,
-  multiValueHeaders and body (base64 when ``isBase64Encoded``) are written back.
-- HEAD is answered as GET (the function sees GET), with GET's headers and no body.
-- ``auth`` none (the default) serves every request. ``auth`` smart runs the authorizer function
-  (functions/authorizer/app.py) before every route but the public ones, with tokens of a local dev
-  issuer (``devserver/authorizer.py`` says how API Gateway's answers are emulated), and serves
-  that issuer's JWKS at ``/.well-known/jwks.json``.
-- No route: 404 OperationOutcome; a known path with another method: 405 OperationOutcome. What
-  http.server rejects itself is an OperationOutcome too, never its HTML page: a request line over
-  64 KB (414), more than 100 headers or a header line over 64 KB (431), TRACE, CONNECT or an
-  unknown method (501), bad request syntax (400). A socket read waits ``request_timeout`` seconds
-  (10) at most: a connection that sends no request line is closed, one whose headers or body do
-  not arrive gets a 408.
-- One line per request on stderr: method, path (never the query string: it can hold patient
-  ids), status, milliseconds.
-- Lambda gives an execution environment one event at a time, and the handlers share the layer's
-  module state (Logger keys, Metrics) here, so invocations run one at a time; threads serve the
-  sockets.
-- Without an endpoint URL it runs DynamoDB Local (in memory, or in ``data_dir`` to keep the data,
-  on ``dynamodb_port`` or a free port), creates the table from the template unless it is there
-  already, seeds synthetic Encounters into a new or empty table, prints the endpoint and a ready
-  ``fhir-encounter load`` line, and stops DynamoDB Local by pid on exit; DynamoDB Local exits by
-  itself if this process dies without stopping it (``kill -9``). SIGTERM and SIGHUP (a closed
-  terminal) stop the server as Ctrl-C does; signals that arrive while it stops are ignored, so
-  the cleanup always finishes.
-"""
+"""``fhir-encounter serve``: a local API Gateway in front of the real handlers, so that `make run`
+behaves as the deployed API does without Docker: routes from template.yaml, proxy events as API
+Gateway builds them, every answer (its own errors included) an OperationOutcome, and DynamoDB
+Local started, seeded and stopped with it. The README's "Running locally" says what it does."""
 
 from __future__ import annotations
 

@@ -1,35 +1,7 @@
-"""Loads Encounters from FHIR files into the table, streaming, through ``EncounterWriter``.
-
-What a PATH may be:
-- ``*.json``: one resource. An Encounter loads; a Bundle of any type loads its Encounter entries
-  and skips (and counts) entries of other types and entries without a resource; any other
-  resource is skipped too.
-- ``*.ndjson``: FHIR Bulk Data, one resource per line (blank lines ignored). A line that is not
-  JSON is rejected with its line number; a resource of another type is skipped and counted, as in
-  a Bundle (so a whole Bulk Data export folder can be loaded as is).
-- a directory: every ``*.json`` and ``*.ndjson`` file below it, recursively, in sorted order (a
-  symbolic link among them that loops or leads nowhere is reported as a file that cannot be read).
-
-Inside a Bundle, ``urn:uuid:`` references resolve through the entries' ``fullUrl`` (FHIR R4
-Bundle rules, as a transaction from Synthea uses them): an entry whose ``fullUrl`` is
-``urn:uuid:X`` and whose resource is a Patient with id ``P`` turns every ``urn:uuid:X`` reference
-of the Bundle's Encounters into ``Patient/P``; an entry's resource without an id takes the uuid of
-its ``fullUrl`` (a valid FHIR id). An Encounter with a ``urn:uuid:`` reference that no entry
-resolves is rejected.
-
-JSON is read with ``validation.parse_json``: a value that cannot be stored and read back equal (a
-huge or overlong number, NaN, a key twice in one object, ...) rejects the one Encounter that holds
-it, never the records around it. Text that is not JSON rejects its NDJSON line, or its whole .json
-file (one document).
-
-Every Encounter is checked by ``validation.encounter_problem``; a rejected one is reported with
-its place (``file:line``, ``file: entry[i]`` or ``file``) and reason, and is not written. Within one
-load the first Encounter with an id wins: a later one with the same id is rejected (so a reload of
-the same files changes nothing). A file that cannot be read is reported and counted, and the other
-files load. The valid ones are written in batches of ``BATCH_SIZE``: memory holds one batch, one
-.json document and the ids seen so far, whatever the size of the input. Reports carry places, ids,
-field names and counts, never values.
-"""
+"""Loads Encounters from FHIR .json (a resource or a Bundle) and .ndjson files, streaming, through
+``EncounterWriter``. One bad record is reported with its place and reason and never costs the
+records around it; memory holds one batch and the ids seen. The README's "Loading your own
+Encounters" says what each input does."""
 
 from __future__ import annotations
 

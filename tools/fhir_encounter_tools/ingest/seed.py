@@ -1,23 +1,6 @@
-"""Realistic synthetic Encounters, the same ones for the same seed (``fhir-encounter seed``).
-
-Encounter ``enc-NNNNN`` depends only on the seed and its number, never on how many are made: with
-the same seed, ``--count 5000`` after ``--count 500`` leaves the first 500 unchanged. Each one
-draws from its own generator, seeded with (seed, number), and numbers its patients and
-appointments from its own number.
-
-About four Encounters per patient (``patient-0001`` ...): each block of 100 Encounters shares 25
-patients of its own. Some are for a Group. Every R4 status, the five common class codes with
-SNOMED types, reasons, participants and locations, periods from minutes (a virtual visit) to weeks
-(an admission) between 2019 and 2026: date-only values, several time-zone offsets, open-ended
-in-progress ones and planned ones without a period. About half have an appointment, some two or
-three (Encounter n's are among ``appointment-<3n-2>`` to ``appointment-<3n>``, from
-``appointment-0001``). ``SEED_PATIENT`` has every 25th Encounter, the first included, and only
-those; each has a period that starts in 2020 or later.
-
-About 5% of the other patients' Encounters name their subject by an absolute URL on another server
-(``FOREIGN_BASE_URL``/Patient/patient-NNNN), on purpose: such a reference names that server's
-patient, so ``patient=patient-NNNN`` does not find them; only that whole URL does.
-"""
+"""Realistic synthetic Encounters for ``seed`` and ``serve``: Encounter n depends only on (seed, n),
+so a larger --count keeps the records a smaller one wrote. SEED_PATIENT has every 25th; about 5%
+of the others name their subject on another server (FOREIGN_BASE_URL), as real exports do."""
 
 from __future__ import annotations
 

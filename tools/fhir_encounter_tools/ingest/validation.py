@@ -1,23 +1,7 @@
-"""Checks an Encounter before it is loaded: what the table's keys need, and FHIR R4's rules for them.
-
-Only the elements that the store indexes or that R4 makes mandatory are modelled; every other
-element is allowed and left untouched (the loader writes the resource as it came, not this model).
-
-Beyond the model, the resource must be one that the store can hold and read back equal, and that
-clients can read: JSON without NaN or Infinity, lone surrogates, a key twice in one object (which
-value was meant is ambiguous), numbers that a 64-bit float or Python's integer conversion cannot
-keep exactly, or nesting deeper than ``MAX_DEPTH``; at most ``MAX_RESOURCE_BYTES`` as the store
-writes it (compact UTF-8), below DynamoDB's 400 KB item limit with room for the key and index
-attributes. ``parse_json`` reads JSON text so that such a value is found here with its place, as a
-problem of the one resource that holds it, instead of failing the whole text.
-
-A period is in order when its end's range does not end before its start's range begins (FHIR
-compares ranges); a date without a time has no zone, so against a time with a zone it may begin as
-early as 00:00 at +14:00 and end as late as 24:00 at -12:00.
-
-A failed check gives one line: each wrong element's path and what is wrong with it. Never the
-value itself: values can be patient data.
-"""
+"""Checks an Encounter before it is loaded: the R4 rules for what the store indexes or R4 makes
+mandatory, and that it can be stored and read back equal (JSON without NaN, duplicate keys,
+lossy numbers or lone surrogates, within an item's size). A problem names the element's path,
+never its value: values can be patient data."""
 
 from __future__ import annotations
 
