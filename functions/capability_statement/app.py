@@ -14,12 +14,10 @@ def create_handler(runtime: Runtime, smart: SmartDiscovery) -> LambdaHandler:
     app = runtime.resolver()
 
     @app.get("/metadata")
-    @runtime.tracer.capture_method(capture_response=False)
     def metadata() -> Response[str]:
         return capability_statement(app.current_event, runtime, smart)
 
     @app.get("/.well-known/smart-configuration")
-    @runtime.tracer.capture_method(capture_response=False)
     def smart_configuration() -> Response[str]:
         return smart_configuration_document(app.current_event, runtime, smart)
 

@@ -12,7 +12,6 @@ def create_handler(runtime: Runtime, store: Store) -> LambdaHandler:
     app = runtime.resolver()
 
     @app.get("/Encounter/<encounter_id>")
-    @runtime.tracer.capture_method(capture_response=False)
     def read(encounter_id: str) -> Response[str]:
         # API Gateway decodes pathParameters (enc%2D1 is enc-1); the path the route matched may not be.
         decoded = (app.current_event.path_parameters or {}).get("id") or encounter_id

@@ -12,7 +12,6 @@ def create_handler(runtime: Runtime, store: Store) -> LambdaHandler:
     app = runtime.resolver()
 
     @app.get("/Encounter")
-    @runtime.tracer.capture_method(capture_response=False)
     def search() -> Response[str]:
         context = app.lambda_context
         return search_encounters(

@@ -869,3 +869,13 @@ def test_a_period_whose_end_zone_puts_it_before_its_start_covers_the_start() -> 
     assert span is not None
     assert span.low == micros("2021-06-15T00:00:00Z")
     assert span.high >= span.low
+
+
+@pytest.mark.parametrize("name", ["status", "_id", "patient", "date", "_count", "_cursor"])
+def test_a_value_that_is_not_unicode_text_is_a_400(name: str) -> None:
+    with pytest.raises(InvalidRequestError) as caught:
+        parse_search({name: ["finished\ud800"]})
+    assert (
+        caught.value.text
+        == f"Invalid value for search parameter '{name}': not valid Unicode text (a lone surrogate)"
+    )

@@ -382,3 +382,26 @@ def test_the_place_of_a_problem_is_its_path_and_odd_keys_are_not_shown(
     assert problem is not None
     assert problem.endswith(f"(at {place})")
     assert "xxxxxxxxxx" not in problem
+
+
+@pytest.mark.parametrize("meta", ["0", 5, [1], None, []])
+def test_meta_must_be_a_json_object(meta: object) -> None:
+    resource = {
+        "resourceType": "Encounter",
+        "id": "e1",
+        "status": "planned",
+        "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "AMB"},
+        "meta": meta,
+    }
+    assert encounter_problem(resource) == "meta: must be a JSON object"
+
+
+def test_a_meta_object_loads() -> None:
+    resource = {
+        "resourceType": "Encounter",
+        "id": "e1",
+        "status": "planned",
+        "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "AMB"},
+        "meta": {"source": "ehr"},
+    }
+    assert encounter_problem(resource) is None

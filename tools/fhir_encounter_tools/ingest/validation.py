@@ -149,6 +149,10 @@ def _ends_before_start(start: str, end: str) -> bool:
     return high < low
 
 
+class Meta(_Element):
+    """Resource.meta: an object whose other elements the store keeps as they are."""
+
+
 class Encounter(_Element):
     resource_type: Literal["Encounter"] = Field(alias="resourceType")
     id: str
@@ -157,6 +161,7 @@ class Encounter(_Element):
     subject: SubjectReference | None = None
     appointment: list[AppointmentReference] | None = None
     period: Period | None = None
+    meta: Meta = Field(default_factory=lambda: Meta())  # the store sets meta.versionId and lastUpdated
 
     @field_validator("id")
     @classmethod

@@ -136,7 +136,11 @@ class Runtime:
         return app
 
     def handler(self, app: APIGatewayRestResolver) -> LambdaHandler:
-        """The Lambda entry point for a resolver, with logging context, tracing and metrics."""
+        """The Lambda entry point for a resolver, with logging context, tracing and metrics.
+
+        Routes are not wrapped in ``capture_method``: it logs every exception it sees at ERROR
+        with a traceback, and a client's 4xx is not an error of the service.
+        """
 
         def resolve(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
             return app.resolve(event, context)

@@ -131,6 +131,8 @@ def parse_search(
                 f"Search parameter '{name}' does not support the modifier ':{_cut(modifier)}'"
             )
         present = [value for value in values if value.strip()]
+        if not all(_is_text(value) for value in present):
+            raise _invalid(name, "not valid Unicode text (a lone surrogate)")
         if name in SEARCH_PARAMETERS and SEARCH_PARAMETERS[name].type is ParamType.DATE:
             # An unencoded '+' of a zone offset arrives decoded as a space: restore it.
             present = [value.replace(" ", "+") for value in present]
@@ -170,6 +172,14 @@ def name_list(names: Sequence[str]) -> str:
     shown = ", ".join(_cut(name) for name in sorted(names)[:MAX_NAMED])
     more = len(names) - MAX_NAMED
     return f"{shown} and {more} more" if more > 0 else shown
+
+
+def _is_text(value: str) -> bool:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _cut(text: str) -> str:
