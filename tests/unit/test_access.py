@@ -100,7 +100,13 @@ def test_a_patient_scope_without_a_usable_patient_claim_is_forbidden(patient: st
 
 
 def test_a_request_without_verified_claims_is_forbidden_in_smart_mode() -> None:
-    for request_context in (None, {}, {"authorizer": {}}, {"authorizer": {"scope": "user/*.*"}}):
+    contexts: list[dict[str, Any] | None] = [
+        None,
+        {},
+        {"authorizer": {}},
+        {"authorizer": {"scope": "user/*.*"}},
+    ]
+    for request_context in contexts:
         with pytest.raises(ForbiddenError):
             access_for(AuthMode.SMART, request_context, READ)
 
