@@ -23,7 +23,7 @@ from fhir_encounter.search.cursor import decode_cursor, encode_cursor, search_fi
 from fhir_encounter.search.paging import fit_page, select_page
 from fhir_encounter.search.parameters import ParseContext
 from fhir_encounter.search.planning import plan
-from fhir_encounter.search.query import MAX_NAMED, parse_search
+from fhir_encounter.search.query import MAX_NAME_LENGTH, MAX_NAMED, parse_search
 from fhir_encounter.smart import SmartDiscovery, rest_security, smart_configuration
 from fhir_encounter.store.dynamodb import ReadCost
 from fhir_encounter.store.repository import UNKNOWN_TEXT
@@ -96,7 +96,7 @@ def search_encounters(
     page = fit_page(page, query, {i: entry_size(text) for i, text in resources}, MAX_ENTRY_BYTES)
     kept = {row.id for row in page.rows}
     resources = [(i, text) for i, text in resources if i in kept]
-    next_offset = query.offset + len(resources) if resources and page.has_more else None
+    next_offset = page.next_cursor.offset if page.next_cursor else None  # the link and its cursor agree
     body = searchset(
         base_url=base_url(event, runtime),
         query=query,
@@ -112,7 +112,7 @@ def search_encounters(
         "search answered",
         extra={
             "parameters": [name for name, _ in query.criteria_params],
-            "ignored_parameters": ignored[:MAX_NAMED],
+            "ignored_parameters": [name[:MAX_NAME_LENGTH] for name in ignored[:MAX_NAMED]],
             "ignored_count": len(ignored),
             "count": query.count,
             "offset": query.offset,
