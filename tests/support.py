@@ -2,18 +2,31 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
+import io
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
+from email.message import Message
 from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, parse_qsl, urlencode, urlsplit
 
 from fhir_encounter.config import Settings
 from fhir_encounter.runtime import LambdaHandler, Runtime, Store
 from fhir_encounter.smart import SmartDiscovery
+from fhir_encounter_tools.cli import main as cli_main
+from fhir_encounter_tools.devserver.dynamodb_local import free_port
 from fhir_encounter_tools.devserver.events import LocalContext, rest_api_event
 from tests.environment import TEST_ENVIRONMENT
 from tests.environment import TEST_SECRET as TEST_SECRET
@@ -223,21 +236,7 @@ def invoke_encounter_by_id(encounter_id: str) -> dict[str, Any]:
 
 # ---- the integration suite: scenarios, the served API over HTTP, the command and `serve` ---------
 # (imported here, not at the top, so that this section could be appended on its own)
-import contextlib  # noqa: E402
-import io  # noqa: E402
-import os  # noqa: E402
-import signal  # noqa: E402
-import subprocess  # noqa: E402
-import sys  # noqa: E402
-import time  # noqa: E402
-import urllib.error  # noqa: E402
-import urllib.request  # noqa: E402
-from dataclasses import dataclass  # noqa: E402
-from email.message import Message  # noqa: E402
-from urllib.parse import parse_qsl, urlencode, urlsplit  # noqa: E402
 
-from fhir_encounter_tools.cli import main as cli_main  # noqa: E402
-from fhir_encounter_tools.devserver.dynamodb_local import free_port  # noqa: E402
 
 INTEGRATION_TABLE = "encounters-integration"
 INTEGRATION_DATA = Path("tests/data")  # relative to ROOT, as a user would type it
