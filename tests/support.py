@@ -434,7 +434,11 @@ def start_server(log_dir: Path, *args: str) -> Server:
     """``python -m fhir_encounter_tools serve --port <free port> ARGS``, once it says it is serving."""
     log_dir.mkdir(parents=True, exist_ok=True)
     stdout, stderr = log_dir / "stdout.txt", log_dir / "stderr.txt"
-    environment = {k: v for k, v in os.environ.items() if k not in ("DYNAMODB_ENDPOINT_URL", "FHIR_BASE_URL")}
+    environment = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("DYNAMODB_ENDPOINT_URL", "ENCOUNTER_TABLE", "FHIR_BASE_URL")
+    }
     command = [sys.executable, "-m", "fhir_encounter_tools", "serve", "--port", str(free_port()), *args]
     with stdout.open("wb") as out, stderr.open("wb") as err:
         process = subprocess.Popen(command, stdout=out, stderr=err, cwd=ROOT, env=environment)

@@ -25,6 +25,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from tests.figures import percentile
+
 ROOT = Path(__file__).resolve().parents[2]
 TABLE = "encounters-bench"
 
@@ -35,11 +37,6 @@ TARGETS = {
     "next_page_read_units": 8.0,  # a cursor page of 10: about one page of rows and items
     "patient_page_read_units": 8.0,  # first page of a typical patient's encounters, total included
 }
-
-
-def percentile(samples: list[float], fraction: float) -> float:
-    ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
 
 
 def timed(function: Callable[[], Any], repeat: int) -> list[float]:
@@ -159,6 +156,8 @@ def main() -> int:
 
         # The handlers as each function composes them, on the client a function would create.
         with handlers_on(dynamodb_client(endpoint), settings):
+            # One audit line per request would bury the figures: the bench keeps them quiet.
+            logging.getLogger(f"{settings.service_name}-audit").setLevel(logging.WARNING)
             _, _, first_page = search("_count=10")
             next_url = next(link["url"] for link in first_page["link"] if link["relation"] == "next")
             next_query = parse_qs(urlsplit(next_url).query)

@@ -17,11 +17,7 @@ import argparse
 import json
 import os
 import platform
-import queue
 import random
-import signal
-import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -30,15 +26,16 @@ import urllib.request
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 from urllib.parse import urlencode
 
+from fhir_encounter_tools.ingest.validation import STATUSES
+from tests.environment import TEST_ENVIRONMENT
+from tests.figures import percentile
+
 ROOT = Path(__file__).resolve().parents[2]
-READY = "Serving FHIR Encounter API on "
-STATUSES = ("planned", "arrived", "triaged", "in-progress", "onleave", "finished", "cancelled", "unknown")
 WALK_PAGES = 5  # pages a walk follows at most
 REQUEST_TIMEOUT = 30.0
-START_TIMEOUT = 300.0
 
 
 @dataclass
@@ -150,71 +147,6 @@ class Client:
                 self.walk()
 
 
-def start_server(encounters: int, log: IO[str]) -> tuple[subprocess.Popen[str], str]:
-    """`fhir-encounter serve` on 127.0.0.1 and a free port; its base URL once it serves."""
-    environment = {
-        name: value
-        for name, value in os.environ.items()
-        if name not in ("DYNAMODB_ENDPOINT_URL", "ENCOUNTER_TABLE", "FHIR_BASE_URL")
-    }
-    command = [
-        sys.executable,
-        "-m",
-        "fhir_encounter_tools",
-        "serve",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        "0",
-        "--seed-count",
-        str(encounters),
-        "--log-level",
-        "WARNING",
-    ]
-    server = subprocess.Popen(
-        command, cwd=ROOT, env=environment, stdout=subprocess.PIPE, stderr=log, text=True
-    )
-    lines: queue.Queue[str | None] = queue.Queue()
-    threading.Thread(target=_read_lines, args=(server.stdout, lines), daemon=True).start()
-    deadline = time.monotonic() + START_TIMEOUT
-    while (remaining := deadline - time.monotonic()) > 0:
-        try:
-            line = lines.get(timeout=remaining)
-        except queue.Empty:
-            break
-        if line is None:  # serve exited
-            break
-        print(f"  serve: {line.rstrip()}", flush=True)
-        if line.startswith(READY):
-            return server, line[len(READY) :].strip()
-    stop_server(server)
-    raise SystemExit(f"serve did not start (exit status {server.returncode}); its log: {log.name}")
-
-
-def _read_lines(stream: IO[str] | None, lines: queue.Queue[str | None]) -> None:
-    """Every line of serve's stdout into ``lines`` (then None), so that the pipe never fills."""
-    assert stream is not None
-    for line in stream:
-        lines.put(line)
-    lines.put(None)
-
-
-def stop_server(server: subprocess.Popen[str]) -> None:
-    """SIGTERM to the server's pid (it stops its DynamoDB Local), SIGKILL if it does not exit."""
-    if server.poll() is None:
-        os.kill(server.pid, signal.SIGTERM)
-        try:
-            server.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            os.kill(server.pid, signal.SIGKILL)
-            server.wait()
-
-
-def percentile(values: list[float], fraction: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
-
-
 def report(samples: list[Sample], seconds: float, clients: int, encounters: int) -> tuple[int, int]:
     """Prints the figures; (errors, 5xx)."""
     by_kind: dict[str, list[Sample]] = defaultdict(list)
@@ -253,16 +185,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--encounters", type=int, default=5000, help="Encounters to seed (default: 5000)")
     parser.add_argument("--random-seed", type=int, default=7, help="the clients' random seed (default: 7)")
     args = parser.parse_args(argv)
+    # tests.support composes the functions in this process when it loads: give them their
+    # environment first, as the tests do.
+    os.environ.update(TEST_ENVIRONMENT)
+    from tests.support import start_server, stop_server
 
-    with tempfile.NamedTemporaryFile("w", prefix="fhir-load-serve-", suffix=".log", delete=False) as log:
-        print(f"Starting serve with {args.encounters} Encounters (its stderr: {log.name})", flush=True)
-        server, base_url = start_server(args.encounters, log)
+    with tempfile.TemporaryDirectory(prefix="fhir-load-serve-") as logs:
+        print(f"Starting serve with {args.encounters} Encounters", flush=True)
+        server = start_server(Path(logs), "--seed-count", str(args.encounters), "--log-level", "WARNING")
         try:
             clients = [
-                Client(base_url, args.encounters, random.Random(args.random_seed * 1000 + n))
+                Client(server.base_url, args.encounters, random.Random(args.random_seed * 1000 + n))
                 for n in range(args.clients)
             ]
-            print(f"{args.clients} clients for {args.seconds:.0f} s against {base_url}", flush=True)
+            print(f"{args.clients} clients for {args.seconds:.0f} s against {server.base_url}", flush=True)
             started = time.monotonic()
             until = started + args.seconds
             threads = [threading.Thread(target=client.run, args=(until,)) for client in clients]
@@ -272,14 +208,13 @@ def main(argv: list[str] | None = None) -> int:
                 thread.join()
             elapsed = time.monotonic() - started
         finally:
-            stop_server(server)
-    samples = [sample for client in clients for sample in client.samples]
-    errors, server_errors = report(samples, elapsed, args.clients, args.encounters)
-    print(f"\nserve stopped (exit status {server.returncode})")
-    if server.returncode != 0:
-        print(f"serve's log: {log.name}")
-        return 1
-    Path(log.name).unlink(missing_ok=True)
+            status = stop_server(server.process)
+        samples = [sample for client in clients for sample in client.samples]
+        errors, server_errors = report(samples, elapsed, args.clients, args.encounters)
+        print(f"\nserve stopped (exit status {status})")
+        if status != 0:
+            print(f"serve's log:\n{server.stderr.read_text()[-4000:]}")
+            return 1
     return 1 if errors or server_errors else 0
 
 
