@@ -9,13 +9,13 @@ from urllib.parse import parse_qs
 
 import pytest
 
-from fhir_encounter.dates import NEG_INFINITY, POS_INFINITY, DateRange, parse_range
+from fhir_encounter.dates import NEG_INFINITY, POS_INFINITY, DateRange, PeriodBounds, parse_range
 from fhir_encounter.search.cursor import Cursor
 from fhir_encounter.search.parameters import DATE_PREFIXES, IndexRow
-from fhir_encounter.search.planning import MAX_QUERY_LIMIT, Plan, next_limit, plan, start_bounds
+from fhir_encounter.search.planning import MAX_QUERY_LIMIT, Plan, next_limit, period_bounds, plan
 from fhir_encounter.search.query import SearchQuery, parse_search
-from fhir_encounter.store.items import index_row_of
-from fhir_encounter.store.keys import APPOINTMENT_INDEX, PERIOD_START_INDEX, SUBJECT_INDEX, bucket_of
+from fhir_encounter.store.items import index_row_of, period_partition
+from fhir_encounter.store.keys import APPOINTMENT_INDEX, PERIOD_START_INDEX, SUBJECT_INDEX
 from tests.support import encounter, micros
 
 NOW = micros("2026-01-01T00:00:00Z")
@@ -164,29 +164,37 @@ def test_dates_that_can_meet_do_not_make_an_empty_plan(query: str) -> None:
     assert not plan_of(query).empty
 
 
-# ---- start_bounds: the bounds on period.start behind the sort-key range -----------------------------
+# ---- period_bounds: what the date criteria imply of a match's start and end --------------------------
+
+ANY = DateRange(NEG_INFINITY, POS_INFINITY)
 
 
-def test_start_bounds_without_dates_are_unbounded() -> None:
-    assert start_bounds(parsed("patient=1&status=finished"), NOW) == DateRange(NEG_INFINITY, POS_INFINITY)
+def test_period_bounds_without_dates_are_unbounded_and_need_no_period() -> None:
+    assert period_bounds(parsed("patient=1&status=finished"), NOW) == PeriodBounds(
+        ANY, ANY, needs_period=False
+    )
 
 
 @pytest.mark.parametrize(
-    ("prefix", "expected"),
+    ("prefix", "start", "end"),
     [
-        ("eq", DateRange(S_RANGE.low, S_RANGE.high)),
-        ("ne", DateRange(NEG_INFINITY, POS_INFINITY)),
-        ("gt", DateRange(NEG_INFINITY, POS_INFINITY)),
-        ("ge", DateRange(NEG_INFINITY, POS_INFINITY)),
-        ("lt", DateRange(NEG_INFINITY, S_RANGE.low - 1)),
-        ("eb", DateRange(NEG_INFINITY, S_RANGE.low - 1)),
-        ("le", DateRange(NEG_INFINITY, S_RANGE.high)),
-        ("sa", DateRange(S_RANGE.high + 1, POS_INFINITY)),
-        ("ap", DateRange(NEG_INFINITY, S_RANGE.high + (NOW - S_RANGE.low) // 10)),
+        ("eq", DateRange(S_RANGE.low, S_RANGE.high), DateRange(S_RANGE.low, S_RANGE.high)),
+        ("ne", ANY, ANY),
+        ("gt", ANY, DateRange(S_RANGE.high + 1, POS_INFINITY)),
+        ("ge", ANY, DateRange(S_RANGE.low, POS_INFINITY)),
+        ("lt", DateRange(NEG_INFINITY, S_RANGE.low - 1), ANY),
+        ("eb", DateRange(NEG_INFINITY, S_RANGE.low - 1), DateRange(NEG_INFINITY, S_RANGE.low - 1)),
+        ("le", DateRange(NEG_INFINITY, S_RANGE.high), ANY),
+        ("sa", DateRange(S_RANGE.high + 1, POS_INFINITY), DateRange(S_RANGE.high + 1, POS_INFINITY)),
+        (
+            "ap",
+            DateRange(NEG_INFINITY, S_RANGE.high + (NOW - S_RANGE.low) // 10),
+            DateRange(S_RANGE.low - (NOW - S_RANGE.low) // 10, POS_INFINITY),
+        ),
     ],
 )
-def test_start_bounds_per_prefix(prefix: str, expected: DateRange) -> None:
-    assert start_bounds(parsed(f"date={prefix}{SEARCH_DAY}"), NOW) == expected
+def test_period_bounds_per_prefix(prefix: str, start: DateRange, end: DateRange) -> None:
+    assert period_bounds(parsed(f"date={prefix}{SEARCH_DAY}"), NOW) == PeriodBounds(start, end)
 
 
 @pytest.mark.parametrize(
@@ -199,11 +207,18 @@ def test_start_bounds_per_prefix(prefix: str, expected: DateRange) -> None:
         ("date=ge2020&date=le2021", None, "2021-12-31T23:59:59.999999Z"),
     ],
 )
-def test_start_bounds_hull_or_sets_and_intersect_repeats(
+def test_period_bounds_hull_or_sets_and_intersect_repeats(
     query: str, low: str | None, high: str | None
 ) -> None:
     expected = DateRange(micros(low) if low else NEG_INFINITY, micros(high) if high else POS_INFINITY)
-    assert start_bounds(parsed(query), NOW) == expected
+    assert period_bounds(parsed(query), NOW).start == expected
+
+
+def test_a_window_bounds_the_end_from_below_and_the_start_from_above() -> None:
+    bounds = period_bounds(parsed("date=ge2021-03-01&date=lt2021-04-01"), NOW)
+    assert bounds.end == DateRange(micros("2021-03-01T00:00:00Z"), POS_INFINITY)
+    assert bounds.start == DateRange(NEG_INFINITY, micros("2021-03-31T23:59:59.999999Z"))
+    assert bounds.needs_period
 
 
 # ---- cursors --------------------------------------------------------------------------------------
@@ -229,68 +244,36 @@ def test_without_a_cursor_nothing_is_skipped() -> None:
     assert plan_of("patient=p1").after is None
 
 
-# ---- the period walk's buckets --------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("query", "first", "last"),
-    [
-        ("", "0000-00", "9999-99"),
-        ("status=finished", "0000-00", "9999-99"),
-        ("date=eq2021-06-15", "2021-06", "2021-06"),
-        ("date=eq2021", "2021-01", "2021-12"),
-        ("date=sa2021-06-15", "2021-06", "9999-99"),
-        ("date=sa2021-06-30", "2021-07", "9999-99"),
-        ("date=lt2021-06-01", "0000-00", "2021-05"),
-        ("date=le2021-06-15", "0000-00", "2021-06"),
-        ("date=ge2021", "0000-00", "9999-99"),
-        ("date=eq2021-06-15T23:30:00-02:00", "2021-06", "2021-06"),
-        ("date=eq2021-06-30T23:30:00-02:00", "2021-07", "2021-07"),
-    ],
-)
-def test_the_bucket_range_is_the_months_the_start_can_fall_in(query: str, first: str, last: str) -> None:
-    chosen = plan_of(query)
-    assert (chosen.index, chosen.first_bucket, chosen.last_bucket) == (PERIOD_START_INDEX, first, last)
-
-
-@pytest.mark.parametrize(
-    ("query", "cursor", "first", "last"),
-    [
-        ("date=ge2021", CURSOR, "2021-08", "9999-99"),
-        ("date=eq2021", CURSOR, "2021-08", "2021-12"),
-        ("", CURSOR, "2021-08", "9999-99"),
-        ("date=sa2021-09-01", CURSOR, "2021-09", "9999-99"),
-        ("date=lt2021", Cursor(f"{NO_START}#e3", 10, None), "0000-00", "2020-12"),
-    ],
-)
-def test_a_cursor_raises_the_first_bucket_to_its_own(
-    query: str, cursor: Cursor, first: str, last: str
-) -> None:
-    chosen = plan_of(query, cursor)
-    assert (chosen.first_bucket, chosen.last_bucket) == (first, last)
+# ---- the period walk's streams (store.periods picks them; test_periods covers the families) --------
 
 
 @pytest.mark.parametrize(
     ("query", "cursor", "directory", "expected"),
     [
-        ("", None, ["2021-07", "0000-00", "2019-01"], ["0000-00", "2019-01", "2021-07"]),
-        ("date=eq2021-06", None, ["2021-07", "0000-00", "2021-06", "2021-05"], ["2021-06"]),
-        ("date=eq2021", None, ["2022-01", "2021-12", "2020-12", "2021-01"], ["2021-01", "2021-12"]),
-        ("date=eq2019", None, ["2021-07", "0000-00", "2021-06"], []),
-        ("date=lt2021", None, ["2021-07", "0000-00", "2020-03"], ["0000-00", "2020-03"]),
+        ("", None, ["c0#2021-07", "none#0", "c0#2019-01"], ["none#0", "c0#2019-01", "c0#2021-07"]),
+        ("date=eq2021-06", None, ["c0#2021-07", "none#1", "c0#2021-06", "c0#2021-05"], ["c0#2021-06"]),
+        ("date=eq2019", None, ["c0#2021-07", "none#0", "c0#2021-06"], []),
+        (
+            "date=lt2021",
+            None,
+            ["c0#2021-07", "none#2", "nostart#2020", "c0#2020-03"],
+            ["nostart#2020", "c0#2020-03"],
+        ),
         (
             "date=ge2021",
             CURSOR,
-            ["2022-01", "0000-00", "2021-07", "2021-08", "2021-09"],
-            ["2021-08", "2021-09", "2022-01"],
+            ["c0#2022-01", "nostart#2022", "c0#2021-07", "c0#2021-08", "c0#2021-09"],
+            ["c0#2021-08", "c0#2021-09", "c0#2022-01"],
         ),
+        ("patient=p1", CURSOR, ["c0#2021-07"], ["Patient/p1"]),
         ("", None, [], []),
+        ("", None, ["2021-06", "0000-00"], []),  # the partitions of an older index version
     ],
 )
-def test_buckets_picks_the_directorys_buckets_in_range_in_order(
+def test_streams_pick_the_directorys_partitions_in_floor_order(
     query: str, cursor: Cursor | None, directory: list[str], expected: list[str]
 ) -> None:
-    assert plan_of(query, cursor).buckets(directory) == expected
+    assert [stream.partition for stream in plan_of(query, cursor).streams(directory)] == expected
 
 
 # ---- how much each Query reads ----------------------------------------------------------------------
@@ -361,19 +344,26 @@ def _random_row(rng: random.Random, number: int) -> IndexRow:
     return row
 
 
-def _within(chosen: Plan, row: IndexRow) -> bool:
-    in_range = chosen.low <= row.sort_key <= chosen.high
-    if chosen.walks_buckets:
-        in_range = in_range and chosen.first_bucket <= bucket_of(row.sort_key) <= chosen.last_bucket
-    return in_range and not chosen.empty
+def _within(chosen: Plan, row: IndexRow, directory: list[str]) -> bool:
+    """The row lies in one of the plan's streams, within its sort-key range."""
+    if chosen.empty or not chosen.low <= row.sort_key <= chosen.high:
+        return False
+    if not chosen.walks_buckets:
+        return True
+    partition = period_partition(row)
+    return any(
+        s.partition == partition and s.floor <= row.sort_key and s.low <= row.sort_key <= s.high
+        for s in chosen.streams(directory)
+    )
 
 
-def test_every_matching_row_lies_within_the_plans_sort_key_range_and_buckets() -> None:
-    """Property: whenever a row matches the query, its start lies within start_bounds, its sort key
-    within [low, high] and its bucket within the walk's, with or without a cursor before it."""
+def test_every_matching_row_lies_within_the_plans_sort_key_range_and_streams() -> None:
+    """Property: whenever a row matches the query, its period lies within period_bounds, its sort
+    key within [low, high] and within one of the walk's streams, with or without a cursor."""
     rng = random.Random(42)
     rows = sorted((_random_row(rng, number) for number in range(80)), key=lambda row: row.sort_key)
     assert sum("period" not in row.values for row in rows) >= 5
+    directory = sorted({period_partition(row) for row in rows})
     checked = bounded = resumed = 0
     for _ in range(400):
         groups = [
@@ -386,7 +376,7 @@ def test_every_matching_row_lies_within_the_plans_sort_key_range_and_buckets() -
         params = {"date": groups, **({"patient": ["p1,p2"]} if rng.random() < 0.3 else {})}
         query = parse_search(params)[0]
         now = rng.randrange(micros("2018-01-01T00:00:00Z"), micros("2027-01-01T00:00:00Z"))
-        bounds = start_bounds(query, now)
+        bounds = period_bounds(query, now)
         chosen = plan(query, None, now)
         cursor = Cursor(rng.choice(rows).sort_key, 10, None)
         after_cursor = plan(query, cursor, now)
@@ -394,12 +384,14 @@ def test_every_matching_row_lies_within_the_plans_sort_key_range_and_buckets() -
             if not query.matches(row, now):
                 continue
             assert "period" in row.values  # no period matches no date criterion
-            assert bounds.low <= row.values["period"].low <= bounds.high, (groups, now, row, bounds)
-            assert _within(chosen, row), (groups, now, row, chosen)
+            period = row.values["period"]
+            assert bounds.start.low <= period.low <= bounds.start.high, (groups, now, row, bounds)
+            assert bounds.end.low <= period.high <= bounds.end.high, (groups, now, row, bounds)
+            assert _within(chosen, row, directory), (groups, now, row, chosen)
             checked += 1
             bounded += chosen.low > NO_START or chosen.high < END
             if row.sort_key > cursor.after_sort_key:
-                assert _within(after_cursor, row), (groups, now, row, after_cursor)
+                assert _within(after_cursor, row, directory), (groups, now, row, after_cursor)
                 resumed += 1
     # the property was exercised, including with real (finite) bounds and after cursors
     assert checked > 2000

@@ -46,6 +46,36 @@ class DateRange:
     high: int
 
 
+@dataclass(frozen=True, slots=True)
+class PeriodBounds:
+    """What a search implies about the periods it can match: bounds on the start (a missing start
+    is -infinity) and on the end (a missing end is +infinity), and whether a period is needed."""
+
+    start: DateRange
+    end: DateRange
+    needs_period: bool = True
+
+    def meet(self, other: PeriodBounds) -> PeriodBounds:
+        """Both hold (AND)."""
+        return PeriodBounds(
+            DateRange(max(self.start.low, other.start.low), min(self.start.high, other.start.high)),
+            DateRange(max(self.end.low, other.end.low), min(self.end.high, other.end.high)),
+            self.needs_period or other.needs_period,
+        )
+
+    def join(self, other: PeriodBounds) -> PeriodBounds:
+        """Either holds (OR): the hull of each range."""
+        return PeriodBounds(
+            DateRange(min(self.start.low, other.start.low), max(self.start.high, other.start.high)),
+            DateRange(min(self.end.low, other.end.low), max(self.end.high, other.end.high)),
+            self.needs_period and other.needs_period,
+        )
+
+
+EVERYTHING = DateRange(NEG_INFINITY, POS_INFINITY)
+ANY_PERIOD = PeriodBounds(EVERYTHING, EVERYTHING, needs_period=False)  # no date criterion
+
+
 def parse_range(text: str) -> DateRange:
     """The range a FHIR date/dateTime value covers, by its precision.
 

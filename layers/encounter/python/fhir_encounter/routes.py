@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import replace
 from datetime import UTC, datetime
 from email.utils import format_datetime
 
@@ -81,6 +82,11 @@ def search_encounters(
     now = time.time_ns() // 1000
     search_plan = plan(query, cursor, now)
     cost = ReadCost()
+    counted = None
+    if search_plan.partitions_decide and cursor is None and query.counts_total:
+        # Every row of the partitions matches: DynamoDB counts them, and only the page is read.
+        counted = store.repository.count(search_plan, cost)
+        search_plan = replace(search_plan, page_hint=query.offset + query.count + 1)
     rows = store.repository.rows(search_plan, cost)
     budget = COUNT_BUDGET_SECONDS if query.count else remaining_seconds - RESPONSE_MARGIN_SECONDS
     deadline = started + budget
@@ -89,6 +95,7 @@ def search_encounters(
         query,
         cursor,
         out_of_time=lambda: time.monotonic() > deadline,
+        known_total=counted,
     )
     if query.count == 0 and page.total is None and query.counts_total:
         raise TooCostlyError("Counting the matches took too long; retry, or narrow the search")

@@ -31,18 +31,20 @@ def select_page(
     query: SearchQuery,
     cursor: Cursor | None,
     out_of_time: Callable[[], bool] = never,
+    known_total: Callable[[], int] | None = None,
 ) -> Page:
     """``matching``: the matching rows in sort order, after the cursor's key when there is one.
 
     On a counting first page ``out_of_time`` is asked at every row: once it says so, counting
     stops (the page is answered without a total, its next link continuing as ``_total=none``
     does) and the walk ends as soon as the page is complete. Skipping to ``_offset`` is bounded
-    by MAX_OFFSET, so the page is always found.
+    by MAX_OFFSET, so the page is always found. ``known_total``: a first page's total, counted
+    alongside (Select=COUNT) and asked for once the page is read; the walk stops one row after it.
     """
     rows: list[IndexRow] = []
     stopped = False
     total: int | None
-    if cursor is None and query.counts_total:
+    if cursor is None and query.counts_total and known_total is None:
         counted = 0
         end = query.offset + query.count
         exhausted = True
@@ -67,6 +69,8 @@ def select_page(
             rows.append(row)
             if total is not None and len(rows) == query.count:
                 break
+        if known_total is not None:
+            total = known_total()
         if total is not None:
             has_more = query.offset + len(rows) < total
     next_cursor = Cursor(rows[-1].sort_key, query.offset + len(rows), total) if rows and has_more else None

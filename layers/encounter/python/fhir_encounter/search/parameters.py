@@ -12,7 +12,14 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from fhir_encounter.dates import NEG_INFINITY, POS_INFINITY, DateRange, DateValueError, parse_range
+from fhir_encounter.dates import (
+    NEG_INFINITY,
+    POS_INFINITY,
+    DateRange,
+    DateValueError,
+    PeriodBounds,
+    parse_range,
+)
 from fhir_encounter.references import ReferenceValueError, is_fhir_id, normalize_reference, stored_reference
 from fhir_encounter.store import keys
 
@@ -80,7 +87,7 @@ class SearchParameter:
     match: Callable[[Any, tuple[Any, ...], int], bool]  # (row value, the OR-ed values, now)
     index: str | None = None  # the index (or "table") whose partition key the values are
     partitions: Callable[[Any], Iterable[str]] | None = None  # partition keys of one value
-    start_bounds: Callable[[Any, int], DateRange] | None = None  # bounds on period.start it implies
+    period_bounds: Callable[[Any, int], PeriodBounds] | None = None  # what it implies of the period
 
     def row_value(self, row: IndexRow) -> Any:
         return row.id if self.field is None else row.values.get(self.field.name)
@@ -140,7 +147,9 @@ INDEX_FIELDS = (SUBJECT, APPOINTMENTS, PERIOD, STATUS)
 
 # Bump when an extract function changes what it returns for the same resource. Together with the
 # field list it makes INDEX_VERSION, which the writer stores: a reload rewrites out-of-date items.
-EXTRACTION_REVISION = 2  # 2: absolute references keep their server (the whole URL)
+# 2: absolute references keep their server (the whole URL); 3: period-start partitions by
+# duration class (store.periods)
+EXTRACTION_REVISION = 3
 INDEX_VERSION = hashlib.sha256(
     json.dumps(
         [EXTRACTION_REVISION, [(f.name, f.kind, f.attributes) for f in INDEX_FIELDS]], separators=(",", ":")
@@ -258,22 +267,36 @@ def date_matches(period: DateRange | None, criterion: DateCriterion, now: int) -
             return t_lo <= s_hi + tolerance and t_hi >= s_lo - tolerance
 
 
-def date_start_bounds(criterion: DateCriterion, now: int) -> DateRange:
-    """Bounds on period.start that every match of the criterion satisfies (a missing start is -inf)."""
+def date_period_bounds(criterion: DateCriterion, now: int) -> PeriodBounds:
+    """What every period matching the criterion satisfies: bounds on its start (-inf when missing)
+    and on its end (+inf when missing), read off date_matches case by case."""
     s_lo, s_hi = criterion.search.low, criterion.search.high
     match criterion.prefix:
-        case "eq":
-            return DateRange(s_lo, s_hi)
-        case "lt" | "eb":
-            return DateRange(NEG_INFINITY, s_lo - 1)
-        case "le":
-            return DateRange(NEG_INFINITY, s_hi)
+        case "eq":  # s_lo <= start and end <= s_hi (and start <= end)
+            return _bounds(start=(s_lo, s_hi), end=(s_lo, s_hi))
+        case "gt":
+            return _bounds(end=(s_hi + 1, POS_INFINITY))
+        case "lt":
+            return _bounds(start=(NEG_INFINITY, s_lo - 1))
+        case "ge":  # ends after S, or lies within it: either way ends at or after s_lo
+            return _bounds(end=(s_lo, POS_INFINITY))
+        case "le":  # starts before S, or lies within it
+            return _bounds(start=(NEG_INFINITY, s_hi))
         case "sa":
-            return DateRange(s_hi + 1, POS_INFINITY)
+            return _bounds(start=(s_hi + 1, POS_INFINITY), end=(s_hi + 1, POS_INFINITY))
+        case "eb":
+            return _bounds(start=(NEG_INFINITY, s_lo - 1), end=(NEG_INFINITY, s_lo - 1))
         case "ap":
-            return DateRange(NEG_INFINITY, s_hi + abs(now - s_lo) // AP_TOLERANCE_DIVISOR)
-        case _:  # ne, gt, ge put no bound on the start
-            return DateRange(NEG_INFINITY, POS_INFINITY)
+            tolerance = abs(now - s_lo) // AP_TOLERANCE_DIVISOR
+            return _bounds(start=(NEG_INFINITY, s_hi + tolerance), end=(s_lo - tolerance, POS_INFINITY))
+        case _:  # ne: any period
+            return _bounds()
+
+
+def _bounds(
+    start: tuple[int, int] = (NEG_INFINITY, POS_INFINITY), end: tuple[int, int] = (NEG_INFINITY, POS_INFINITY)
+) -> PeriodBounds:
+    return PeriodBounds(DateRange(*start), DateRange(*end))
 
 
 def _same(value: frozenset[str]) -> Iterable[str]:
@@ -349,7 +372,7 @@ SEARCH_PARAMETERS: dict[str, SearchParameter] = {
             parse=_parse_date,
             field=PERIOD,
             match=_date_matches_any,
-            start_bounds=date_start_bounds,
+            period_bounds=date_period_bounds,
         ),
         SearchParameter(
             name="status",

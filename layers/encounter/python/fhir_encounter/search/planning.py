@@ -5,12 +5,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import reduce
 
-from fhir_encounter.dates import NEG_INFINITY, POS_INFINITY, DateRange, format_instant
+from fhir_encounter.dates import ANY_PERIOD, POS_INFINITY, PeriodBounds, format_instant
 from fhir_encounter.search.cursor import Cursor
 from fhir_encounter.search.parameters import TABLE
-from fhir_encounter.search.query import SearchQuery
+from fhir_encounter.search.query import Criterion, SearchQuery
 from fhir_encounter.store import keys
+from fhir_encounter.store.periods import Stream, period_streams
 
 # The most selective index first; a search with none of them walks the period-start index.
 INDEX_PREFERENCE = (keys.APPOINTMENT_INDEX, keys.SUBJECT_INDEX)
@@ -23,10 +25,10 @@ class Plan:
     partitions: tuple[str, ...]  # ids for TABLE, partition keys for a GSI; () for the period walk
     low: str  # sort-key bounds, inclusive
     high: str
-    first_bucket: str = keys.NO_START_BUCKET  # the period walk's bucket range
-    last_bucket: str = keys.LAST_BUCKET
+    bounds: PeriodBounds = ANY_PERIOD  # the period walk's: which partitions, which starts
     after: str | None = None  # resume after this sort key (a cursor's)
     page_hint: int | None = None  # Query Limit: about a page when nothing is counted
+    partitions_decide: bool = False  # every row of the partitions matches: Select=COUNT counts
 
     @property
     def walks_buckets(self) -> bool:
@@ -37,9 +39,12 @@ class Plan:
         """Dates that contradict each other: nothing can match (BETWEEN would be a 400)."""
         return self.low > self.high
 
-    def buckets(self, directory: Iterable[str]) -> list[str]:
-        """The buckets of the directory that the walk reads, in order."""
-        return sorted(bucket for bucket in directory if self.first_bucket <= bucket <= self.last_bucket)
+    def streams(self, directory: Iterable[str] = ()) -> list[Stream]:
+        """The partitions to Query and their sort-key ranges; the period walk picks from the
+        directory of period-start partitions in use."""
+        if self.walks_buckets:
+            return period_streams(self.bounds, directory, self.after)
+        return [Stream(partition, self.low, self.high, self.low) for partition in self.partitions]
 
 
 def plan(query: SearchQuery, cursor: Cursor | None, now: int) -> Plan:
@@ -47,9 +52,11 @@ def plan(query: SearchQuery, cursor: Cursor | None, now: int) -> Plan:
     if ids := query.values_of("_id"):
         wanted = frozenset.intersection(*(frozenset(values) for values in ids))
         return Plan(TABLE, tuple(sorted(wanted)), keys.NO_START, keys.SORT_KEY_END, after=after)
-    bounds = start_bounds(query, now)
-    low = keys.start_text(bounds.low)
-    high = keys.SORT_KEY_END if bounds.high == POS_INFINITY else format_instant(bounds.high) + "#~"
+    bounds = period_bounds(query, now)
+    low = keys.start_text(bounds.start.low)
+    high = keys.SORT_KEY_END
+    if bounds.start.high != POS_INFINITY:
+        high = format_instant(bounds.start.high) + "#~"
     if after is not None:
         low = max(low, after)
     page_hint = None
@@ -58,32 +65,34 @@ def plan(query: SearchQuery, cursor: Cursor | None, now: int) -> Plan:
     elif not query.counts_total:
         page_hint = query.offset + query.count + 1
     for index in INDEX_PREFERENCE:
-        candidates: list[frozenset[str]] = [
-            frozenset(key for value in c.values for key in c.parameter.partitions(value))
-            for c in query.all_criteria
-            if c.parameter.index == index and c.parameter.partitions is not None
-        ]
+        served = [c for c in query.all_criteria if c.parameter.index == index and c.parameter.partitions]
+        candidates = [_partitions(c) for c in served]
         if candidates:
             smallest: frozenset[str] = min(candidates, key=len)
-            return Plan(index, tuple(sorted(smallest)), low, high, after=after, page_hint=page_hint)
-    first = keys.NO_START_BUCKET if bounds.low == NEG_INFINITY else format_instant(bounds.low)[:7]
-    last = keys.LAST_BUCKET if bounds.high == POS_INFINITY else format_instant(bounds.high)[:7]
-    if after is not None:
-        first = max(first, keys.bucket_of(after))
-    return Plan(keys.PERIOD_START_INDEX, (), low, high, first, last, after, page_hint)
+            decide = all(
+                c.parameter.index == index and smallest <= _partitions(c) for c in query.all_criteria
+            ) and (index == keys.SUBJECT_INDEX or len(smallest) == 1)  # one subject each: disjoint
+            return Plan(index, tuple(sorted(smallest)), low, high, bounds, after, page_hint, decide)
+    return Plan(keys.PERIOD_START_INDEX, (), low, high, bounds, after, page_hint)
 
 
-def start_bounds(query: SearchQuery, now: int) -> DateRange:
-    """Bounds on period.start that every match satisfies (NEG/POS_INFINITY: unbounded)."""
-    low, high = NEG_INFINITY, POS_INFINITY
+def period_bounds(query: SearchQuery, now: int) -> PeriodBounds:
+    """What every match's period satisfies: each date criterion's values OR-ed, the criteria AND-ed."""
+    bounds = ANY_PERIOD
     for criterion in query.all_criteria:
-        bound = criterion.parameter.start_bounds
-        if bound is None:
-            continue
-        ranges = [bound(value, now) for value in criterion.values]
-        low = max(low, min(r.low for r in ranges))
-        high = min(high, max(r.high for r in ranges))
-    return DateRange(low, high)
+        implied = criterion.parameter.period_bounds
+        if implied is not None and criterion.values:
+            each = (implied(value, now) for value in criterion.values)
+            bounds = bounds.meet(reduce(PeriodBounds.join, each))
+    return bounds
+
+
+def _partitions(criterion: Criterion) -> frozenset[str]:
+    """The partitions of the criterion's index that hold every row it matches."""
+    partitions = criterion.parameter.partitions
+    if partitions is None:
+        return frozenset()
+    return frozenset(key for value in criterion.values for key in partitions(value))
 
 
 def next_limit(limit: int) -> int:

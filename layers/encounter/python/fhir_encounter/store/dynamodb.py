@@ -5,9 +5,10 @@ mapping of service faults to StoreUnavailableError."""
 from __future__ import annotations
 
 import random
+import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import boto3
@@ -64,13 +65,27 @@ class UnprocessedError(RuntimeError):
 
 @dataclass(slots=True)
 class ReadCost:
-    """What one request read: Queries made, index rows returned, read capacity consumed."""
+    """What one request read: Queries made, index rows read, read capacity consumed. Queries run
+    on several threads: each response is recorded under the lock."""
 
     queries: int = 0
     rows: int = 0
     read_units: float = 0.0
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
-    def add(self, response: dict[str, Any]) -> None:
+    def add(self, response: Mapping[str, Any]) -> None:
+        """The capacity a GetItem or BatchGetItem consumed."""
+        with self._lock:
+            self._add_units(response)
+
+    def record_query(self, response: Mapping[str, Any]) -> None:
+        """One Query's response: the rows it read (returned or only counted) and its capacity."""
+        with self._lock:
+            self.queries += 1
+            self.rows += response.get("ScannedCount", len(response.get("Items", ())))
+            self._add_units(response)
+
+    def _add_units(self, response: Mapping[str, Any]) -> None:
         consumed = response.get("ConsumedCapacity", ())
         for capacity in [consumed] if isinstance(consumed, dict) else consumed:
             self.read_units += capacity.get("CapacityUnits", 0.0)

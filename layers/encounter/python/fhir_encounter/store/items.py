@@ -15,6 +15,7 @@ from fhir_encounter.dates import NEG_INFINITY, DateRange
 from fhir_encounter.search.parameters import INDEX_FIELDS, INDEX_VERSION, PERIOD, FieldKind, IndexRow
 from fhir_encounter.store import keys
 from fhir_encounter.store.keys import Item
+from fhir_encounter.store.periods import partition_of
 
 STORE_META = ("versionId", "lastUpdated")  # meta elements the store sets: not content
 
@@ -43,6 +44,11 @@ def index_row_of(resource: Mapping[str, Any]) -> IndexRow:
     return IndexRow(resource_id, keys.sort_key_of(start, resource_id), values)
 
 
+def period_partition(row: IndexRow) -> str:
+    """The row's partition in the period-start index."""
+    return partition_of(row.values.get(PERIOD.name), row.id)
+
+
 def items_for_encounter(resource: Mapping[str, Any], version_id: str, last_updated: str) -> list[Item]:
     """The Encounter item and its appointment link items, ready for BatchWriteItem.
 
@@ -61,7 +67,7 @@ def items_for_encounter(resource: Mapping[str, Any], version_id: str, last_updat
         keys.ATTR_CONTENT_HASH: {"S": content_hash(resource)},
         keys.ATTR_INDEX_VERSION: {"S": INDEX_VERSION},
         keys.ATTR_SORT_KEY: {"S": row.sort_key},
-        keys.ATTR_BUCKET: {"S": keys.bucket_of(row.sort_key)},
+        keys.ATTR_BUCKET: {"S": period_partition(row)},
         **attributes,
     }
     link_attributes = {keys.LINK_RENAMES.get(name, name): value for name, value in attributes.items()}

@@ -28,7 +28,7 @@ ATTR_SUBJECT = "subject_ref"
 ATTR_LINK_SUBJECT = "link_subject_ref"  # the subject on link items: not a subject-index key
 ATTR_APPOINTMENT = "appointment_ref"
 ATTR_APPOINTMENTS = "appointment_refs"
-ATTR_BUCKET = "start_bucket"
+ATTR_BUCKET = "start_bucket"  # the period-start index partition (store.periods)
 ATTR_PERIOD_LO = "period_lo"
 ATTR_PERIOD_HI = "period_hi"
 ATTR_BUCKETS = "buckets"
@@ -44,8 +44,6 @@ LINK_RENAMES = {ATTR_SUBJECT: ATTR_LINK_SUBJECT}
 LINK_INDEX = APPOINTMENT_INDEX  # the index that holds link items (and only them)
 
 NO_START = "0000-00-00T00:00:00.000000Z"
-NO_START_BUCKET = NO_START[:7]
-LAST_BUCKET = "9999-99"
 SORT_KEY_END = "~"  # after every sort key
 
 Item = dict[str, Any]  # a low-level DynamoDB item: {"name": {"S": "..."}}
@@ -71,8 +69,3 @@ def start_text(start: int) -> str:
 def sort_key_of(start: int, encounter_id: str) -> str:
     """``<start>#<id>``: string order is (start, id) order, a missing start first."""
     return f"{start_text(start)}#{encounter_id}"
-
-
-def bucket_of(sort_key: str) -> str:
-    """The UTC month of the start (``2021-06``; ``0000-00`` without one): a period-index partition."""
-    return sort_key[:7]

@@ -6,17 +6,21 @@ It executes a Plan (search.planning) and knows nothing of FHIR semantics or HTTP
 from __future__ import annotations
 
 import heapq
+import itertools
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from fhir_encounter.errors import NotFoundError, StoreUnavailableError
-from fhir_encounter.search.parameters import IndexRow
+from fhir_encounter.search.parameters import TABLE, IndexRow
 from fhir_encounter.search.planning import Plan, next_limit
 from fhir_encounter.store import keys
 from fhir_encounter.store.dynamodb import BUSY_TEXT, ReadCost, UnprocessedError, batch_get, call
 from fhir_encounter.store.items import row_from_item
+from fhir_encounter.store.periods import Stream
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
@@ -25,6 +29,9 @@ UNKNOWN_TEXT = "Unknown Encounter resource '{id}'"
 # Every date or unfiltered search needs the bucket directory: each container keeps it this long,
 # so the item is never a hot key. A new month becomes searchable within this time.
 BUCKET_TTL_SECONDS = 10.0
+# Queries of one search in flight at once: an OR of patients, the period walk's partitions, the
+# pages read ahead of a counting walk. The Lambda has 2 vCPUs; the waits are network round trips.
+PARALLEL_QUERIES = 8
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,8 +50,10 @@ class EncounterRepository:
         *,
         bucket_ttl: float = BUCKET_TTL_SECONDS,
         clock: Callable[[], float] = time.monotonic,
+        pool: Executor | None = None,
     ) -> None:
         self._client = client
+        self._pool = pool or ThreadPoolExecutor(PARALLEL_QUERIES, thread_name_prefix="query")
         self._table = table_name
         self._bucket_ttl = bucket_ttl
         self._clock = clock
@@ -77,25 +86,35 @@ class EncounterRepository:
     def rows(self, plan: Plan, cost: ReadCost) -> Iterator[IndexRow]:
         """The plan's index rows in sort-key order, each Encounter once, after ``plan.after``.
 
-        Lazy: a partition is read only as far as the caller consumes it.
+        Lazy: a partition is read only as far as the merge needs it. The Queries of several
+        partitions run at once on the pool; when nothing limits the walk (it counts every match)
+        each partition's next page and the next partitions are read ahead.
         """
         if plan.empty:
             return iter(())
         rows: Iterator[IndexRow]
-        if plan.index == keys.PERIOD_START_INDEX:
-            buckets = plan.buckets(self._bucket_directory(cost))
-            rows = (row for bucket in buckets for row in self._query(plan, bucket, cost))
-        elif plan.index in keys.INDEXES:
-            merged = heapq.merge(
-                *(self._query(plan, partition, cost) for partition in plan.partitions),
-                key=lambda row: row.sort_key,
-            )
-            rows = _distinct(merged)
-        else:
+        if plan.index == TABLE:
             items = self._batch_get([keys.encounter_key(i) for i in plan.partitions], None, cost)
             rows = iter(sorted(map(row_from_item, items.values()), key=lambda row: row.sort_key))
+        else:
+            streams = plan.streams(self._bucket_directory(cost) if plan.walks_buckets else ())
+            eager = plan.page_hint is None
+
+            def reader(stream: Stream) -> _PartitionRows:
+                return _PartitionRows(self._pool, self._client, self._query(plan, stream), eager, cost)
+
+            rows = _merge(streams, reader, ahead=PARALLEL_QUERIES if eager else 0)
+            if plan.index == keys.LINK_INDEX:
+                rows = _distinct(rows)
         after = plan.after
         return rows if after is None else (row for row in rows if row.sort_key > after)
+
+    def count(self, plan: Plan, cost: ReadCost) -> Callable[[], int]:
+        """Starts counting the rows of the plan's partitions (Select=COUNT, for a plan whose
+        partitions decide the match); the function returned waits for the sum."""
+        requests = [{**self._query(plan, stream), "Select": "COUNT"} for stream in plan.streams()]
+        futures = [self._pool.submit(_count, self._client, request, cost) for request in requests]
+        return lambda: sum(future.result() for future in futures)
 
     def resources(self, rows: list[IndexRow], cost: ReadCost) -> list[tuple[str, str]]:
         """(id, resource JSON) of the page's rows in their order; reads only the bodies that the
@@ -128,7 +147,7 @@ class EncounterRepository:
         self._bucket_cache = (self._clock(), buckets)
         return buckets
 
-    def _query(self, plan: Plan, partition: str, cost: ReadCost) -> Iterator[IndexRow]:
+    def _query(self, plan: Plan, stream: Stream) -> dict[str, Any]:
         partition_attr, sort_attr = keys.INDEXES[plan.index]
         request: dict[str, Any] = {
             "TableName": self._table,
@@ -136,27 +155,129 @@ class EncounterRepository:
             "KeyConditionExpression": "#p = :p AND #s BETWEEN :lo AND :hi",
             "ExpressionAttributeNames": {"#p": partition_attr, "#s": sort_attr},
             "ExpressionAttributeValues": {
-                ":p": {"S": partition},
-                ":lo": {"S": plan.low},
-                ":hi": {"S": plan.high},
+                ":p": {"S": stream.partition},
+                ":lo": {"S": stream.low},
+                ":hi": {"S": stream.high},
             },
             "ReturnConsumedCapacity": "TOTAL",
         }
         if plan.page_hint:
             request["Limit"] = plan.page_hint
+        return request
+
+
+class _PartitionRows:
+    """One partition's rows in sort-key order, a Query page at a time on the pool. The first
+    Query is sent when the reader is made; when ``eager``, each next page as soon as the last
+    arrives, else when the rows run out."""
+
+    def __init__(
+        self, pool: Executor, client: DynamoDBClient, request: dict[str, Any], eager: bool, cost: ReadCost
+    ) -> None:
+        self._pool = pool
+        self._client = client
+        self._eager = eager
+        self._cost = cost
+        self._items: Iterator[keys.Item] = iter(())
+        self._next: dict[str, Any] | None = None
+        self._sent = request
+        self._future: Future[Any] | None = self._send(request)
+
+    def __iter__(self) -> Iterator[IndexRow]:
+        return self
+
+    def __next__(self) -> IndexRow:
         while True:
-            response = call(self._client.query, **request)
-            cost.queries += 1
-            cost.add(dict(response))
-            for item in response.get("Items", []):
-                cost.rows += 1
-                yield row_from_item(item)
-            last_key = response.get("LastEvaluatedKey")
-            if not last_key:
-                return
-            request["ExclusiveStartKey"] = last_key
-            if plan.page_hint:
-                request["Limit"] = next_limit(request["Limit"])
+            item = next(self._items, None)
+            if item is not None:
+                return row_from_item(item)
+            if self._future is None:
+                if self._next is None:
+                    raise StopIteration
+                self._future, self._next = self._send(self._next), None
+            response = self._future.result()
+            self._future = None
+            self._cost.record_query(response)
+            if last_key := response.get("LastEvaluatedKey"):
+                request = {**self._sent, "ExclusiveStartKey": last_key}
+                if "Limit" in request:
+                    request["Limit"] = next_limit(request["Limit"])
+                if self._eager:
+                    self._future = self._send(request)
+                else:
+                    self._next = request
+            self._items = iter(response.get("Items", ()))
+
+    def close(self) -> None:
+        """A page still being read when the walk ends is recorded when it arrives."""
+        future, self._future = self._future, None
+        if future is not None and not future.cancel():
+            future.add_done_callback(self._record_late)
+
+    def _send(self, request: dict[str, Any]) -> Future[Any]:
+        self._sent = request
+        return self._pool.submit(_query, self._client, request)
+
+    def _record_late(self, future: Future[Any]) -> None:
+        if future.exception() is None:
+            self._cost.record_query(future.result())
+
+
+def _query(client: DynamoDBClient, request: dict[str, Any]) -> dict[str, Any]:
+    return dict(call(client.query, **request))
+
+
+def _count(client: DynamoDBClient, request: dict[str, Any], cost: ReadCost) -> int:
+    counted = 0
+    while True:
+        response = call(client.query, **request)
+        cost.record_query(response)
+        counted += response.get("Count", 0)
+        if not (last_key := response.get("LastEvaluatedKey")):
+            return counted
+        request = {**request, "ExclusiveStartKey": last_key}
+
+
+def _merge(
+    streams: list[Stream], open_stream: Callable[[Stream], _PartitionRows], *, ahead: int
+) -> Iterator[IndexRow]:
+    """The rows of every stream (``streams`` ordered by floor) in sort-key order.
+
+    A stream is opened (its first Query sent) once the merge may need it: when its floor is not
+    above the smallest row in hand. Streams needed together are opened together, so that their
+    Queries run at once; ``ahead`` more are kept open beyond that when everything will be read.
+    """
+    pending = deque(streams)
+    heap: list[tuple[str, int, IndexRow, _PartitionRows]] = []
+    opened: list[_PartitionRows] = []
+    order = itertools.count()
+
+    def open_until(key: str) -> None:
+        batch: list[_PartitionRows] = []
+        while pending and (pending[0].floor <= key or len(heap) + len(batch) < ahead):
+            batch.append(open_stream(pending.popleft()))
+        opened.extend(batch)
+        for reader in batch:
+            if (row := next(reader, None)) is not None:
+                heapq.heappush(heap, (row.sort_key, next(order), row, reader))
+
+    try:
+        while heap or pending:
+            if not heap:
+                open_until(pending[0].floor)
+                continue
+            if pending and pending[0].floor <= heap[0][0]:
+                open_until(heap[0][0])
+                continue
+            _, _, row, reader = heap[0]
+            yield row
+            if (following := next(reader, None)) is not None:
+                heapq.heapreplace(heap, (following.sort_key, next(order), following, reader))
+            else:
+                heapq.heappop(heap)
+    finally:
+        for reader in opened:
+            reader.close()
 
 
 def _distinct(rows: Iterator[IndexRow]) -> Iterator[IndexRow]:

@@ -1,0 +1,135 @@
+"""The period-start index's partitions: each Encounter falls in one family by the length of its
+period (geometric duration classes), so that a date search reads a family only where its matches
+can start. Pure: the writer asks for an Encounter's partition, planning for a search's streams."""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from fhir_encounter.dates import (
+    MICROS_PER_DAY,
+    MICROS_PER_SECOND,
+    NEG_INFINITY,
+    POS_INFINITY,
+    DateRange,
+    PeriodBounds,
+    format_instant,
+)
+from fhir_encounter.store.keys import SORT_KEY_END, start_text
+
+HOUR = 3600 * MICROS_PER_SECOND
+# Closed periods no longer than CLASS_LIMITS[k] (and longer than the limit before) are class
+# "c<k>", bucketed by the UTC month of their start: a search reads class k only from
+# (the earliest end it allows - CLASS_LIMITS[k]) on.
+CLASS_LIMITS = (HOUR, 4 * HOUR, MICROS_PER_DAY, 4 * MICROS_PER_DAY, 16 * MICROS_PER_DAY, 64 * MICROS_PER_DAY)
+LONG = "long"  # closed and longer than the last class: by the UTC year of the end
+OPEN = "open"  # a start and no end: by the UTC year of the start
+START_LESS = "nostart"  # an end and no start: by the UTC year of the end
+NO_PERIOD = "none"  # no period: spread over NO_PERIOD_SHARDS partitions by a hash of the id
+NO_PERIOD_SHARDS = 4
+SEPARATOR = "#"
+MONTH, YEAR = 7, 4  # bucket widths: "2021-06", "2021"
+_BEFORE_ALL, _AFTER_ALL = "", "~"  # bucket texts below and above every bucket
+
+
+@dataclass(frozen=True, slots=True)
+class Stream:
+    """One partition to Query: its key, the inclusive sort-key range to read, and the lowest sort
+    key it can hold (a merge need not read it before the merged rows reach that key)."""
+
+    partition: str
+    low: str
+    high: str
+    floor: str
+
+
+def partition_of(period: DateRange | None, encounter_id: str) -> str:
+    """The period-start index partition of an Encounter with this period (None: no period)."""
+    if period is None:
+        shard = zlib.crc32(encounter_id.encode()) % NO_PERIOD_SHARDS
+        return f"{NO_PERIOD}{SEPARATOR}{shard}"
+    if period.low == NEG_INFINITY:
+        return f"{START_LESS}{SEPARATOR}{_bucket(period.high, YEAR)}"
+    if period.high == POS_INFINITY:
+        return f"{OPEN}{SEPARATOR}{_bucket(period.low, YEAR)}"
+    length = period.high - period.low
+    for k, limit in enumerate(CLASS_LIMITS):
+        if length <= limit:
+            return f"c{k}{SEPARATOR}{_bucket(period.low, MONTH)}"
+    return f"{LONG}{SEPARATOR}{_bucket(period.high, YEAR)}"
+
+
+@dataclass(frozen=True, slots=True)
+class _FamilyRange:
+    buckets: tuple[str, str]  # inclusive range of bucket texts
+    start: DateRange  # the starts to read
+    by_start: bool  # bucketed by start: a bucket's text is its floor
+
+
+def period_streams(bounds: PeriodBounds, directory: Iterable[str], after: str | None = None) -> list[Stream]:
+    """The partitions (of those the directory lists) and sort-key ranges that hold every period
+    within ``bounds``, after the sort key ``after``; ordered by floor."""
+    ranges = _family_ranges(bounds)
+    streams = []
+    for partition in directory:
+        family, _, bucket = partition.partition(SEPARATOR)
+        found = ranges.get(family)
+        if found is None or not found.buckets[0] <= bucket <= found.buckets[1]:
+            continue
+        low = start_text(found.start.low)
+        high = SORT_KEY_END if found.start.high == POS_INFINITY else start_text(found.start.high) + "#~"
+        if after is not None:
+            low = max(low, after)
+        if found.by_start:  # the bucket is a prefix of its sort keys
+            low, high = max(low, bucket), min(high, bucket + SORT_KEY_END)
+        if low > high:
+            continue
+        floor = low
+        streams.append(Stream(partition, low, high, floor))
+    return sorted(streams, key=lambda stream: (stream.floor, stream.partition))
+
+
+def _family_ranges(bounds: PeriodBounds) -> dict[str, _FamilyRange]:
+    """For each family that can hold a match: its buckets and the starts to read.
+
+    With starts in [a, b] and ends in [c, d], a closed period of length L in (shortest, longest]
+    starts in [max(a, c - longest), min(b, d - shortest)].
+    """
+    a, b = bounds.start.low, bounds.start.high
+    c, d = bounds.end.low, bounds.end.high
+    if a > b or c > d:
+        return {}
+    ranges: dict[str, _FamilyRange] = {}
+    shortest = 0
+    for k, longest in enumerate(CLASS_LIMITS):
+        start = DateRange(max(a, _minus(c, longest)), min(b, _minus(d, shortest)))
+        if start.low <= start.high:
+            buckets = (_bucket(start.low, MONTH), _bucket(start.high, MONTH))
+            ranges[f"c{k}"] = _FamilyRange(buckets, start, True)
+        shortest = longest + 1
+    start = DateRange(a, min(b, _minus(d, shortest)))
+    if start.low <= start.high:
+        ranges[LONG] = _FamilyRange((_bucket(c, YEAR), _bucket(d, YEAR)), start, False)
+    if d == POS_INFINITY:  # an open period's end is +infinity
+        ranges[OPEN] = _FamilyRange((_bucket(a, YEAR), _bucket(b, YEAR)), DateRange(a, b), True)
+    no_start = DateRange(NEG_INFINITY, NEG_INFINITY)  # their sort keys all begin with NO_START
+    if a == NEG_INFINITY:  # a start-less period's start is -infinity
+        ranges[START_LESS] = _FamilyRange((_bucket(c, YEAR), _bucket(d, YEAR)), no_start, False)
+    if not bounds.needs_period:
+        ranges[NO_PERIOD] = _FamilyRange((_BEFORE_ALL, _AFTER_ALL), no_start, False)
+    return ranges
+
+
+def _minus(instant: int, length: int) -> int:
+    """``instant - length``, where an infinite instant stays infinite."""
+    return instant if instant in (NEG_INFINITY, POS_INFINITY) else instant - length
+
+
+def _bucket(instant: int, width: int) -> str:
+    if instant == NEG_INFINITY:
+        return _BEFORE_ALL
+    if instant == POS_INFINITY:
+        return _AFTER_ALL
+    return format_instant(instant)[:width]

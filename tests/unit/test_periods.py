@@ -1,0 +1,144 @@
+"""The period-start index's families: which partition an Encounter's period falls in, and which
+partitions and sort-key ranges a search reads, checked against the match rule itself."""
+
+from __future__ import annotations
+
+import itertools
+import random
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from fhir_encounter.dates import MICROS_PER_DAY, NEG_INFINITY, POS_INFINITY, DateRange
+from fhir_encounter.search.cursor import Cursor
+from fhir_encounter.search.parameters import DATE_PREFIXES, IndexRow
+from fhir_encounter.search.planning import plan
+from fhir_encounter.search.query import parse_search
+from fhir_encounter.store.items import index_row_of, period_partition
+from fhir_encounter.store.periods import CLASS_LIMITS, HOUR, NO_PERIOD_SHARDS, partition_of
+from tests.support import encounter, micros
+
+START = micros("2021-06-15T10:00:00Z")
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("length", "expected"),
+    [
+        (0, "c0#2021-06"),
+        (HOUR, "c0#2021-06"),
+        (HOUR + 1, "c1#2021-06"),
+        (4 * HOUR, "c1#2021-06"),
+        (MICROS_PER_DAY, "c2#2021-06"),
+        (4 * MICROS_PER_DAY, "c3#2021-06"),
+        (16 * MICROS_PER_DAY, "c4#2021-06"),
+        (64 * MICROS_PER_DAY, "c5#2021-06"),
+        (64 * MICROS_PER_DAY + 1, "long#2021"),
+        (400 * MICROS_PER_DAY, "long#2022"),  # a long stay is kept by the year it ends
+    ],
+)
+def test_a_closed_period_falls_in_its_duration_class_by_start_month(length: int, expected: str) -> None:
+    assert partition_of(DateRange(START, START + length), "e1") == expected
+
+
+def test_open_start_less_and_missing_periods_have_their_own_families() -> None:
+    assert partition_of(DateRange(START, POS_INFINITY), "e1") == "open#2021"
+    assert partition_of(DateRange(NEG_INFINITY, START), "e1") == "nostart#2021"
+    shards = {partition_of(None, f"e{n}") for n in range(200)}
+    assert shards == {f"none#{n}" for n in range(NO_PERIOD_SHARDS)}
+    assert partition_of(None, "e1") == partition_of(None, "e1")  # stable: not Python's salted hash()
+
+
+def test_the_class_limits_grow_geometrically() -> None:
+    assert all(later <= 6 * earlier for earlier, later in itertools.pairwise(CLASS_LIMITS))
+    assert CLASS_LIMITS[-1] == 64 * MICROS_PER_DAY
+
+
+def test_a_day_window_reads_each_class_only_from_its_longest_length_before() -> None:
+    query = parse_search({"date": ["ge2021-06-15", "lt2021-06-16"]})[0]
+    chosen = plan(query, None, micros("2026-01-01T00:00:00Z"))
+    directory = [f"c{k}#2021-0{m}" for k in range(6) for m in (3, 4, 5, 6, 7)]
+    directory += ["open#2020", "open#2022", "nostart#2020", "nostart#2021", "long#2021", "none#0"]
+    streams = {s.partition: s for s in chosen.streams(directory)}
+    assert sorted(streams) == [
+        "c0#2021-06",
+        "c1#2021-06",
+        "c2#2021-06",
+        "c3#2021-06",
+        "c4#2021-05",
+        "c4#2021-06",
+        "c5#2021-04",
+        "c5#2021-05",
+        "c5#2021-06",
+        "long#2021",
+        "nostart#2021",
+        "open#2020",
+    ]
+    assert streams["c0#2021-06"].low == "2021-06-14T23:00:00.000000Z"
+    assert streams["c2#2021-06"].low == "2021-06-14T00:00:00.000000Z"
+    assert streams["c0#2021-06"].high == "2021-06-15T23:59:59.999999Z#~"
+    assert streams["open#2020"].high == "2020~"  # all of 2020's open periods
+
+
+# ---- property: every match lies in a stream, for periods of every family ----------------------------
+
+
+def _text(instant: int, cut: int) -> str:
+    return (EPOCH + timedelta(microseconds=instant)).strftime("%Y-%m-%dT%H:%M:%S.%f")[:cut] + (
+        "Z" if cut >= 16 else ""
+    )
+
+
+def _row(rng: random.Random, number: int) -> IndexRow:
+    """Periods of every family: lengths spread over all classes, open, start-less and none."""
+    start = rng.randrange(micros("2019-01-01T00:00:00Z"), micros("2023-01-01T00:00:00Z"))
+    length = int(rng.choice([60_000_000, HOUR, MICROS_PER_DAY, 200 * MICROS_PER_DAY]) * rng.random() * 4)
+    shape = rng.random()
+    cut = rng.choice([10, 16, 19, 26])
+    start_text = None if shape < 0.1 else _text(start, cut)
+    end_text = None if shape < 0.05 or shape > 0.9 else _text(start + length, cut)
+    return index_row_of(encounter(f"e{number}", start=start_text, end=end_text))
+
+
+def _criterion(rng: random.Random) -> str:
+    instant = rng.randrange(micros("2019-01-01T00:00:00Z"), micros("2023-01-01T00:00:00Z"))
+    return f"{rng.choice(DATE_PREFIXES)}{_text(instant, rng.choice([4, 7, 10, 16, 19]))}"
+
+
+def test_every_match_of_any_prefix_lies_in_one_of_the_streams() -> None:
+    rng = random.Random(7)
+    rows = [_row(rng, n) for n in range(300)]
+    directory = sorted({period_partition(row) for row in rows})
+    assert {p.split("#")[0] for p in directory} >= {
+        "c0",
+        "c1",
+        "c2",
+        "c3",
+        "c4",
+        "c5",
+        "long",
+        "open",
+        "none",
+    }
+    checked = skipped = 0
+    for _ in range(300):
+        dates = [
+            ",".join(_criterion(rng) for _ in range(rng.randint(1, 2))) for _ in range(rng.randint(0, 2))
+        ]
+        query = parse_search({"date": dates} if dates else {})[0]
+        now = micros("2026-01-01T00:00:00Z")
+        cursor = Cursor(rng.choice(rows).sort_key, 10, None) if rng.random() < 0.3 else None
+        streams = plan(query, cursor, now).streams(directory)
+        for row in rows:
+            read = any(
+                s.partition == period_partition(row)
+                and s.low <= row.sort_key <= s.high
+                and s.floor <= row.sort_key
+                for s in streams
+            )
+            wanted = query.matches(row, now) and (cursor is None or row.sort_key > cursor.after_sort_key)
+            assert read or not wanted, (dates, cursor, row)
+            checked += wanted
+            skipped += not read
+    assert checked > 5000
+    assert skipped > 20000  # the streams leave most non-matching rows unread
