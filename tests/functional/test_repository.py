@@ -113,7 +113,8 @@ def test_next_pages_read_about_one_page_of_index_rows(many: list[str], calls: Co
     status, _, second = search(query_of(url))
     assert status == 200
     assert len(ids_of(second)) == 5
-    assert calls["query_items"] <= 12  # a page and its look-ahead, not the 37 rows before
+    # a page and a share of it from each partition the merge opened, not the 37 rows before
+    assert calls["query_items"] <= 15
     assert calls["Scan"] == 0
 
 
@@ -207,7 +208,8 @@ def test_total_none_walks_every_match_without_counting(many: list[str], calls: C
     status, _, first = search("_count=5&_total=none")
     assert status == 200
     assert len(ids_of(first)) == 5
-    assert calls["query_items"] <= 12  # the page and one look-ahead, not all 37 rows
+    # the page and a share of it from each partition the merge opened, not all 37 rows
+    assert calls["query_items"] <= 15
 
 
 def test_total_none_with_offset_reports_more_only_when_there_is_more(many: list[str]) -> None:
@@ -277,3 +279,90 @@ def test_the_bucket_directory_is_read_once_per_container_window(many: list[str],
 def test_a_decoded_plus_in_a_date_comes_back_encoded_in_the_links(many: list[str]) -> None:
     _, _, bundle = search({"date": ["ge2022-03-01T10:00 02:00"]})
     assert "date=ge2022-03-01T10:00%2B02:00" in (link(bundle, "self") or "")
+
+
+# ---- counting by partition (Select=COUNT) and the parallel merge -----------------------------------
+
+
+@pytest.fixture
+def selects(table: Any) -> list[str]:
+    """The Select of each Query the table's client sends from now on ("" when none)."""
+    seen: list[str] = []
+
+    def before(params: dict[str, Any], **_: Any) -> None:
+        seen.append(params.get("Select", ""))
+
+    table.meta.events.register("provide-client-params.dynamodb.Query", before)
+    return seen
+
+
+@pytest.mark.parametrize(
+    ("query", "expected_total"),
+    [
+        ("patient=p2", 13),
+        ("patient=p2&_offset=10&_count=5", 13),
+        ("patient=p1&_count=0", 24),
+        ("patient=p1&_offset=20&_count=10", 24),
+        ("subject=p2&_count=3", 13),  # the Patient/p2 and Group/p2 partitions
+    ],
+)
+def test_a_partition_that_decides_is_counted_by_dynamodb_with_the_same_answer(
+    many: list[str], selects: list[str], query: str, expected_total: int
+) -> None:
+    """The same search with a criterion every row meets (all are finished) is counted row by
+    row: both give the same total, page and links."""
+    status, _, counted = search(query)
+    assert status == 200
+    assert "COUNT" in selects
+    selects.clear()
+    status, _, evaluated = search(f"{query}&status=finished")
+    assert status == 200
+    assert "COUNT" not in selects
+    assert counted["total"] == evaluated["total"] == expected_total
+    assert ids_of(counted) == ids_of(evaluated)
+    assert [x["relation"] for x in counted["link"]] == [x["relation"] for x in evaluated["link"]]
+    assert walk(query)[0] == walk(f"{query}&status=finished")[0]
+
+
+@pytest.mark.parametrize(
+    "query", ["patient=p2&status=finished", "patient=p2&date=ge2021", "appointment=a1,a2"]
+)
+def test_other_criteria_or_overlapping_partitions_are_counted_row_by_row(
+    put: Any, selects: list[str], query: str
+) -> None:
+    put(
+        encounter(
+            "both",
+            subject="Patient/p2",
+            start="2022-01-01",
+            appointments=["Appointment/a1", "Appointment/a2"],
+        ),
+        encounter("one", subject="Patient/p2", start="2022-02-01", appointments=["Appointment/a1"]),
+    )
+    selects.clear()
+    status, _, bundle = search(query)
+    assert status == 200
+    assert (bundle["total"], ids_of(bundle)) == (2, ["both", "one"])  # "both" once, though in two
+    assert "COUNT" not in selects
+
+
+def test_a_walk_over_many_partitions_keeps_the_documented_order(put: Any) -> None:
+    """Periods of every family (short, long, open, start-less, none) over several years: the
+    merged streams come back in (start, id) order, start-less and period-less first."""
+    resources = [
+        encounter("a-none"),
+        encounter("b-startless", end="2021-03-01"),
+        encounter("c-open", start="2019-05-01"),
+        encounter("d-long", start="2019-01-01", end="2022-01-01"),
+        encounter("e-short", start="2020-06-01T10:00:00Z", end="2020-06-01T10:30:00Z"),
+        encounter("f-day", start="2020-06-01T09:00:00Z", end="2020-06-01T20:00:00Z"),
+        encounter("g-month", start="2021-12-20", end="2022-01-25"),
+        encounter("h-open", start="2022-03-01"),
+    ]
+    put(*resources)
+    expected = ["a-none", "b-startless", "d-long", "c-open", "f-day", "e-short", "g-month", "h-open"]
+    for count in ("2", "3", "10"):
+        assert walk(f"_count={count}")[0] == expected
+        assert walk(f"_count={count}&_total=none")[0] == expected
+    assert walk("date=ge2021-01-15&date=lt2021-01-16&_count=2")[0] == ["b-startless", "d-long", "c-open"]
+    assert walk("date=2020-06-01&_count=1")[0] == ["f-day", "e-short"]

@@ -15,7 +15,7 @@ from fhir_encounter.search.parameters import DATE_PREFIXES, IndexRow
 from fhir_encounter.search.planning import plan
 from fhir_encounter.search.query import parse_search
 from fhir_encounter.store.items import index_row_of, period_partition
-from fhir_encounter.store.periods import CLASS_LIMITS, HOUR, NO_PERIOD_SHARDS, partition_of
+from fhir_encounter.store.periods import CLASS_LIMITS, HOUR, SHARDS, partition_of
 from tests.support import encounter, micros
 
 START = micros("2021-06-15T10:00:00Z")
@@ -25,27 +25,28 @@ EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 @pytest.mark.parametrize(
     ("length", "expected"),
     [
-        (0, "c0#2021-06"),
-        (HOUR, "c0#2021-06"),
-        (HOUR + 1, "c1#2021-06"),
-        (4 * HOUR, "c1#2021-06"),
-        (MICROS_PER_DAY, "c2#2021-06"),
-        (4 * MICROS_PER_DAY, "c3#2021-06"),
-        (16 * MICROS_PER_DAY, "c4#2021-06"),
-        (64 * MICROS_PER_DAY, "c5#2021-06"),
-        (64 * MICROS_PER_DAY + 1, "long#2021"),
-        (400 * MICROS_PER_DAY, "long#2022"),  # a long stay is kept by the year it ends
+        (0, "c0#2021"),
+        (HOUR, "c0#2021"),
+        (HOUR + 1, "c1#2021"),
+        (4 * HOUR, "c1#2021"),
+        (MICROS_PER_DAY, "c2#2021"),
+        (4 * MICROS_PER_DAY, "c3#2021"),
+        (16 * MICROS_PER_DAY, "c4#2021"),
+        (64 * MICROS_PER_DAY, "c5#2021"),
+        (64 * MICROS_PER_DAY + 1, "end#2021"),
+        (400 * MICROS_PER_DAY, "end#2022"),  # a long stay is kept by the year it ends
     ],
 )
-def test_a_closed_period_falls_in_its_duration_class_by_start_month(length: int, expected: str) -> None:
+def test_a_closed_period_falls_in_its_duration_class_by_start_year(length: int, expected: str) -> None:
     assert partition_of(DateRange(START, START + length), "e1") == expected
 
 
 def test_open_start_less_and_missing_periods_have_their_own_families() -> None:
-    assert partition_of(DateRange(START, POS_INFINITY), "e1") == "open#2021"
-    assert partition_of(DateRange(NEG_INFINITY, START), "e1") == "nostart#2021"
-    shards = {partition_of(None, f"e{n}") for n in range(200)}
-    assert shards == {f"none#{n}" for n in range(NO_PERIOD_SHARDS)}
+    assert partition_of(DateRange(NEG_INFINITY, START), "e1") == "end#2021"  # by its end, as long stays
+    opened = {partition_of(DateRange(START, POS_INFINITY), f"e{n}") for n in range(200)}
+    assert opened == {f"open#{n}" for n in range(SHARDS["open"])}
+    missing = {partition_of(None, f"e{n}") for n in range(200)}
+    assert missing == {f"none#{n}" for n in range(SHARDS["none"])}
     assert partition_of(None, "e1") == partition_of(None, "e1")  # stable: not Python's salted hash()
 
 
@@ -55,29 +56,31 @@ def test_the_class_limits_grow_geometrically() -> None:
 
 
 def test_a_day_window_reads_each_class_only_from_its_longest_length_before() -> None:
-    query = parse_search({"date": ["ge2021-06-15", "lt2021-06-16"]})[0]
+    query = parse_search({"date": ["ge2021-01-15", "lt2021-01-16"]})[0]
     chosen = plan(query, None, micros("2026-01-01T00:00:00Z"))
-    directory = [f"c{k}#2021-0{m}" for k in range(6) for m in (3, 4, 5, 6, 7)]
-    directory += ["open#2020", "open#2022", "nostart#2020", "nostart#2021", "long#2021", "none#0"]
+    directory = [f"c{k}#{year}" for k in range(6) for year in (2019, 2020, 2021, 2022)]
+    directory += ["open#0", "open#1", "end#2020", "end#2021", "end#2022", "none#0"]
     streams = {s.partition: s for s in chosen.streams(directory)}
     assert sorted(streams) == [
-        "c0#2021-06",
-        "c1#2021-06",
-        "c2#2021-06",
-        "c3#2021-06",
-        "c4#2021-05",
-        "c4#2021-06",
-        "c5#2021-04",
-        "c5#2021-05",
-        "c5#2021-06",
-        "long#2021",
-        "nostart#2021",
-        "open#2020",
+        "c0#2021",
+        "c1#2021",
+        "c2#2021",
+        "c3#2021",
+        "c4#2020",  # 16 days before 2021-01-15 is in 2020
+        "c4#2021",
+        "c5#2020",
+        "c5#2021",
+        "end#2021",  # long or start-less ones that end in or after 2021
+        "end#2022",
+        "open#0",
+        "open#1",
     ]
-    assert streams["c0#2021-06"].low == "2021-06-14T23:00:00.000000Z"
-    assert streams["c2#2021-06"].low == "2021-06-14T00:00:00.000000Z"
-    assert streams["c0#2021-06"].high == "2021-06-15T23:59:59.999999Z#~"
-    assert streams["open#2020"].high == "2020~"  # all of 2020's open periods
+    assert streams["c0#2021"].low == "2021-01-14T23:00:00.000000Z"
+    assert streams["c2#2021"].low == "2021-01-14T00:00:00.000000Z"
+    assert streams["c4#2020"].low == "2020-12-30T00:00:00.000000Z"
+    assert streams["c0#2021"].high == "2021-01-15T23:59:59.999999Z#~"
+    assert streams["open#0"].high == "2021-01-15T23:59:59.999999Z#~"  # every open one before Y
+    assert (streams["end#2021"].low, streams["open#0"].low) == ("0000-00-00T00:00:00.000000Z",) * 2
 
 
 # ---- property: every match lies in a stream, for periods of every family ----------------------------
@@ -116,7 +119,7 @@ def test_every_match_of_any_prefix_lies_in_one_of_the_streams() -> None:
         "c3",
         "c4",
         "c5",
-        "long",
+        "end",
         "open",
         "none",
     }

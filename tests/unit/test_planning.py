@@ -12,7 +12,14 @@ import pytest
 from fhir_encounter.dates import NEG_INFINITY, POS_INFINITY, DateRange, PeriodBounds, parse_range
 from fhir_encounter.search.cursor import Cursor
 from fhir_encounter.search.parameters import DATE_PREFIXES, IndexRow
-from fhir_encounter.search.planning import MAX_QUERY_LIMIT, Plan, next_limit, period_bounds, plan
+from fhir_encounter.search.planning import (
+    MAX_QUERY_LIMIT,
+    Plan,
+    next_limit,
+    period_bounds,
+    plan,
+    stream_limit,
+)
 from fhir_encounter.search.query import SearchQuery, parse_search
 from fhir_encounter.store.items import index_row_of, period_partition
 from fhir_encounter.store.keys import APPOINTMENT_INDEX, PERIOD_START_INDEX, SUBJECT_INDEX
@@ -250,22 +257,23 @@ def test_without_a_cursor_nothing_is_skipped() -> None:
 @pytest.mark.parametrize(
     ("query", "cursor", "directory", "expected"),
     [
-        ("", None, ["c0#2021-07", "none#0", "c0#2019-01"], ["none#0", "c0#2019-01", "c0#2021-07"]),
-        ("date=eq2021-06", None, ["c0#2021-07", "none#1", "c0#2021-06", "c0#2021-05"], ["c0#2021-06"]),
-        ("date=eq2019", None, ["c0#2021-07", "none#0", "c0#2021-06"], []),
+        ("", None, ["c0#2021", "none#0", "c0#2019"], ["none#0", "c0#2019", "c0#2021"]),
+        ("date=eq2021-06", None, ["c0#2022", "none#1", "c0#2021", "c0#2020"], ["c0#2021"]),
+        ("date=eq2019", None, ["c0#2021", "none#0", "c0#2020"], []),
         (
             "date=lt2021",
             None,
-            ["c0#2021-07", "none#2", "nostart#2020", "c0#2020-03"],
-            ["nostart#2020", "c0#2020-03"],
+            ["c0#2021", "none#2", "end#2020", "c0#2020"],
+            ["end#2020", "c0#2020"],
         ),
         (
+            # a cursor in 2021-08 skips 2020 and keeps 2021 on; end#2022 may hold long ones from 2021
             "date=ge2021",
             CURSOR,
-            ["c0#2022-01", "nostart#2022", "c0#2021-07", "c0#2021-08", "c0#2021-09"],
-            ["c0#2021-08", "c0#2021-09", "c0#2022-01"],
+            ["c0#2022", "end#2022", "c0#2020", "c0#2021", "c1#2021"],
+            ["c0#2021", "c1#2021", "end#2022", "c0#2022"],
         ),
-        ("patient=p1", CURSOR, ["c0#2021-07"], ["Patient/p1"]),
+        ("patient=p1", CURSOR, ["c0#2021"], ["Patient/p1"]),
         ("", None, [], []),
         ("", None, ["2021-06", "0000-00"], []),  # the partitions of an older index version
     ],
@@ -309,6 +317,16 @@ def test_page_hint(query: str, cursor: Cursor | None, hint: int | None) -> None:
 )
 def test_next_limit_doubles_up_to_1000(limit: int, expected: int) -> None:
     assert next_limit(limit) == expected
+
+
+@pytest.mark.parametrize(
+    ("hint", "streams", "expected"),
+    [(None, 5, None), (11, 0, 11), (11, 1, 11), (11, 2, 7), (11, 4, 4), (11, 10, 3), (11, 40, 2), (1, 10, 1)],
+)
+def test_merged_partitions_each_read_a_share_of_the_page_first(
+    hint: int | None, streams: int, expected: int | None
+) -> None:
+    assert stream_limit(hint, streams) == expected
 
 
 def test_next_limit_grows_from_a_page_hint_to_the_cap_and_stays() -> None:

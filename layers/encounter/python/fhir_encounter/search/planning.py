@@ -17,6 +17,7 @@ from fhir_encounter.store.periods import Stream, period_streams
 # The most selective index first; a search with none of them walks the period-start index.
 INDEX_PREFERENCE = (keys.APPOINTMENT_INDEX, keys.SUBJECT_INDEX)
 MAX_QUERY_LIMIT = 1000
+MIN_STREAM_LIMIT = 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +94,15 @@ def _partitions(criterion: Criterion) -> frozenset[str]:
     if partitions is None:
         return frozenset()
     return frozenset(key for value in criterion.values for key in partitions(value))
+
+
+def stream_limit(page_hint: int | None, streams: int) -> int | None:
+    """The first Query Limit of each of ``streams`` merged partitions: a share of the page hint
+    (and one more), so that a page from many partitions reads about a page, not one per partition;
+    a partition that supplies more reads on, each time twice as much."""
+    if page_hint is None or streams <= 1:
+        return page_hint
+    return min(page_hint, max(MIN_STREAM_LIMIT, -(-page_hint // streams) + 1))
 
 
 def next_limit(limit: int) -> int:

@@ -21,16 +21,18 @@ from fhir_encounter.store.keys import SORT_KEY_END, start_text
 
 HOUR = 3600 * MICROS_PER_SECOND
 # Closed periods no longer than CLASS_LIMITS[k] (and longer than the limit before) are class
-# "c<k>", bucketed by the UTC month of their start: a search reads class k only from
-# (the earliest end it allows - CLASS_LIMITS[k]) on.
+# "c<k>", bucketed by the UTC year of their start: a search reads class k only from
+# (the earliest end it allows - CLASS_LIMITS[k]) on. Buckets bound the number of Queries, not
+# the rows read (the sort-key range does that).
 CLASS_LIMITS = (HOUR, 4 * HOUR, MICROS_PER_DAY, 4 * MICROS_PER_DAY, 16 * MICROS_PER_DAY, 64 * MICROS_PER_DAY)
-LONG = "long"  # closed and longer than the last class: by the UTC year of the end
-OPEN = "open"  # a start and no end: by the UTC year of the start
-START_LESS = "nostart"  # an end and no start: by the UTC year of the end
-NO_PERIOD = "none"  # no period: spread over NO_PERIOD_SHARDS partitions by a hash of the id
-NO_PERIOD_SHARDS = 4
+# Closed and longer, or without a start: by the UTC year of the end, so that a window reads only
+# those that end in or after its first year (their sort keys follow the start; a start-less
+# period's is NO_START, which a bounded start leaves out).
+BY_END = "end"
+OPEN = "open"  # a start and no end: every one that starts before a window's end matches it
+NO_PERIOD = "none"  # no period: read only by searches without a date
+SHARDS = {OPEN: 2, NO_PERIOD: 4}  # partitions by a hash of the id, so that none is hot
 SEPARATOR = "#"
-MONTH, YEAR = 7, 4  # bucket widths: "2021-06", "2021"
 _BEFORE_ALL, _AFTER_ALL = "", "~"  # bucket texts below and above every bucket
 
 
@@ -48,17 +50,14 @@ class Stream:
 def partition_of(period: DateRange | None, encounter_id: str) -> str:
     """The period-start index partition of an Encounter with this period (None: no period)."""
     if period is None:
-        shard = zlib.crc32(encounter_id.encode()) % NO_PERIOD_SHARDS
-        return f"{NO_PERIOD}{SEPARATOR}{shard}"
-    if period.low == NEG_INFINITY:
-        return f"{START_LESS}{SEPARATOR}{_bucket(period.high, YEAR)}"
+        return _shard(NO_PERIOD, encounter_id)
     if period.high == POS_INFINITY:
-        return f"{OPEN}{SEPARATOR}{_bucket(period.low, YEAR)}"
+        return _shard(OPEN, encounter_id)
     length = period.high - period.low
     for k, limit in enumerate(CLASS_LIMITS):
         if length <= limit:
-            return f"c{k}{SEPARATOR}{_bucket(period.low, MONTH)}"
-    return f"{LONG}{SEPARATOR}{_bucket(period.high, YEAR)}"
+            return f"c{k}{SEPARATOR}{_bucket(period.low)}"
+    return f"{BY_END}{SEPARATOR}{_bucket(period.high)}"  # long, or start-less (-inf start)
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,10 +83,8 @@ def period_streams(bounds: PeriodBounds, directory: Iterable[str], after: str | 
             low = max(low, after)
         if found.by_start:  # the bucket is a prefix of its sort keys
             low, high = max(low, bucket), min(high, bucket + SORT_KEY_END)
-        if low > high:
-            continue
-        floor = low
-        streams.append(Stream(partition, low, high, floor))
+        if low <= high:
+            streams.append(Stream(partition, low, high, low))
     return sorted(streams, key=lambda stream: (stream.floor, stream.partition))
 
 
@@ -106,20 +103,21 @@ def _family_ranges(bounds: PeriodBounds) -> dict[str, _FamilyRange]:
     for k, longest in enumerate(CLASS_LIMITS):
         start = DateRange(max(a, _minus(c, longest)), min(b, _minus(d, shortest)))
         if start.low <= start.high:
-            buckets = (_bucket(start.low, MONTH), _bucket(start.high, MONTH))
-            ranges[f"c{k}"] = _FamilyRange(buckets, start, True)
+            ranges[f"c{k}"] = _FamilyRange((_bucket(start.low), _bucket(start.high)), start, True)
         shortest = longest + 1
-    start = DateRange(a, min(b, _minus(d, shortest)))
+    start = DateRange(a, min(b, _minus(d, shortest)))  # the longest, and the start-less (a = -inf)
     if start.low <= start.high:
-        ranges[LONG] = _FamilyRange((_bucket(c, YEAR), _bucket(d, YEAR)), start, False)
+        ranges[BY_END] = _FamilyRange((_bucket(c), _bucket(d)), start, False)
     if d == POS_INFINITY:  # an open period's end is +infinity
-        ranges[OPEN] = _FamilyRange((_bucket(a, YEAR), _bucket(b, YEAR)), DateRange(a, b), True)
-    no_start = DateRange(NEG_INFINITY, NEG_INFINITY)  # their sort keys all begin with NO_START
-    if a == NEG_INFINITY:  # a start-less period's start is -infinity
-        ranges[START_LESS] = _FamilyRange((_bucket(c, YEAR), _bucket(d, YEAR)), no_start, False)
+        ranges[OPEN] = _FamilyRange((_BEFORE_ALL, _AFTER_ALL), DateRange(a, b), False)
     if not bounds.needs_period:
+        no_start = DateRange(NEG_INFINITY, NEG_INFINITY)  # their sort keys all begin with NO_START
         ranges[NO_PERIOD] = _FamilyRange((_BEFORE_ALL, _AFTER_ALL), no_start, False)
     return ranges
+
+
+def _shard(family: str, encounter_id: str) -> str:
+    return f"{family}{SEPARATOR}{zlib.crc32(encounter_id.encode()) % SHARDS[family]}"
 
 
 def _minus(instant: int, length: int) -> int:
@@ -127,9 +125,10 @@ def _minus(instant: int, length: int) -> int:
     return instant if instant in (NEG_INFINITY, POS_INFINITY) else instant - length
 
 
-def _bucket(instant: int, width: int) -> str:
+def _bucket(instant: int) -> str:
+    """The UTC year of an instant: a bucket's text."""
     if instant == NEG_INFINITY:
         return _BEFORE_ALL
     if instant == POS_INFINITY:
         return _AFTER_ALL
-    return format_instant(instant)[:width]
+    return format_instant(instant)[:4]

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from fhir_encounter.errors import NotFoundError, StoreUnavailableError
 from fhir_encounter.search.parameters import TABLE, IndexRow
-from fhir_encounter.search.planning import Plan, next_limit
+from fhir_encounter.search.planning import Plan, next_limit, stream_limit
 from fhir_encounter.store import keys
 from fhir_encounter.store.dynamodb import BUSY_TEXT, ReadCost, UnprocessedError, batch_get, call
 from fhir_encounter.store.items import row_from_item
@@ -99,9 +99,10 @@ class EncounterRepository:
         else:
             streams = plan.streams(self._bucket_directory(cost) if plan.walks_buckets else ())
             eager = plan.page_hint is None
+            limit = stream_limit(plan.page_hint, len(streams))
 
             def reader(stream: Stream) -> _PartitionRows:
-                return _PartitionRows(self._pool, self._client, self._query(plan, stream), eager, cost)
+                return _PartitionRows(self._pool, self._client, self._query(plan, stream, limit), eager, cost)
 
             rows = _merge(streams, reader, ahead=PARALLEL_QUERIES if eager else 0)
             if plan.index == keys.LINK_INDEX:
@@ -147,7 +148,7 @@ class EncounterRepository:
         self._bucket_cache = (self._clock(), buckets)
         return buckets
 
-    def _query(self, plan: Plan, stream: Stream) -> dict[str, Any]:
+    def _query(self, plan: Plan, stream: Stream, limit: int | None = None) -> dict[str, Any]:
         partition_attr, sort_attr = keys.INDEXES[plan.index]
         request: dict[str, Any] = {
             "TableName": self._table,
@@ -161,8 +162,8 @@ class EncounterRepository:
             },
             "ReturnConsumedCapacity": "TOTAL",
         }
-        if plan.page_hint:
-            request["Limit"] = plan.page_hint
+        if limit:
+            request["Limit"] = limit
         return request
 
 
