@@ -114,7 +114,7 @@ def main() -> int:
     from tests.environment import TEST_ENVIRONMENT
 
     os.environ.update(TEST_ENVIRONMENT)
-    from aws_lambda_powertools import Logger, Metrics, Tracer
+    from aws_lambda_powertools import Logger, Metrics
 
     from fhir_encounter.config import Settings
     from fhir_encounter.runtime import Runtime, Store
@@ -199,7 +199,7 @@ def main() -> int:
         runtime = Runtime(
             cost_settings,
             Logger(service=cost_settings.service_name, level="INFO", logger_handler=units),
-            Tracer(service=cost_settings.service_name, disabled=True),
+            None,  # no tracer: tracing is off
             Metrics(service=cost_settings.service_name, namespace=cost_settings.metrics_namespace),
             Logger(service=f"{cost_settings.service_name}-audit", level="WARNING"),
         )
