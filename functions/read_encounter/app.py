@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aws_lambda_powertools.event_handler import Response
 
-from fhir_encounter.routes import read_encounter
+from fhir_encounter.read import read_encounter
 from fhir_encounter.runtime import LambdaHandler, Runtime, Store
 
 

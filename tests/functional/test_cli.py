@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -188,8 +189,20 @@ LOAD_OR_SEED = pytest.mark.parametrize(
 
 
 def many_encounters(tmp_path: Path) -> Path:
+    """Encounters e0 ... e249; each batch of the load starts in a year of its own (its own bucket)."""
     path = tmp_path / "many.ndjson"
-    path.write_text("\n".join(json.dumps(encounter(f"e{n}")) for n in range(250)))
+    path.write_text(
+        "\n".join(
+            json.dumps(
+                encounter(
+                    f"e{n}",
+                    start=f"{2010 + n // BATCH_SIZE}-01-01T10:00:00Z",
+                    end=f"{2010 + n // BATCH_SIZE}-01-01T10:30:00Z",  # closed: c0#<year>
+                )
+            )
+            for n in range(250)
+        )
+    )
     return path
 
 
@@ -220,25 +233,33 @@ def client_error(code: str, http_status: int, operation: str) -> ClientError:
     )
 
 
-def failing_from_the_second_batch(monkeypatch: pytest.MonkeyPatch, operation: str, error: Exception) -> None:
-    """The command's client raises ``error`` on ``operation`` once the writer is on its second
-    batch (each batch starts with one BatchGetItem), before the request is sent."""
-    batches = 0
+def failing_from_the_second_batch(
+    monkeypatch: pytest.MonkeyPatch, table: Any, operation: str, error: Exception
+) -> None:
+    """The command's client raises ``error`` on ``operation`` (before the request is sent) in the
+    writes of every batch but the first: the first BATCH_SIZE Encounters of `load` or `seed`. The
+    batches are written concurrently, so a batch is told by its Encounters, not by the order of the
+    calls. The table holds another Encounter already, so that each batch reads what is stored."""
+    EncounterWriter(table, TEST_TABLE).write([encounter("stored-before")])
+    first_batch = {f"e{n}" for n in range(BATCH_SIZE)} | {f"enc-{n:05d}" for n in range(1, BATCH_SIZE + 1)}
+    writing = threading.local()  # the batch that this worker thread writes
+    original = EncounterWriter.write
 
-    def count_batch(**_: Any) -> None:
-        nonlocal batches
-        batches += 1
+    def write(self: EncounterWriter, resources: Any) -> Any:
+        resources = list(resources)
+        writing.late = not {resource["id"] for resource in resources} <= first_batch
+        return original(self, resources)
 
     def fail(**_: Any) -> None:
-        if batches >= 2:
+        if getattr(writing, "late", False):
             raise error
 
     def client_with_fault(endpoint_url: str | None) -> DynamoDBClient:
         client = tables.tools_client(endpoint_url)
-        client.meta.events.register("before-call.dynamodb.BatchGetItem", count_batch)
         client.meta.events.register(f"before-call.dynamodb.{operation}", fail)
         return client
 
+    monkeypatch.setattr(EncounterWriter, "write", write)
     monkeypatch.setattr(cli, "tools_client", client_with_fault)
 
 
@@ -269,7 +290,6 @@ def test_a_write_failure_midway_prints_the_summary_so_far_then_one_error_line(
     assert error == BUSY_LINE
 
 
-@pytest.mark.usefixtures("table")
 @LOAD_OR_SEED
 @pytest.mark.parametrize(
     ("operation", "code", "http_status"),
@@ -284,12 +304,13 @@ def test_a_write_failure_midway_prints_the_summary_so_far_then_one_error_line(
 def test_a_store_that_stays_busy_midway_is_the_summary_then_the_busy_line(
     monkeypatch: pytest.MonkeyPatch,
     tmp_path: Path,
+    table: Any,
     command: list[str],
     operation: str,
     code: str,
     http_status: int,
 ) -> None:
-    failing_from_the_second_batch(monkeypatch, operation, client_error(code, http_status, operation))
+    failing_from_the_second_batch(monkeypatch, table, operation, client_error(code, http_status, operation))
     summary, error = summary_then_error(monkeypatch, argv_for(command, many_encounters(tmp_path)))
     assert summary.startswith(
         f"loaded {BATCH_SIZE} (written {BATCH_SIZE}, unchanged 0), rejected 0, skipped 0 in "
@@ -298,12 +319,13 @@ def test_a_store_that_stays_busy_midway_is_the_summary_then_the_busy_line(
     assert error == BUSY_LINE
 
 
-@pytest.mark.usefixtures("table")
 def test_a_refused_write_is_one_line_with_the_error_code(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, table: Any
 ) -> None:
     operation = "BatchWriteItem"
-    failing_from_the_second_batch(monkeypatch, operation, client_error("ValidationException", 400, operation))
+    failing_from_the_second_batch(
+        monkeypatch, table, operation, client_error("ValidationException", 400, operation)
+    )
     summary, error = summary_then_error(monkeypatch, ["load", str(many_encounters(tmp_path))])
     assert summary.endswith("; stopped early")
     assert error == "fhir-encounter: error: DynamoDB in AWS refused the request (ValidationException)"

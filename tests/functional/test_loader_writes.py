@@ -5,6 +5,7 @@ throttling left to botocore's retries, and unprocessed keys and items retried by
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -235,16 +236,21 @@ def test_a_load_that_meets_unprocessed_items_on_every_batch_loses_nothing(
     table: Any, answer: Callable[[Any, str, Responder], list[int]], tmp_path: Path
 ) -> None:
     """DynamoDB takes half of each BatchWriteItem's items at its first send and returns the rest as
-    UnprocessedItems (it does so under load); the writer sends the rest again."""
+    UnprocessedItems (it does so under load); the writer sends the rest again. The load's batches
+    are written concurrently: a resend is told by its items, not by the order of the sends."""
     backend = boto3.client("dynamodb")  # the same moto table, through a client nobody answers for
     first_sends: list[int] = []
+    returned: set[str] = set()  # the unprocessed halves, as sent back
+    lock = threading.Lock()
 
     def half_processed(request: AWSPreparedRequest, n: int) -> AWSResponse | None:
-        if first_sends and first_sends[-1] == n - 1:  # the resend of the rest: DynamoDB takes it
-            return None
-        first_sends.append(n)
         items = request_items(request)[TEST_TABLE]
-        taken, left = items[: len(items) // 2], items[len(items) // 2 :]
+        with lock:
+            if json.dumps(items, sort_keys=True) in returned:  # the resend of the rest: DynamoDB takes it
+                return None
+            first_sends.append(n)
+            taken, left = items[: len(items) // 2], items[len(items) // 2 :]
+            returned.add(json.dumps(left, sort_keys=True))
         if taken:
             backend.batch_write_item(RequestItems={TEST_TABLE: taken})
         return aws_response(request, 200, {"UnprocessedItems": {TEST_TABLE: left}})

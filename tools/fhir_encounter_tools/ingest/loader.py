@@ -1,7 +1,9 @@
 """Loads Encounters from FHIR .json (a resource or a Bundle) and .ndjson files, streaming, through
 ``EncounterWriter``. One bad record is reported with its place and reason and never costs the
-records around it; memory holds one batch and the ids seen. The README's "Loading your own
-Encounters" says what each input does."""
+records around it. Records are read and validated in order on the calling thread (so the first of
+an id wins, and rejections come in input order); batches of them are written by LOAD_WORKERS
+threads, at most two batches per thread in flight, so memory holds those and the ids seen. The
+README's "Loading your own Encounters" says what each input does."""
 
 from __future__ import annotations
 
@@ -11,13 +13,14 @@ import re
 import stat
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
 from fhir_encounter.references import is_fhir_id
-from fhir_encounter.store.dynamodb import BATCH_GET_LIMIT
-from fhir_encounter.store.writer import EncounterWriter
+from fhir_encounter.store.dynamodb import BATCH_GET_LIMIT, LOAD_WORKERS
+from fhir_encounter.store.writer import EncounterWriter, WriteResult
 from fhir_encounter_tools.ingest.validation import (
     MAX_DEPTH,
     NESTED_TOO_DEEPLY,
@@ -185,14 +188,24 @@ def _load(
     started = time.perf_counter()
     first_seen: dict[str, str] = {}  # id -> place of the Encounter with that id that this load writes
     batch: list[dict[str, Any]] = []
+    pool = ThreadPoolExecutor(max_workers=LOAD_WORKERS, thread_name_prefix="load")
+    in_flight: set[Future[WriteResult]] = set()
 
-    def flush() -> None:
-        if batch:
-            result = writer.write(batch)
+    def count(done: Iterable[Future[WriteResult]]) -> None:
+        for future in done:
+            in_flight.discard(future)
+            result = future.result()  # a batch that failed stops the load with its error
             report.written += result.written
             report.reindexed += result.reindexed
             report.unchanged += result.unchanged
+
+    def flush() -> None:
+        if batch:
+            in_flight.add(pool.submit(writer.write, batch.copy()))
             batch.clear()
+        count([future for future in in_flight if future.done()])
+        if len(in_flight) >= 2 * LOAD_WORKERS:
+            count(wait(in_flight, return_when=FIRST_COMPLETED).done)
 
     def reject(where: str, problem: str, resource: Any) -> None:
         if on_reject:
@@ -220,7 +233,14 @@ def _load(
             report.seconds = time.perf_counter() - started
             bar.advance(record.size, report)
         flush()
+        count(wait(in_flight).done)
     finally:
+        # Stopped early (a failed batch, an interrupt): batches not started are dropped, and the
+        # ones being written finish and are counted, so that the report says what was written.
+        pool.shutdown(wait=True, cancel_futures=True)
+        for future in list(in_flight):
+            if not future.cancelled() and future.exception() is None:
+                count([future])
         bar.clear()
         report.seconds = time.perf_counter() - started
     return report

@@ -31,6 +31,8 @@ class Settings(BaseModel):
     cursor_secret: str | None = Field(default=None, min_length=16)
     fhir_base_url: str | None = None
     dynamodb_endpoint_url: str | None = None
+    lambda_task_root: str | None = None  # set by Lambda (and by `sam local`)
+    sam_local: bool = False
 
     @field_validator("fhir_base_url")
     @classmethod
@@ -40,11 +42,17 @@ class Settings(BaseModel):
     @classmethod
     def from_environment(cls, environ: Mapping[str, str] | None = None) -> Settings:
         source = os.environ if environ is None else environ
-        values = {field: source[name] for field, name in ENVIRONMENT.items() if source.get(name)}
+        values = {field: source[name] for field, name in _READ.items() if source.get(name)}
         try:
             return cls.model_validate(values)
         except ValidationError as error:
             raise ConfigurationError(_names(error)) from None
+
+    @property
+    def tracing(self) -> bool:
+        """X-Ray tracing, as Powertools decides it: in Lambda (not `sam local`, where no X-Ray daemon
+        listens) unless POWERTOOLS_TRACE_DISABLED. Off, the X-Ray SDK is never imported."""
+        return self.lambda_task_root is not None and not self.sam_local and not self.trace_disabled
 
     def store_settings(self) -> tuple[str, str]:
         """(table name, cursor secret): what a function that reads the table needs."""
@@ -72,8 +80,11 @@ ENVIRONMENT = {
     "fhir_base_url": "FHIR_BASE_URL",
     "dynamodb_endpoint_url": "DYNAMODB_ENDPOINT_URL",
 }
+# Set by Lambda and by `sam local`, never by the template (Lambda reserves LAMBDA_TASK_ROOT).
+RUNTIME_ENVIRONMENT = {"lambda_task_root": "LAMBDA_TASK_ROOT", "sam_local": "AWS_SAM_LOCAL"}
+_READ = {**ENVIRONMENT, **RUNTIME_ENVIRONMENT}
 
 
 def _names(error: ValidationError) -> str:
-    names = sorted({ENVIRONMENT[str(issue["loc"][0])] for issue in error.errors()})
+    names = sorted({_READ[str(issue["loc"][0])] for issue in error.errors()})
     return f"missing or invalid environment variables: {', '.join(names)}"

@@ -13,6 +13,10 @@ FHIR_JSON = "application/fhir+json"
 CONTENT_TYPE = f"{FHIR_JSON}; charset=utf-8"
 INTERNAL_ERROR_TEXT = "The server could not complete the request. It has been logged; try again later."
 RETRY_AFTER_SECONDS = 2
+# Parameter names (never values) that an error text or a log line names: at most this many, each
+# cut to this length.
+MAX_NAMED = 10
+MAX_NAME_LENGTH = 64
 
 
 class FhirError(Exception):

@@ -6,8 +6,6 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import replace
-from datetime import UTC, datetime
-from email.utils import format_datetime
 
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEvent
@@ -16,18 +14,17 @@ from fhir_encounter.access import PUBLIC, Action
 from fhir_encounter.bundle import entry_size, searchset
 from fhir_encounter.capability import capability_statement_json
 from fhir_encounter.dates import instant_now
-from fhir_encounter.errors import InvalidRequestError, NotFoundError, TooCostlyError
+from fhir_encounter.errors import MAX_NAME_LENGTH, MAX_NAMED, TooCostlyError
 from fhir_encounter.formats import pretty_json, wants_pretty
-from fhir_encounter.references import is_fhir_id
+from fhir_encounter.read import refuse_query_tokens
 from fhir_encounter.runtime import COMMON_HEADERS, Runtime, Store, fhir_response
 from fhir_encounter.search.cursor import decode_cursor, encode_cursor, search_fingerprint
 from fhir_encounter.search.paging import fit_page, select_page
 from fhir_encounter.search.parameters import ParseContext
 from fhir_encounter.search.planning import plan
-from fhir_encounter.search.query import MAX_NAME_LENGTH, MAX_NAMED, parse_search
+from fhir_encounter.search.query import parse_search
 from fhir_encounter.smart import SmartDiscovery, rest_security, smart_configuration
 from fhir_encounter.store.dynamodb import ReadCost
-from fhir_encounter.store.repository import UNKNOWN_TEXT
 
 # How long a first page may spend counting `total` (the functions time out at 15 s): past it the
 # page is answered without a total rather than not at all.
@@ -39,36 +36,13 @@ RESPONSE_MARGIN_SECONDS = 2.0
 MAX_ENTRY_BYTES = 5_000_000
 
 
-def read_encounter(
-    event: APIGatewayProxyEvent, encounter_id: str, runtime: Runtime, store: Store
-) -> Response[str]:
-    access = runtime.access(event, Action.READ)
-    _refuse_query_tokens(event)
-    pretty = wants_pretty(event.multi_value_query_string_parameters, event.headers.get("Accept"))
-    if not is_fhir_id(encounter_id):
-        raise InvalidRequestError(
-            "Invalid Encounter id: a FHIR id is 1 to 64 characters of A-Z, a-z, 0-9, '-' and '.'"
-        )
-    stored = store.repository.get(encounter_id)
-    if access.compartment and stored.subject_ref != access.compartment:
-        raise NotFoundError(UNKNOWN_TEXT.format(id=encounter_id))  # as if missing: existence never leaks
-    headers = {"ETag": f'W/"{stored.version_id}"', "Last-Modified": _http_date(stored.last_updated)}
-    if_none_match = event.headers.get("If-None-Match")
-    if if_none_match and _etag_matches(if_none_match, stored.version_id):
-        runtime.audit(event, 304, access, [encounter_id])
-        return fhir_response(304, None, headers)
-    runtime.count("EncounterReads", 1)
-    runtime.audit(event, 200, access, [encounter_id])
-    return fhir_response(200, pretty_json(stored.resource_json) if pretty else stored.resource_json, headers)
-
-
 def search_encounters(
     event: APIGatewayProxyEvent, runtime: Runtime, store: Store, remaining_seconds: float
 ) -> Response[str]:
     """``remaining_seconds``: the invocation's time left (Lambda context), which bounds counting."""
     started = time.monotonic()
     access = runtime.access(event, Action.SEARCH)
-    _refuse_query_tokens(event)
+    refuse_query_tokens(event)
     params = event.multi_value_query_string_parameters
     pretty = wants_pretty(params, event.headers.get("Accept"))
     context = ParseContext(frozenset({base_url(event, runtime), request_base_url(event)}))
@@ -174,27 +148,7 @@ def request_base_url(event: APIGatewayProxyEvent) -> str:
     return f"{scheme.split(',')[0].strip()}://{host}{prefix.rstrip('/')}"
 
 
-def _refuse_query_tokens(event: APIGatewayProxyEvent) -> None:
-    """A bearer token in a URL ends up in logs and histories: never accepted (RFC 6750 2.3), even
-    when a cached authorizer decision let the request through."""
-    if "access_token" in (event.multi_value_query_string_parameters or {}):
-        raise InvalidRequestError("Send the access token in the Authorization header, never in the URL")
-
-
-def _etag_matches(if_none_match: str, version_id: str) -> bool:
-    """If-None-Match uses the weak comparison (RFC 9110 13.1.2): W/ is ignored; * matches any."""
-    tags = [tag.strip().removeprefix("W/") for tag in if_none_match.split(",")]
-    return "*" in tags or f'"{version_id}"' in tags
-
-
 def _prefers_strict(event: APIGatewayProxyEvent) -> bool:
     """RFC 7240: comma-separated preferences, each possibly followed by ';'-parameters."""
     prefer = event.headers.get("Prefer") or ""
     return any(part.split(";")[0].strip().lower() == "handling=strict" for part in prefer.split(","))
-
-
-def _http_date(instant: str) -> str:
-    try:
-        return format_datetime(datetime.fromisoformat(instant).astimezone(UTC), usegmt=True)
-    except ValueError:
-        return format_datetime(datetime.now(UTC), usegmt=True)

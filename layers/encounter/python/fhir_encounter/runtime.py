@@ -16,8 +16,15 @@ from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEvent
 
 from fhir_encounter.access import PUBLIC, Access, Action, access_for, principal_of
 from fhir_encounter.config import Settings
-from fhir_encounter.errors import CONTENT_TYPE, FhirError, InternalError, NotFoundError, error_body
-from fhir_encounter.search.query import MAX_NAME_LENGTH, MAX_NAMED
+from fhir_encounter.errors import (
+    CONTENT_TYPE,
+    MAX_NAME_LENGTH,
+    MAX_NAMED,
+    FhirError,
+    InternalError,
+    NotFoundError,
+    error_body,
+)
 from fhir_encounter.store.dynamodb import dynamodb_client
 from fhir_encounter.store.repository import EncounterRepository
 
@@ -34,11 +41,12 @@ COMMON_HEADERS = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosnif
 @dataclass(frozen=True, slots=True)
 class Runtime:
     """Settings and the Powertools objects, configured from the settings (never from import-time
-    environment reads)."""
+    environment reads). No Tracer when tracing is off: building one imports the X-Ray SDK (and
+    patches modules with it), the largest import of a cold start."""
 
     settings: Settings
     logger: Logger
-    tracer: Tracer
+    tracer: Tracer | None
     metrics: Metrics
     audit_logger: Logger  # its own service name, always at INFO: a subscription can route it
 
@@ -53,7 +61,7 @@ class Runtime:
         return cls(
             settings,
             logger,
-            Tracer(service=settings.service_name, disabled=settings.trace_disabled),
+            Tracer(service=settings.service_name) if settings.tracing else None,
             Metrics(service=settings.service_name, namespace=settings.metrics_namespace),
             audit_logger,
         )
@@ -145,7 +153,9 @@ class Runtime:
         def resolve(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
             return app.resolve(event, context)
 
-        handler: LambdaHandler = self.tracer.capture_lambda_handler(resolve, capture_response=False)
+        handler: LambdaHandler = resolve
+        if self.tracer is not None:
+            handler = self.tracer.capture_lambda_handler(resolve, capture_response=False)
         if not self.settings.metrics_disabled:
             handler = self.metrics.log_metrics(handler, capture_cold_start_metric=True)
         decorated: LambdaHandler = self.logger.inject_lambda_context(

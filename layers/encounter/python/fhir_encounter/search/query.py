@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
-from fhir_encounter.errors import InvalidRequestError, NotSupportedError
+from fhir_encounter.errors import MAX_NAME_LENGTH, MAX_NAMED, InvalidRequestError, NotSupportedError
 from fhir_encounter.formats import GENERAL_PARAMETERS
 from fhir_encounter.search.parameters import (
     RESULT_PARAMETERS,
@@ -29,8 +29,6 @@ MAX_VALUES_PER_PARAMETER = 100
 # Deeper pages are reached through next links (their cursor resumes the walk where it stopped);
 # FHIR Works on AWS and Medplum cap _offset at the same place.
 MAX_OFFSET = 10_000
-MAX_NAMED = 10  # unknown parameter names named in an error or a log line
-MAX_NAME_LENGTH = 64
 NO_CONTEXT = ParseContext()  # no local base URL known: every absolute URL is another server's
 TOTAL_MODES = ("accurate", "estimate", "none")
 TotalMode = Literal["accurate", "estimate", "none"]

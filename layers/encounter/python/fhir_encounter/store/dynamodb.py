@@ -35,9 +35,15 @@ REQUEST_CONFIG = Config(
     retries={"total_max_attempts": 3, "mode": "standard"},
     tcp_keepalive=True,
 )
-# A load: patient, with botocore's adaptive retries absorbing throttling.
+# A load: patient, with botocore's adaptive retries absorbing throttling; a connection for each of
+# its writers; no client-side validation of the items, which the writer builds (DynamoDB still checks).
+LOAD_WORKERS = 4
 LOAD_CONFIG = Config(
-    connect_timeout=5, read_timeout=30, retries={"total_max_attempts": 10, "mode": "adaptive"}
+    connect_timeout=5,
+    read_timeout=30,
+    retries={"total_max_attempts": 10, "mode": "adaptive"},
+    max_pool_connections=2 * LOAD_WORKERS,
+    parameter_validation=False,
 )
 # DynamoDB Local accepts any credentials, but boto3 wants some (and a region) before it signs.
 LOCAL_CREDENTIALS = {"aws_access_key_id": "local", "aws_secret_access_key": "local"}

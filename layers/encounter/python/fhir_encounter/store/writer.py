@@ -2,10 +2,16 @@
 
 Reloads are idempotent (versionId moves only when content changes), and items written under an
 older INDEX_VERSION are rewritten in place, which is how a new projected parameter is backfilled.
+
+What is stored is read first (BatchGetItem) only where something can be: every write adds its
+buckets to the bucket directory before it puts an item, so a table without the directory holds no
+Encounter, and then only the ids this writer has written since can be stored. One writer may be
+used by several threads at once (the loader's concurrent batches), each with its own ids.
 """
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -43,6 +49,10 @@ class EncounterWriter:
         self._table = table_name
         self._clock = clock
         self._sleep = sleep
+        self._lock = threading.Lock()
+        self._empty_at_start: bool | None = None  # the table held no Encounter when first written to
+        self._written: set[str] = set()  # ids sent by this writer (kept while the above is True)
+        self._buckets: set[str] = set()  # buckets this writer has put in the directory
 
     def write(self, resources: Iterable[dict[str, Any]]) -> WriteResult:
         """Write Encounters (validated already); the last of several with one id wins."""
@@ -51,12 +61,17 @@ class EncounterWriter:
         ids = list(by_id)
         for start in range(0, len(ids), BATCH_GET_LIMIT):
             chunk = ids[start : start + BATCH_GET_LIMIT]
-            existing = batch_get(
-                self._client,
-                self._table,
-                [keys.encounter_key(i) for i in chunk],
-                attributes=[*_EXISTING, keys.ATTR_APPOINTMENTS],
-                sleep=self._sleep,
+            stored = self._maybe_stored(chunk)
+            existing = (
+                batch_get(
+                    self._client,
+                    self._table,
+                    [keys.encounter_key(i) for i in stored],
+                    attributes=[*_EXISTING, keys.ATTR_APPOINTMENTS],
+                    sleep=self._sleep,
+                )
+                if stored
+                else {}
             )
             requests: list[dict[str, Any]] = []
             buckets: set[str] = set()
@@ -72,16 +87,42 @@ class EncounterWriter:
                 buckets.add(items[0][keys.ATTR_BUCKET]["S"])
                 requests.extend({"PutRequest": {"Item": item}} for item in items)
                 requests.extend(_stale_links(encounter_id, old, items))
-            if buckets:
-                self._client.update_item(
-                    TableName=self._table,
-                    Key=keys.bucket_directory_key(),
-                    UpdateExpression="ADD #b :b",
-                    ExpressionAttributeNames={"#b": keys.ATTR_BUCKETS},
-                    ExpressionAttributeValues={":b": {"SS": sorted(buckets)}},
-                )
+            self._add_buckets(buckets)
             batch_write(self._client, self._table, requests, sleep=self._sleep)
         return result
+
+    def _maybe_stored(self, ids: list[str]) -> list[str]:
+        """Those of ``ids`` that the table may hold: all of them, unless it held no Encounter when
+        this writer first wrote to it (then only the ones written since). Marks them all written."""
+        with self._lock:
+            if self._empty_at_start is None:
+                directory = self._client.get_item(
+                    TableName=self._table,
+                    Key=keys.bucket_directory_key(),
+                    ProjectionExpression=keys.PARTITION_KEY,
+                    ConsistentRead=True,
+                )
+                self._empty_at_start = "Item" not in directory
+            if not self._empty_at_start:
+                return ids
+            stored = [i for i in ids if i in self._written]
+            self._written.update(ids)
+            return stored
+
+    def _add_buckets(self, buckets: set[str]) -> None:
+        """Adds to the bucket directory the buckets it may lack, before any item in them is put."""
+        with self._lock:
+            new = sorted(buckets - self._buckets)
+        if new:
+            self._client.update_item(
+                TableName=self._table,
+                Key=keys.bucket_directory_key(),
+                UpdateExpression="ADD #b :b",
+                ExpressionAttributeNames={"#b": keys.ATTR_BUCKETS},
+                ExpressionAttributeValues={":b": {"SS": new}},
+            )
+            with self._lock:
+                self._buckets.update(new)
 
     @staticmethod
     def _version(

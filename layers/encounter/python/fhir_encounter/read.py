@@ -1,0 +1,61 @@
+"""GET /Encounter/{id}: the read route's body. Apart from routes.py so that the read function
+imports none of search's modules (the query model, planning, paging, the Bundle builder): each
+import costs every cold start."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from email.utils import format_datetime
+
+from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEvent
+
+from fhir_encounter.access import Action
+from fhir_encounter.errors import InvalidRequestError, NotFoundError
+from fhir_encounter.formats import pretty_json, wants_pretty
+from fhir_encounter.references import is_fhir_id
+from fhir_encounter.runtime import Runtime, Store, fhir_response
+from fhir_encounter.store.repository import UNKNOWN_TEXT
+
+
+def read_encounter(
+    event: APIGatewayProxyEvent, encounter_id: str, runtime: Runtime, store: Store
+) -> Response[str]:
+    access = runtime.access(event, Action.READ)
+    refuse_query_tokens(event)
+    pretty = wants_pretty(event.multi_value_query_string_parameters, event.headers.get("Accept"))
+    if not is_fhir_id(encounter_id):
+        raise InvalidRequestError(
+            "Invalid Encounter id: a FHIR id is 1 to 64 characters of A-Z, a-z, 0-9, '-' and '.'"
+        )
+    stored = store.repository.get(encounter_id)
+    if access.compartment and stored.subject_ref != access.compartment:
+        raise NotFoundError(UNKNOWN_TEXT.format(id=encounter_id))  # as if missing: existence never leaks
+    headers = {"ETag": f'W/"{stored.version_id}"', "Last-Modified": _http_date(stored.last_updated)}
+    if_none_match = event.headers.get("If-None-Match")
+    if if_none_match and _etag_matches(if_none_match, stored.version_id):
+        runtime.audit(event, 304, access, [encounter_id])
+        return fhir_response(304, None, headers)
+    runtime.count("EncounterReads", 1)
+    runtime.audit(event, 200, access, [encounter_id])
+    return fhir_response(200, pretty_json(stored.resource_json) if pretty else stored.resource_json, headers)
+
+
+def refuse_query_tokens(event: APIGatewayProxyEvent) -> None:
+    """A bearer token in a URL ends up in logs and histories: never accepted (RFC 6750 2.3), even
+    when a cached authorizer decision let the request through."""
+    if "access_token" in (event.multi_value_query_string_parameters or {}):
+        raise InvalidRequestError("Send the access token in the Authorization header, never in the URL")
+
+
+def _etag_matches(if_none_match: str, version_id: str) -> bool:
+    """If-None-Match uses the weak comparison (RFC 9110 13.1.2): W/ is ignored; * matches any."""
+    tags = [tag.strip().removeprefix("W/") for tag in if_none_match.split(",")]
+    return "*" in tags or f'"{version_id}"' in tags
+
+
+def _http_date(instant: str) -> str:
+    try:
+        return format_datetime(datetime.fromisoformat(instant).astimezone(UTC), usegmt=True)
+    except ValueError:
+        return format_datetime(datetime.now(UTC), usegmt=True)
