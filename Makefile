@@ -90,7 +90,7 @@ test-fuzz: $(PY) ## Property-based fuzzing (hypothesis) on moto: 2,000 examples 
 # Without Docker (not root, none running) it is skipped with the reason, except under CI=true.
 test-sam: $(PY) $(SAM) $(DYNAMODB_LOCAL) ## Real Lambda containers: sam local invoke of the event files, start-api over HTTP, parity with serve
 	@if reason=$$($(PY) -m fhir_encounter_tools.samlocal check); then \
-	  echo "$(SAM_ENV) $(PY) -m pytest tests/sam -q"; \
+	  echo "pytest tests/sam (Docker: $$reason)"; \
 	  $(SAM_ENV) SAM_CLI=$(SAM) $(PY) -m pytest tests/sam -q; \
 	elif [ "$$CI" = true ]; then \
 	  echo "test-sam cannot run under CI=true: $$reason" >&2; exit 1; \

@@ -46,8 +46,12 @@ def _up(sam: str, port: int, seed_count: int) -> int:
             log = local.project / BUILD_DIR.parent / "start-api.log"
             _say(f"Wrote {ENV_FILE}; starting sam local start-api (warm containers), log in {log}")
             base_url = f"http://127.0.0.1:{port}"
+            starting = time.monotonic()
             with local.start_api(env_file, port, log, fhir_base_url=base_url):
-                _say(f"Ready in {time.monotonic() - started:.0f} s")
+                _say(
+                    f"start-api answered in {time.monotonic() - starting:.0f} s; "
+                    f"ready {time.monotonic() - started:.0f} s after `make sam-local` began"
+                )
                 _say(f"Serving FHIR Encounter API from Lambda containers on {base_url} (Ctrl-C stops it)")
                 _say(f"Try: curl '{base_url}/Encounter?patient=patient-0001'")
                 while True:
