@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from fhir_encounter_tools.samlocal import docker
 from fhir_encounter_tools.samlocal.docker import RuntimeImage, image_name
 from fhir_encounter_tools.samlocal.stack import SamLocal, function_names
 from fhir_encounter_tools.template import load_template
@@ -74,3 +75,31 @@ def test_the_env_file_points_every_function_at_dynamodb_local_through_the_bridge
         assert "FHIR_BASE_URL" not in environment  # links follow the request, or FhirBaseUrl
         assert all(isinstance(value, str) for value in environment.values())
     assert path.stat().st_mode & 0o777 == 0o600
+
+
+ALL = ("docker", "dockerd", "apt-get")
+
+
+@pytest.mark.parametrize(
+    ("euid", "running", "found", "expected"),
+    [
+        (1000, True, ALL, None),
+        (0, False, ALL, None),  # root starts dockerd itself
+        (0, False, ("apt-get",), None),  # root installs docker.io first
+        (0, False, (), "Docker is not installed and there is no apt-get to install it"),
+        (1000, False, ALL, "Docker is not running, and only root may install or start it here"),
+        (1000, False, ("apt-get",), "Docker is not installed, and only root may install or start it here"),
+    ],
+)
+def test_docker_can_be_had_when_it_runs_or_as_root(
+    monkeypatch: pytest.MonkeyPatch, euid: int, running: bool, found: tuple[str, ...], expected: str | None
+) -> None:
+    monkeypatch.setattr(docker.os, "geteuid", lambda: euid)
+    monkeypatch.setattr(docker, "docker_running", lambda: running)
+    monkeypatch.setattr(docker.shutil, "which", lambda name: f"/usr/bin/{name}" if name in found else None)
+    reason = docker.unavailable_reason()
+    if expected is None:
+        assert reason is None
+    else:
+        assert reason is not None
+        assert reason.startswith(expected)
