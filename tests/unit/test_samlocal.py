@@ -4,6 +4,8 @@ env.json, and the image and architecture names (the setup itself runs in tests/s
 from __future__ import annotations
 
 import json
+import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -94,9 +96,9 @@ ALL = ("docker", "dockerd", "apt-get")
 def test_docker_can_be_had_when_it_runs_or_as_root(
     monkeypatch: pytest.MonkeyPatch, euid: int, running: bool, found: tuple[str, ...], expected: str | None
 ) -> None:
-    monkeypatch.setattr(docker.os, "geteuid", lambda: euid)
+    monkeypatch.setattr(os, "geteuid", lambda: euid)
     monkeypatch.setattr(docker, "docker_running", lambda: running)
-    monkeypatch.setattr(docker.shutil, "which", lambda name: f"/usr/bin/{name}" if name in found else None)
+    monkeypatch.setattr(shutil, "which", lambda name: f"/usr/bin/{name}" if name in found else None)
     reason = docker.unavailable_reason()
     if expected is None:
         assert reason is None
