@@ -25,6 +25,7 @@ from fhir_encounter_tools.cli import main as cli_main
 from fhir_encounter_tools.devserver.dynamodb_local import LOOPBACK, dynamodb_local
 from fhir_encounter_tools.devserver.server import DEFAULT_LOG_LEVEL, function_environment
 from fhir_encounter_tools.samlocal.docker import (
+    STAND_IN_LABEL,
     RuntimeImage,
     SamLocalError,
     Say,
@@ -190,7 +191,7 @@ class SamLocal:
             stop_process(process)
             left = _lambda_containers() - before
             if left:
-                subprocess.run(["docker", "rm", "-f", *sorted(left)], capture_output=True, check=False)  # noqa: S603, S607
+                _docker("rm", "--force", *sorted(left))
 
 
 def sam_environment() -> dict[str, str]:
@@ -259,21 +260,33 @@ def sam_local(sam: str, say: Say, seed_count: int = SEED_COUNT) -> Iterator[SamL
     sam_build(sam, project, architecture, say)
     bridge = bridge_address()
     host = bridge or LOOPBACK  # Docker Desktop: host.docker.internal reaches the loopback
-    with dynamodb_local(host=host) as endpoint:
-        port = endpoint.rpartition(":")[2]
-        say(f"DynamoDB Local on {endpoint} (in memory; the containers reach it as {CONTAINER_HOST}:{port})")
-        _cli("create-table", "--endpoint-url", endpoint, "--table", LOCAL_TABLE)
-        if seed_count:
-            _cli("seed", "--endpoint-url", endpoint, "--table", LOCAL_TABLE, "--count", str(seed_count))
-        yield SamLocal(
-            sam=sam,
-            project=project,
-            architecture=architecture,
-            image=image,
-            dynamodb_endpoint=endpoint,
-            container_endpoint=f"http://{CONTAINER_HOST}:{port}",
-            functions=function_names(load_template(project / "template.yaml")),
-        )
+    try:
+        with dynamodb_local(host=host) as endpoint:
+            port = endpoint.rpartition(":")[2]
+            say(f"DynamoDB Local on {endpoint} (in memory; containers reach it as {CONTAINER_HOST}:{port})")
+            _cli("create-table", "--endpoint-url", endpoint, "--table", LOCAL_TABLE)
+            if seed_count:
+                _cli("seed", "--endpoint-url", endpoint, "--table", LOCAL_TABLE, "--count", str(seed_count))
+            yield SamLocal(
+                sam=sam,
+                project=project,
+                architecture=architecture,
+                image=image,
+                dynamodb_endpoint=endpoint,
+                container_endpoint=f"http://{CONTAINER_HOST}:{port}",
+                functions=function_names(load_template(project / "template.yaml")),
+            )
+    finally:
+        if image.stand_in:  # each `sam local` rebuilds its image on the stand-in: drop the replaced ones
+            _docker(
+                "image",
+                "prune",
+                "--force",
+                "--filter",
+                "dangling=true",
+                "--filter",
+                f"label={STAND_IN_LABEL}",
+            )
 
 
 def _cli(*argv: str) -> None:
@@ -283,13 +296,11 @@ def _cli(*argv: str) -> None:
 
 
 def _lambda_containers() -> set[str]:
-    result = subprocess.run(  # noqa: S603
-        ["docker", "ps", "-aq", "--filter", f"label={LAMBDA_LABEL}"],  # noqa: S607
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    return set(result.stdout.split())
+    return set(_docker("ps", "-aq", "--filter", f"label={LAMBDA_LABEL}").stdout.split())
+
+
+def _docker(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["docker", *args], capture_output=True, text=True, check=False)  # noqa: S603, S607
 
 
 def _wait_until_ok(
