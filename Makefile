@@ -91,7 +91,7 @@ test-fuzz: $(PY) ## Property-based fuzzing (hypothesis) on moto: 2,000 examples 
 test-sam: $(PY) $(SAM) $(DYNAMODB_LOCAL) ## Real Lambda containers: sam local invoke of the event files, start-api over HTTP, parity with serve
 	@if reason=$$($(PY) -m fhir_encounter_tools.samlocal check); then \
 	  echo "pytest tests/sam (Docker: $$reason)"; \
-	  $(SAM_ENV) SAM_CLI=$(SAM) $(PY) -m pytest tests/sam -q; \
+	  $(SAM_ENV) SAM_CLI=$(SAM) $(PY) -m pytest tests/sam -q --durations=5; \
 	elif [ "$$CI" = true ]; then \
 	  echo "test-sam cannot run under CI=true: $$reason" >&2; exit 1; \
 	else \

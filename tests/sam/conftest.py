@@ -40,6 +40,11 @@ def _say(line: str) -> None:
 
 
 @pytest.fixture(scope="session")
+def sam_cli() -> str:
+    return SAM
+
+
+@pytest.fixture(scope="session")
 def local() -> Iterator[SamLocal]:
     reason = unavailable_reason()
     if reason is not None:

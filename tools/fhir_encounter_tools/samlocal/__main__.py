@@ -27,21 +27,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     up.add_argument("--sam", default=".venv-sam/bin/sam", help="the sam executable")
     up.add_argument("--port", type=int, default=3000, help="port on 127.0.0.1 (default: 3000)")
     up.add_argument("--seed-count", type=int, default=SEED_COUNT, help=f"default: {SEED_COUNT}")
+    up.add_argument(
+        "--reuse-build", action="store_true", help=f"skip `sam build` when {BUILD_DIR} holds a build"
+    )
     commands.add_parser("check", help="whether Docker can be had here (exit 0), else why not (exit 3)")
     args = parser.parse_args(argv)
     if args.command == "check":
         reason = unavailable_reason()
         print(reason or "Docker is available")
         return 0 if reason is None else EXIT_UNAVAILABLE
-    return _up(args.sam, args.port, args.seed_count)
+    return _up(args.sam, args.port, args.seed_count, build=not args.reuse_build)
 
 
-def _up(sam: str, port: int, seed_count: int) -> int:
+def _up(sam: str, port: int, seed_count: int, *, build: bool) -> int:
     started = time.monotonic()
     for number in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(number, _interrupt)
     try:
-        with sam_local(str(Path(sam).absolute()), _say, seed_count) as local:
+        with sam_local(str(Path(sam).absolute()), _say, seed_count, build=build) as local:
             env_file = local.write_env_file(local.project / ENV_FILE, LOCAL_TABLE)
             log = local.project / BUILD_DIR.parent / "start-api.log"
             _say(f"Wrote {ENV_FILE}; starting sam local start-api (warm containers), log in {log}")

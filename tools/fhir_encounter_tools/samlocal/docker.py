@@ -126,12 +126,15 @@ def ensure_docker(say: Say) -> None:
             stderr=output,
             start_new_session=True,
         )
-    deadline = time.monotonic() + DOCKER_START_SECONDS
+    started = time.monotonic()
     while not docker_running():
-        if process.poll() is not None or time.monotonic() > deadline:
+        if process.poll() is not None or time.monotonic() > started + DOCKER_START_SECONDS:
             raise SamLocalError(f"dockerd did not start (exit status {process.poll()}); see {log}")
         time.sleep(0.5)
-    say(f"Docker: started dockerd (pid {process.pid}, data root {data_root}, log {log}); it keeps running")
+    say(
+        f"Docker: started dockerd in {time.monotonic() - started:.0f} s (pid {process.pid}, data root "
+        f"{data_root}, log {log}); it keeps running"
+    )
 
 
 def bridge_address() -> str | None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -17,7 +18,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +44,7 @@ BUILD_DIR = Path(".aws-sam") / "local" / "build"  # beside `make build`'s arm64 
 READY_SECONDS = 300.0
 STOP_SECONDS = 60.0
 INVOKE_SECONDS = 300.0
-LAMBDA_LABEL = "sam.cli.container.type=lambda"
+_CONTAINER_ID = re.compile(r"SAM_CONTAINER_ID: ([0-9a-f]{12,64})")
 # DynamoDB Local takes any credentials; these keep a developer's real ones out of the containers.
 LOCAL_AWS = {
     "AWS_ACCESS_KEY_ID": "local",
@@ -66,7 +67,7 @@ class SamLocal:
     image: RuntimeImage
     dynamodb_endpoint: str
     container_endpoint: str
-    functions: tuple[str, ...] = field(default=())
+    functions: tuple[str, ...]
 
     @property
     def built_template(self) -> Path:
@@ -102,8 +103,9 @@ class SamLocal:
             log_level=log_level,
         )
         path.parent.mkdir(parents=True, exist_ok=True)
+        path.touch(mode=0o600)
+        path.chmod(0o600)  # before the cursor key is written into it
         path.write_text(json.dumps(dict.fromkeys(self.functions, environment), indent=2) + "\n")
-        path.chmod(0o600)  # it holds the cursor key
         return path
 
     def invoke(self, function: str, event: Path, env_file: Path) -> dict[str, Any]:
@@ -171,11 +173,12 @@ class SamLocal:
 
     @contextmanager
     def _server(self, command: list[str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
-        """A `sam local` server, stopped with SIGINT by its pid (it removes its warm containers),
-        then SIGKILL; containers it started and left behind are removed."""
-        before = _lambda_containers()
+        """A `sam local` server, stopped with SIGINT by its pid. It does not remove every container
+        it started (those made for a first request beside the warm ones stay up), so afterwards
+        each container its log names (``SAM_CONTAINER_ID``) is removed, and no other."""
         log.parent.mkdir(parents=True, exist_ok=True)
         with log.open("ab") as output:
+            offset = output.tell()
             process = subprocess.Popen(  # noqa: S603
                 command,
                 cwd=self.project,
@@ -189,9 +192,11 @@ class SamLocal:
             yield process
         finally:
             stop_process(process)
-            left = _lambda_containers() - before
-            if left:
-                _docker("rm", "--force", *sorted(left))
+            with log.open("rb") as written:
+                written.seek(offset)
+                started = set(_CONTAINER_ID.findall(written.read().decode(errors="replace")))
+            if started:
+                _docker("rm", "--force", *sorted(started))
 
 
 def sam_environment() -> dict[str, str]:
@@ -248,16 +253,20 @@ def function_names(template: Mapping[str, Any]) -> tuple[str, ...]:
 
 
 @contextmanager
-def sam_local(sam: str, say: Say, seed_count: int = SEED_COUNT) -> Iterator[SamLocal]:
-    """Docker, the runtime image, `sam build`, DynamoDB Local on the bridge with the table created
-    and seeded (``seed_count`` synthetic Encounters); DynamoDB Local stops on exit."""
+def sam_local(sam: str, say: Say, seed_count: int = SEED_COUNT, *, build: bool = True) -> Iterator[SamLocal]:
+    """Docker, the runtime image, `sam build` (unless ``build`` is False and a build is there),
+    DynamoDB Local on the bridge with the table created and seeded (``seed_count`` synthetic
+    Encounters); DynamoDB Local stops on exit."""
     project = find_template().parent
     architecture = lambda_architecture()
     ensure_docker(say)
     started = time.monotonic()
     image = ensure_runtime_image(architecture, say)
     say(f"Runtime image ready in {time.monotonic() - started:.0f} s")
-    sam_build(sam, project, architecture, say)
+    if build or not (project / BUILD_DIR / "template.yaml").is_file():
+        sam_build(sam, project, architecture, say)
+    else:
+        say(f"sam build: reusing {BUILD_DIR}")
     bridge = bridge_address()
     host = bridge or LOOPBACK  # Docker Desktop: host.docker.internal reaches the loopback
     try:
@@ -293,10 +302,6 @@ def _cli(*argv: str) -> None:
     status = cli_main(list(argv))
     if status != 0:
         raise SamLocalError(f"fhir-encounter {argv[0]} failed (exit status {status})")
-
-
-def _lambda_containers() -> set[str]:
-    return set(_docker("ps", "-aq", "--filter", f"label={LAMBDA_LABEL}").stdout.split())
 
 
 def _docker(*args: str) -> subprocess.CompletedProcess[str]:
