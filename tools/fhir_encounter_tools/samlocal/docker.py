@@ -138,8 +138,9 @@ def ensure_docker(say: Say) -> None:
 
 
 def bridge_address() -> str | None:
-    """The IPv4 address of Docker's default bridge (docker0) on this machine, where a server
-    reaches the containers and nothing beyond the machine; None without one (Docker Desktop)."""
+    """The IPv4 address of Docker's default bridge (docker0) on this machine: a server listening
+    there is reachable from the containers and not from beyond the machine. None without one
+    (Docker Desktop)."""
     try:
         result = _run(
             [
