@@ -8,6 +8,7 @@ import json
 import re
 import shlex
 import subprocess
+from pathlib import Path
 from typing import Any
 
 from fhirclient import client as fhirclient
@@ -100,3 +101,10 @@ def test_fhirpy_reads_a_page_and_walks_next(api: Api) -> None:
     walked = [resource["id"] for resource in search.fetch_all()]
     assert sorted(walked) == SEED_PATIENT_IDS
     assert walked[:6] == [resource["id"] for resource in first]
+
+
+def test_the_start_api_log_holds_no_patient_id(api: Api, work_dir: Path) -> None:
+    assert api.search(f"patient={SEED_PATIENT}").status == 200
+    text = (work_dir / "start-api.log").read_text()
+    assert '"GET /Encounter?... HTTP/1.1" 200' in text
+    assert SEED_PATIENT not in text

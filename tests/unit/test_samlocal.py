@@ -12,7 +12,7 @@ import pytest
 
 from fhir_encounter_tools.samlocal import docker
 from fhir_encounter_tools.samlocal.docker import RuntimeImage, image_name
-from fhir_encounter_tools.samlocal.stack import SamLocal, function_names
+from fhir_encounter_tools.samlocal.stack import SamLocal, function_names, without_query_strings
 from fhir_encounter_tools.template import load_template
 from tests.support import ROOT
 
@@ -105,3 +105,17 @@ def test_docker_can_be_had_when_it_runs_or_as_root(
     else:
         assert reason is not None
         assert reason.startswith(expected)
+
+
+def test_sam_local_request_lines_are_logged_without_their_query_strings() -> None:
+    line = (
+        '127.0.0.1 - - [26/Nov/2026 14:59:57] "GET /Encounter?patient=patient-0001&_count=6 HTTP/1.1" 200 -\n'
+    )
+    assert (
+        without_query_strings(line)
+        == '127.0.0.1 - - [26/Nov/2026 14:59:57] "GET /Encounter?... HTTP/1.1" 200 -\n'
+    )
+    assert (
+        without_query_strings('"GET /Encounter/enc-1 HTTP/1.1" 200 -')
+        == '"GET /Encounter/enc-1 HTTP/1.1" 200 -'
+    )

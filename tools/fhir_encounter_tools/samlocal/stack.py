@@ -13,6 +13,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -45,6 +46,7 @@ READY_SECONDS = 300.0
 STOP_SECONDS = 60.0
 INVOKE_SECONDS = 300.0
 _CONTAINER_ID = re.compile(r"SAM_CONTAINER_ID: ([0-9a-f]{12,64})")
+_REQUEST_QUERY = re.compile(r'("[A-Z]+ [^ ?"]*)\?[^ "]*')  # "GET /Encounter?patient=... HTTP/1.1"
 # DynamoDB Local takes any credentials; these keep a developer's real ones out of the containers.
 LOCAL_AWS = {
     "AWS_ACCESS_KEY_ID": "local",
@@ -173,30 +175,30 @@ class SamLocal:
 
     @contextmanager
     def _server(self, command: list[str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
-        """A `sam local` server, stopped with SIGINT by its pid. It does not remove every container
-        it started (those made for a first request beside the warm ones stay up), so afterwards
-        each container its log names (``SAM_CONTAINER_ID``) is removed, and no other."""
+        """A `sam local` server, its output appended to ``log`` without query strings (they hold
+        patient ids), stopped with SIGINT by its pid. It does not remove every container it
+        started (those made for a first request beside the warm ones stay up), so afterwards each
+        container its output names (``SAM_CONTAINER_ID``) is removed, and no other."""
         log.parent.mkdir(parents=True, exist_ok=True)
-        with log.open("ab") as output:
-            offset = output.tell()
-            process = subprocess.Popen(  # noqa: S603
-                command,
-                cwd=self.project,
-                env=sam_environment(),
-                stdin=subprocess.DEVNULL,
-                stdout=output,
-                stderr=output,
-                start_new_session=True,
-            )
+        process = subprocess.Popen(  # noqa: S603
+            command,
+            cwd=self.project,
+            env=sam_environment(),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        containers: set[str] = set()
+        copier = threading.Thread(target=_copy_output, args=(process, log, containers), daemon=True)
+        copier.start()
         try:
             yield process
         finally:
             stop_process(process)
-            with log.open("rb") as written:
-                written.seek(offset)
-                started = set(_CONTAINER_ID.findall(written.read().decode(errors="replace")))
-            if started:
-                _docker("rm", "--force", *sorted(started))
+            copier.join(timeout=STOP_SECONDS)
+            if containers:
+                _docker("rm", "--force", *sorted(containers))
 
 
 def sam_environment() -> dict[str, str]:
@@ -302,6 +304,24 @@ def _cli(*argv: str) -> None:
     status = cli_main(list(argv))
     if status != 0:
         raise SamLocalError(f"fhir-encounter {argv[0]} failed (exit status {status})")
+
+
+def _copy_output(process: subprocess.Popen[bytes], log: Path, containers: set[str]) -> None:
+    """``process``'s output into ``log``, each request line's query string cut (Werkzeug logs it
+    whole); the ids of the containers it names go into ``containers``."""
+    if process.stdout is None:
+        return
+    with log.open("a", encoding="utf-8") as output:
+        for raw in process.stdout:
+            line = raw.decode(errors="replace")
+            containers.update(_CONTAINER_ID.findall(line))
+            output.write(without_query_strings(line))
+            output.flush()
+
+
+def without_query_strings(line: str) -> str:
+    """A log line with each quoted request line's query string replaced by ``?...``."""
+    return _REQUEST_QUERY.sub(r"\1?...", line)
 
 
 def _docker(*args: str) -> subprocess.CompletedProcess[str]:
