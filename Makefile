@@ -15,7 +15,7 @@ SAM_ENV := PATH="$(dir $(PYTHON313)):$$PATH" AWS_DEFAULT_REGION=$${AWS_DEFAULT_R
 PORT ?= 3000
 HOST ?= 127.0.0.1
 
-.PHONY: help setup run test lint format typecheck template build test-unit test-functional test-invoke test-integration test-fuzz bench load clean
+.PHONY: help setup run sam-local test lint format typecheck template build test-unit test-functional test-invoke test-integration test-fuzz test-sam bench load clean
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -41,7 +41,10 @@ setup: $(PY) $(DYNAMODB_LOCAL) ## Create the python3.13 venv and install DynamoD
 run: $(PY) $(DYNAMODB_LOCAL) ## Serve the API on http://127.0.0.1:3000 with DynamoDB Local and seeded data (DATA_DIR=, DYNAMODB_PORT=)
 	$(VENV)/bin/fhir-encounter serve --host $(HOST) --port $(PORT) $(if $(DATA_DIR),--data-dir '$(DATA_DIR)') $(if $(DYNAMODB_PORT),--dynamodb-port $(DYNAMODB_PORT))
 
-test: lint typecheck template test-unit test-functional test-invoke test-integration test-fuzz ## Everything CI checks: lint, types, template, all test suites
+sam-local: $(PY) $(SAM) $(DYNAMODB_LOCAL) ## The API from real Lambda containers (sam local start-api, Docker) on http://127.0.0.1:3000 with seeded data
+	$(SAM_ENV) $(PY) -m fhir_encounter_tools.samlocal up --sam $(SAM) --port $(PORT)
+
+test: lint typecheck template test-unit test-functional test-invoke test-integration test-fuzz test-sam ## Everything CI checks: lint, types, template, all test suites
 
 format: $(PY) ## Reformat the code with ruff
 	$(VENV)/bin/ruff format .
@@ -83,6 +86,17 @@ test-integration: $(PY) $(DYNAMODB_LOCAL) ## DynamoDB Local and the local API se
 
 test-fuzz: $(PY) ## Property-based fuzzing (hypothesis) on moto: 2,000 examples per property when CI=true, else 300
 	$(PY) -m pytest tests/fuzz -q --show-capture=no
+
+# Without Docker (not root, none running) it is skipped with the reason, except under CI=true.
+test-sam: $(PY) $(SAM) $(DYNAMODB_LOCAL) ## Real Lambda containers: sam local invoke of the event files, start-api over HTTP, parity with serve
+	@if reason=$$($(PY) -m fhir_encounter_tools.samlocal check); then \
+	  echo "pytest tests/sam (Docker: $$reason)"; \
+	  $(SAM_ENV) SAM_CLI=$(SAM) $(PY) -m pytest tests/sam -q --durations=5; \
+	elif [ "$$CI" = true ]; then \
+	  echo "test-sam cannot run under CI=true: $$reason" >&2; exit 1; \
+	else \
+	  echo "*** test-sam SKIPPED: $$reason ***"; \
+	fi
 
 bench: $(PY) $(DYNAMODB_LOCAL) ## Benchmarks: cold start, per-request latency, read units (prints figures)
 	$(PY) -m tests.bench

@@ -7,6 +7,7 @@ import importlib.util
 import io
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -16,7 +17,9 @@ import urllib.request
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime
 from email.message import Message
+from email.utils import format_datetime
 from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
@@ -504,3 +507,164 @@ def bundle_resources_resolved(bundle: dict[str, Any]) -> list[Any]:
             text = text.replace(f'"reference": "{full_url}"', f'"reference": "{target}"')
         resolved.append(json.loads(text))
     return resolved
+
+
+# ---- the event files' expected outcomes: events/*.json through lambda_handler (tests/invoke) and
+# through `sam local` (tests/sam), on a table that holds INVOKE_ENCOUNTERS
+
+EVENT_FILES = sorted((ROOT / "events").glob("*.json"))
+EVENT_BASE = "https://abc123defg.execute-api.us-east-1.amazonaws.com/v1"  # the events' Host and stage
+CURSOR = "<cursor>"
+
+
+@dataclass(frozen=True)
+class Found:
+    """200 with the stored Encounter."""
+
+    id: str
+
+
+@dataclass(frozen=True)
+class Page:
+    """200 with a searchset Bundle; links as relation -> query string (a next cursor as <cursor>)."""
+
+    ids: list[str]
+    total: int | None  # None: the Bundle has no total (_total=none)
+    links: dict[str, str]
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """200 with the CapabilityStatement, listing these search parameters for Encounter."""
+
+    search_params: list[str]
+
+
+@dataclass(frozen=True)
+class Failure:
+    """An OperationOutcome."""
+
+    status: int
+    code: str
+    text: str
+
+
+def first_page(ids: list[str], criteria: str = "") -> Page:
+    """A one-page result at the default page size."""
+    query = f"{criteria}&_count=10&_offset=0" if criteria else "_count=10&_offset=0"
+    return Page(ids, len(ids), {"self": query, "first": query, "last": query})
+
+
+PATIENT_1 = ["enc-1006", "enc-1001", "enc-1002", "enc-1003"]
+
+EVENT_OUTCOMES: dict[str, Found | Page | Failure | Capabilities] = {
+    "capability_statement_metadata": Capabilities(
+        ["_id", "patient", "subject", "appointment", "date", "status"]
+    ),
+    "read_encounter_found": Found("enc-1002"),
+    "read_encounter_not_found": Failure(404, "not-found", "Unknown Encounter resource 'enc-9999'"),
+    # The tests run with AuthMode iam: SMART discovery answers that it is not enabled.
+    "capability_statement_smart_configuration": Failure(
+        404, "not-found", "SMART on FHIR is not enabled on this server (its AuthMode is not smart)"
+    ),
+    "read_encounter_bad_id": Failure(
+        400, "invalid", "Invalid Encounter id: a FHIR id is 1 to 64 characters of A-Z, a-z, 0-9, '-' and '.'"
+    ),
+    "search_encounters_all": first_page(INVOKE_ALL_IN_ORDER),
+    "search_encounters_by_patient": first_page(PATIENT_1, "patient=Patient/pat-1"),
+    "search_encounters_by_subject_group": first_page(["enc-1005"], "subject=Group/grp-7"),
+    "search_encounters_by_appointment": first_page(["enc-1002", "enc-1005"], "appointment=Appointment/apt-3"),
+    "search_encounters_by_status": first_page(["enc-1006", "enc-1003"], "status=planned,in-progress"),
+    "search_encounters_by_date_range": first_page(
+        ["enc-1009", "enc-1002", "enc-1004"], "date=ge2021-06-01&date=lt2021-07-01"
+    ),
+    "search_encounters_paged": Page(
+        ["enc-1001", "enc-1009", "enc-1002"],
+        9,
+        {
+            "self": "_count=3&_offset=3",
+            "first": "_count=3&_offset=0",
+            "previous": "_count=3&_offset=0",
+            "next": f"_count=3&_offset=6&_cursor={CURSOR}",
+            "last": "_count=3&_offset=6",
+        },
+    ),
+    "search_encounters_total_none": Page(
+        ["enc-1006", "enc-1008", "enc-1007", "enc-1001"],
+        None,
+        {
+            "self": "_count=4&_offset=0&_total=none",
+            "first": "_count=4&_offset=0&_total=none",
+            "next": f"_count=4&_offset=4&_total=none&_cursor={CURSOR}",
+        },
+    ),
+    "search_encounters_bad_date": Failure(
+        400,
+        "invalid",
+        "Invalid value for search parameter 'date': 'date' needs an optional prefix (eq, ne, gt, lt, ge, le, "
+        "sa, eb, ap) and a FHIR date such as 2021, 2021-06, 2021-06-15 or 2021-06-15T10:30:00Z",
+    ),
+    "search_encounters_bad_count": Failure(
+        400, "invalid", "Invalid value for search parameter '_count': must be a non-negative integer"
+    ),
+    "search_encounters_unknown_param_strict": Failure(
+        400, "not-supported", "Unknown search parameter(s): _sort"
+    ),
+    "search_encounters_unknown_param_lenient": first_page(PATIENT_1, "patient=Patient/pat-1"),
+}
+
+
+def relations(bundle: dict[str, Any]) -> dict[str, str]:
+    return {link["relation"]: link["url"] for link in bundle["link"]}
+
+
+def without_cursor(url: str) -> str:
+    return re.sub(r"_cursor=[^&]+", f"_cursor={CURSOR}", url)
+
+
+def load_event(path: Path) -> dict[str, Any]:
+    event: dict[str, Any] = json.loads(path.read_text())
+    return event
+
+
+def assert_event_outcome(name: str, status: int, headers: Mapping[str, str], body: Any) -> None:
+    """The answer to events/<name>.json is its expected outcome (EVENT_OUTCOMES)."""
+    expected = EVENT_OUTCOMES[name]
+    assert headers["Content-Type"] == "application/fhir+json; charset=utf-8"
+    match expected:
+        case Found(encounter_id):
+            assert status == 200
+            assert body == {
+                **invoke_encounter_by_id(encounter_id),
+                "meta": {"versionId": "1", "lastUpdated": body["meta"]["lastUpdated"]},
+            }
+            assert headers["ETag"] == 'W/"1"'
+            last_updated = datetime.fromisoformat(body["meta"]["lastUpdated"])
+            assert headers["Last-Modified"] == format_datetime(last_updated, usegmt=True)
+        case Page(ids, total, links):
+            assert status == 200
+            assert (body["resourceType"], body["type"], body.get("total")) == ("Bundle", "searchset", total)
+            assert ids_of(body) == ids
+            assert [entry["fullUrl"] for entry in body.get("entry", [])] == [
+                f"{EVENT_BASE}/Encounter/{i}" for i in ids
+            ]
+            assert all(entry["search"] == {"mode": "match"} for entry in body.get("entry", []))
+            assert {rel: without_cursor(url) for rel, url in relations(body).items()} == {
+                rel: f"{EVENT_BASE}/Encounter?{query}" for rel, query in links.items()
+            }
+            assert [link["relation"] for link in body["link"]] == list(links)
+        case Capabilities(search_params):
+            assert status == 200
+            assert body["resourceType"] == "CapabilityStatement"
+            assert body["fhirVersion"] == "4.0.1"
+            assert body["implementation"]["url"] == EVENT_BASE
+            (resource,) = body["rest"][0]["resource"]
+            assert resource["type"] == "Encounter"
+            assert [i["code"] for i in resource["interaction"]] == ["read", "search-type"]
+            assert [p["name"] for p in resource["searchParam"]] == search_params
+        case Failure(code_status, code, text):
+            assert status == code_status
+            assert body == {
+                "resourceType": "OperationOutcome",
+                "issue": [{"severity": "error", "code": code, "details": {"text": text}}],
+            }

@@ -21,7 +21,12 @@ from typing import Any
 import pytest
 
 from fhir_encounter.errors import NotFoundError
-from fhir_encounter_tools.devserver.dynamodb_local import LAUNCHER, java_command
+from fhir_encounter_tools.devserver.dynamodb_local import (
+    LAUNCHER,
+    DynamoDBLocalError,
+    dynamodb_local,
+    java_command,
+)
 from fhir_encounter_tools.devserver.events import LocalContext, rest_api_event
 from fhir_encounter_tools.devserver.server import (
     LocalApiServer,
@@ -272,6 +277,17 @@ def test_dynamodb_local_runs_with_a_capped_heap_and_watches_its_parent(
     assert {"-Xmx512m", "-XX:+UseSerialGC", "-Dloopback.parentPid=4321"} <= set(jvm)
     assert program == [*storage, "-sharedDb", "-disableTelemetry", "-port", "8123"]
     assert f"-Dloopback.parentPid={os.getpid()}" in java_command("java", Path("/jars"), 8123)
+
+
+def test_dynamodb_local_binds_the_loopback_unless_told_one_other_address() -> None:
+    assert "-Dloopback.host=127.0.0.1" in java_command("java", Path("/jars"), 8123)
+    assert "-Dloopback.host=172.17.0.1" in java_command("java", Path("/jars"), 8123, host="172.17.0.1")
+
+
+@pytest.mark.parametrize("host", ["", "0.0.0.0", "::"])
+def test_dynamodb_local_never_listens_on_every_interface(host: str) -> None:
+    with pytest.raises(DynamoDBLocalError, match="never on every interface"), dynamodb_local(host=host):
+        pass
 
 
 # ---- what http.server rejects itself, over raw sockets -------------------------------------------

@@ -73,6 +73,18 @@ def test_one_python_version_everywhere() -> None:
     assert PYPROJECT["tool"]["mypy"]["python_version"] == "3.13"
 
 
+def test_aws_runs_arm64_and_one_parameter_sets_the_architecture_everywhere() -> None:
+    """Local runs (`make sam-local`, `make test-sam`) override it with the host's; no second template."""
+    parameter = TEMPLATE["Parameters"]["Architecture"]
+    assert (parameter["Default"], parameter["AllowedValues"]) == ("arm64", ["arm64", "x86_64"])
+    layer = TEMPLATE["Resources"]["EncounterLayer"]
+    assert TEMPLATE["Globals"]["Function"]["Architectures"] == [{"Ref": "Architecture"}]
+    assert layer["Properties"]["CompatibleArchitectures"] == [{"Ref": "Architecture"}]
+    assert layer["Metadata"]["BuildArchitecture"] == {"Ref": "Architecture"}
+    functions = [r for r in TEMPLATE["Resources"].values() if r["Type"] == "AWS::Serverless::Function"]
+    assert all("Architectures" not in function["Properties"] for function in functions)
+
+
 def test_layer_installs_the_project_runtime_dependencies() -> None:
     layer = TEMPLATE["Resources"]["EncounterLayer"]["Properties"]["ContentUri"]
     requirements = (ROOT / layer / "requirements.txt").read_text().split()

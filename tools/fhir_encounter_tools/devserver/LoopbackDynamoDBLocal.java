@@ -7,8 +7,10 @@ import software.amazon.dynamodb.services.local.main.ServerRunner;
 import software.amazon.dynamodb.services.local.server.DynamoDBProxyServer;
 
 /**
- * DynamoDB Local bound to 127.0.0.1 only (its own command line has no host option), living no
- * longer than the process that started it.
+ * DynamoDB Local bound to one address, 127.0.0.1 unless {@code -Dloopback.host=ADDRESS} names
+ * another (its own command line has no host option, and binds every interface), living no longer
+ * than the process that started it. `sam local` passes the Docker bridge's address, so that the
+ * function containers reach it and the network beyond the machine does not.
  *
  * <p>With {@code -Dloopback.parentPid=PID} it polls that process every {@value #POLL_MILLIS} ms
  * and exits as soon as it is gone, however it ended (SIGKILL included), so that DynamoDB Local
@@ -27,8 +29,9 @@ public class LoopbackDynamoDBLocal {
         Field field = DynamoDBProxyServer.class.getDeclaredField("server");
         field.setAccessible(true);
         Server server = (Server) field.get(proxy);
+        String host = System.getProperty("loopback.host", "127.0.0.1");
         for (Connector connector : server.getConnectors()) {
-            ((ServerConnector) connector).setHost("127.0.0.1");
+            ((ServerConnector) connector).setHost(host);
         }
         proxy.start();
         proxy.join();

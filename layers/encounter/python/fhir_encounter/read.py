@@ -31,11 +31,13 @@ def read_encounter(
     stored = store.repository.get(encounter_id)
     if access.compartment and stored.subject_ref != access.compartment:
         raise NotFoundError(UNKNOWN_TEXT.format(id=encounter_id))  # as if missing: existence never leaks
-    headers = {"ETag": f'W/"{stored.version_id}"', "Last-Modified": _http_date(stored.last_updated)}
+    etag = {"ETag": f'W/"{stored.version_id}"'}
     if_none_match = event.headers.get("If-None-Match")
     if if_none_match and _etag_matches(if_none_match, stored.version_id):
         runtime.audit(event, 304, access, [encounter_id])
-        return fhir_response(304, None, headers)
+        # RFC 9110 15.4.5: with an ETag, a 304 carries no other representation metadata.
+        return fhir_response(304, None, etag)
+    headers = {**etag, "Last-Modified": _http_date(stored.last_updated)}
     runtime.count("EncounterReads", 1)
     runtime.audit(event, 200, access, [encounter_id])
     return fhir_response(200, pretty_json(stored.resource_json) if pretty else stored.resource_json, headers)
