@@ -84,8 +84,8 @@ test-integration: $(PY) $(DYNAMODB_LOCAL) ## DynamoDB Local and the local API se
 test-fuzz: $(PY) ## Property-based fuzzing (hypothesis) on moto: 2,000 examples per property when CI=true, else 300
 	$(PY) -m pytest tests/fuzz -q --show-capture=no
 
-bench: $(PY) $(DYNAMODB_LOCAL) ## Benchmarks: cold start, per-request latency, read units (prints figures)
-	$(PY) -m tests.bench
+bench: $(PY) $(DYNAMODB_LOCAL) ## Benchmarks against bare boto3: ratios, targets, rows read per match (SIZE=20000)
+	$(PY) -m tests.bench $(if $(SIZE),--size $(SIZE))
 
 load: $(PY) $(DYNAMODB_LOCAL) ## Load test: serve 5,000 Encounters, 20 clients for 30 s (prints req/s, p50/p99, errors)
 	$(PY) -m tests.load
