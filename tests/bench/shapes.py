@@ -111,9 +111,10 @@ class Reading:
     rows: int
     queries: int
     read_units: float
-    total: int | None  # the Bundle's total (None: not counted, or the count stopped)
+    total: int | None  # the matches (None: not counted)
     returned: int
     ms: float
+    count_stopped: bool = False  # the count ran past its budget: rows read are a lower bound
 
     @property
     def floor(self) -> int:
