@@ -17,6 +17,7 @@ figure.
 from __future__ import annotations
 
 import heapq
+import itertools
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
@@ -118,7 +119,7 @@ class Floor:
     def _merged(self, partitions: list[str], page: int) -> list[Item]:
         pages = self._pool.map(lambda p: self.rows(keys.PERIOD_START_INDEX, p, page)[0], partitions)
         merged = heapq.merge(*pages, key=lambda item: str(item[keys.ATTR_SORT_KEY]["S"]))
-        return list(merged)[:page]
+        return list(itertools.islice(merged, page))
 
     def _query(self, index: str, partition: str) -> dict[str, Any]:
         partition_attribute, _ = keys.INDEXES[index]

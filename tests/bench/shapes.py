@@ -43,17 +43,21 @@ class Shape:
     target: float | None = None  # rows read per match
 
 
-def date_shapes() -> list[Shape]:
-    shapes = [
+def window_shapes() -> list[Shape]:
+    """ge + lt windows at each duration class's edge, a month and a year."""
+    return [
+        Shape(f"date window of {label}", f"date=ge{low}&date=lt{high}", DATE_TARGET)
+        for label, low, high in WINDOWS
+    ]
+
+
+def prefix_shapes() -> list[Shape]:
+    """Each date prefix with a day, a month and a year."""
+    return [
         Shape(f"date={prefix}{value}", f"date={prefix}{value}", DATE_TARGET)
         for prefix in PREFIXES
         for value in (DAY, MONTH, YEAR)
     ]
-    shapes += [
-        Shape(f"date window of {label}", f"date=ge{low}&date=lt{high}", DATE_TARGET)
-        for label, low, high in WINDOWS
-    ]
-    return shapes
 
 
 def other_shapes(data: Dataset) -> list[Shape]:
