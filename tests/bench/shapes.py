@@ -118,7 +118,7 @@ class Reading:
     total: int | None  # the matches (None: not counted)
     returned: int
     ms: float
-    count_stopped: bool = False  # the count ran past its budget: rows read are a lower bound
+    count_stopped: bool = False  # the first page's count stopped at its budget: the count alone measured
 
     @property
     def floor(self) -> int:
