@@ -124,7 +124,11 @@ def run(endpoint: str, options: Options) -> tuple[list[Figure], list[Figure]]:
     counter.attach(counted_client)
     counted_search = build_handlers(counted_client, settings)["/Encounter"]
     quiet_logs(settings.service_name)
-    windows, others = window_shapes(), [*prefix_shapes(), *other_shapes(data)]
+    first = json.loads(answer(counted_search, search_event(parse_qs(f"patient={typical}"))))
+    cursor = Shape(
+        "next page (typical patient, page 2)", urlsplit(link_of(first, "next")).query, resumed=True
+    )
+    windows, others = window_shapes(), [*prefix_shapes(), *other_shapes(data), cursor]
     readings = {shape: reading(counted_search, counter, shape) for shape in [*windows, *others]}
     print_readings(readings.values())
     figures += [per_match_figure(readings[shape]) for shape in windows]

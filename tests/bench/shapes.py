@@ -6,7 +6,8 @@ events, independently of the project's own accounting: a Query's ``ScannedCount`
 Read units are DynamoDB's ``ConsumedCapacity`` of the same calls.
 
 The floor of a search that counts ``total`` is the matching index rows plus the page's bodies
-(total + page); of one that does not, the page's rows and bodies (2 x page). Rows read per match
+(total + page); of one that does not (``_total=none``, a cursor page), the page's rows and bodies
+(2 x page). Rows read per match
 is rows read / floor: 1.0 reads nothing beyond the answer.
 """
 
@@ -41,6 +42,7 @@ class Shape:
     name: str
     query: str
     target: float | None = None  # rows read per match
+    resumed: bool = False  # a cursor page: its total is carried, not counted
 
 
 def window_shapes() -> list[Shape]:
@@ -122,7 +124,7 @@ class Reading:
 
     @property
     def floor(self) -> int:
-        counted = self.total if self.total is not None else self.returned
+        counted = self.returned if self.total is None or self.shape.resumed else self.total
         return counted + self.returned
 
     @property
