@@ -30,7 +30,7 @@ import os
 import statistics
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import Any
@@ -289,7 +289,7 @@ def per_match_figure(r: Reading) -> Figure:
     return Figure(f"rows read per match: {r.shape.name}", r.rows, r.floor, "rows", r.shape.target, note=note)
 
 
-def print_readings(readings: Iterator[Reading] | Any) -> None:
+def print_readings(readings: Iterable[Reading]) -> None:
     print(
         f"\n{'search shape':44} {'rows':>8} {'floor':>8} {'per match':>9} {'queries':>7} {'RCU':>8} {'ms':>8}"
     )
