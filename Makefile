@@ -98,8 +98,8 @@ test-sam: $(PY) $(SAM) $(DYNAMODB_LOCAL) ## Real Lambda containers: sam local in
 	  echo "*** test-sam SKIPPED: $$reason ***"; \
 	fi
 
-bench: $(PY) $(DYNAMODB_LOCAL) ## Benchmarks: cold start, per-request latency, read units (prints figures)
-	$(PY) -m tests.bench
+bench: $(PY) $(DYNAMODB_LOCAL) ## Benchmarks against bare boto3: ratios, targets, rows read per match (SIZE=20000)
+	$(PY) -m tests.bench $(if $(SIZE),--size $(SIZE))
 
 load: $(PY) $(DYNAMODB_LOCAL) ## Load test: serve 5,000 Encounters, 20 clients for 30 s (prints req/s, p50/p99, errors)
 	$(PY) -m tests.load
