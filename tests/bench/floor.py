@@ -27,10 +27,11 @@ if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
 
 Item = dict[str, Any]
-# Families of the period-start index whose rows have no start, so sort first (the duration-class
-# design: "none#<shard>" without a period, "nostart#<year>" with an end only). A directory of
-# plain months ("0000-00", "2021-06", ...) is the month-bucket design, whose order is the months'.
-NO_START_FAMILIES = ("none#", "nostart#")
+# Families of the period-start index that hold the rows without a start, which sort first
+# (store/periods.py: "none#<shard>" without a period; "end#<year>" with an end only, beside the
+# long stays). A directory of plain months ("0000-00", "2021-06", ...) is the month-bucket design,
+# whose order is the months'.
+NO_START_FAMILIES = ("none#", "end#")
 PARALLEL_QUERIES = 8
 
 
@@ -73,7 +74,9 @@ class Floor:
                     break
             return _bundle(self.bodies(rows), None)
         first = [b for b in self.directory if b.startswith(NO_START_FAMILIES)]
-        rows = self._merged(first, page)
+        rows = [
+            row for row in self._merged(first, page) if row[keys.ATTR_SORT_KEY]["S"] < keys.NO_START + "#~"
+        ]
         if len(rows) < page:  # too few without a start: every family may hold the next rows
             rows = self._merged(self.directory, page)
         return _bundle(self.bodies(rows), None)
