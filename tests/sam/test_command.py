@@ -5,6 +5,7 @@ would replace the code under the session's running containers.)"""
 
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 import sys
@@ -20,14 +21,24 @@ READY_LINE = "Serving FHIR Encounter API from Lambda containers on "
 READY_SECONDS = 300.0
 
 
-def lambda_containers() -> set[str]:
+def containers_with(variable: str) -> set[str]:
+    """The Lambda containers whose environment holds ``variable`` (NAME=value): with a cursor key
+    that only one env.json has, those of one `sam local`, whatever else runs beside it."""
     listed = subprocess.run(
         ["docker", "ps", "-aq", "--filter", "label=sam.cli.container.type=lambda"],
         capture_output=True,
         text=True,
         check=True,
-    )
-    return set(listed.stdout.split())
+    ).stdout.split()
+    if not listed:
+        return set()
+    inspected = subprocess.run(  # a container gone meanwhile is left out (exit status 1)
+        ["docker", "inspect", "--format", "{{.Id}}{{range .Config.Env}} {{.}}{{end}}", *listed],
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout
+    return {line.split()[0] for line in inspected.splitlines() if variable in line.split()[1:]}
 
 
 def dynamodb_locals_of(pid: int) -> set[int]:
@@ -45,7 +56,6 @@ def dynamodb_locals_of(pid: int) -> set[int]:
 def test_sam_local_up_serves_the_patient_search_and_ctrl_c_stops_everything_it_started(
     local: SamLocal, sam_cli: str, tmp_path: Path
 ) -> None:
-    before = lambda_containers()
     port = free_port()
     output = tmp_path / "up.txt"
     command = [sys.executable, "-m", "fhir_encounter_tools.samlocal", "up", "--sam", sam_cli]
@@ -71,14 +81,16 @@ def test_sam_local_up_serves_the_patient_search_and_ctrl_c_stops_everything_it_s
         )
         assert reply.status == 200
         assert sorted(ids_of(reply.body)) == expected
-        started = lambda_containers() - before
+        functions = json.loads((ROOT / "env.json").read_text())
+        (secret,) = {environment["CURSOR_SECRET"] for environment in functions.values()}
+        started = containers_with(f"CURSOR_SECRET={secret}")
         databases = dynamodb_locals_of(process.pid)
-        assert started
+        assert len(started) >= len(functions)  # a warm container for each function, at least
         assert len(databases) == 1
     finally:
         process.send_signal(signal.SIGINT)
         status = process.wait(timeout=180)
     assert status == 0, output.read_text()
     assert "Stopped: sam local, its containers and DynamoDB Local" in output.read_text()
-    assert not started & lambda_containers()
+    assert containers_with(f"CURSOR_SECRET={secret}") == set()
     assert not {pid for pid in databases if Path(f"/proc/{pid}").exists()}

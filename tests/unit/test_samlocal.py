@@ -6,13 +6,19 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sys
 from pathlib import Path
 
 import pytest
 
 from fhir_encounter_tools.samlocal import docker
 from fhir_encounter_tools.samlocal.docker import RuntimeImage, image_name
-from fhir_encounter_tools.samlocal.stack import SamLocal, function_names, without_query_strings
+from fhir_encounter_tools.samlocal.stack import (
+    SamLocal,
+    function_names,
+    sam_environment,
+    without_query_strings,
+)
 from fhir_encounter_tools.template import load_template
 from tests.support import ROOT
 
@@ -119,3 +125,13 @@ def test_sam_local_request_lines_are_logged_without_their_query_strings() -> Non
         without_query_strings('"GET /Encounter/enc-1 HTTP/1.1" 200 -')
         == '"GET /Encounter/enc-1 HTTP/1.1" 200 -'
     )
+
+
+def test_sam_gets_none_of_the_functions_settings_from_the_shell(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ENCOUNTER_TABLE", "from-the-shell")
+    monkeypatch.setenv("POWERTOOLS_LOG_LEVEL", "DEBUG")
+    environment = sam_environment()
+    assert "ENCOUNTER_TABLE" not in environment
+    assert "POWERTOOLS_LOG_LEVEL" not in environment
+    assert environment["AWS_ACCESS_KEY_ID"] == "local"
+    assert environment["PATH"].split(os.pathsep)[0] == str(Path(sys.executable).parent)

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from fhir_encounter.config import ENVIRONMENT
 from fhir_encounter_tools.cli import main as cli_main
 from fhir_encounter_tools.devserver.dynamodb_local import LOOPBACK, dynamodb_local
 from fhir_encounter_tools.devserver.server import DEFAULT_LOG_LEVEL, function_environment
@@ -55,6 +56,7 @@ LOCAL_AWS = {
     "AWS_REGION": "us-east-1",
     "SAM_CLI_TELEMETRY": "0",
 }
+FUNCTION_SETTINGS = frozenset(ENVIRONMENT.values())  # the variables the functions read
 _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
@@ -203,9 +205,15 @@ class SamLocal:
 
 def sam_environment() -> dict[str, str]:
     """The environment of `sam` commands: python3.13 (this one) first on PATH for `sam build`,
-    local credentials and region, no telemetry."""
+    local credentials and region, no telemetry, and none of the functions' settings (`sam local`
+    would hand a function any that the shell has; env.json alone sets them)."""
     path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
-    return {**os.environ, **LOCAL_AWS, "PATH": path}
+    inherited = {
+        name: value
+        for name, value in os.environ.items()
+        if name not in FUNCTION_SETTINGS and not name.startswith("POWERTOOLS_")
+    }
+    return {**inherited, **LOCAL_AWS, "PATH": path}
 
 
 def stop_process(process: subprocess.Popen[bytes]) -> None:
