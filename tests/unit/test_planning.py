@@ -278,7 +278,7 @@ def test_without_a_cursor_nothing_is_skipped() -> None:
         ("", None, ["2021-06", "0000-00"], []),  # the partitions of an older index version
     ],
 )
-def test_streams_pick_the_directorys_partitions_in_floor_order(
+def test_streams_pick_the_directorys_partitions_in_order_of_their_low_key(
     query: str, cursor: Cursor | None, directory: list[str], expected: list[str]
 ) -> None:
     assert [stream.partition for stream in plan_of(query, cursor).streams(directory)] == expected
@@ -370,8 +370,7 @@ def _within(chosen: Plan, row: IndexRow, directory: list[str]) -> bool:
         return True
     partition = period_partition(row)
     return any(
-        s.partition == partition and s.floor <= row.sort_key and s.low <= row.sort_key <= s.high
-        for s in chosen.streams(directory)
+        s.partition == partition and s.low <= row.sort_key <= s.high for s in chosen.streams(directory)
     )
 
 

@@ -45,7 +45,7 @@ class Plan:
         directory of period-start partitions in use."""
         if self.walks_buckets:
             return period_streams(self.bounds, directory, self.after)
-        return [Stream(partition, self.low, self.high, self.low) for partition in self.partitions]
+        return [Stream(partition, self.low, self.high) for partition in self.partitions]
 
 
 def plan(query: SearchQuery, cursor: Cursor | None, now: int) -> Plan:

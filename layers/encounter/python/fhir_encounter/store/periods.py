@@ -38,13 +38,12 @@ _BEFORE_ALL, _AFTER_ALL = "", "~"  # bucket texts below and above every bucket
 
 @dataclass(frozen=True, slots=True)
 class Stream:
-    """One partition to Query: its key, the inclusive sort-key range to read, and the lowest sort
-    key it can hold (a merge need not read it before the merged rows reach that key)."""
+    """One partition to Query: its key and the inclusive sort-key range to read (a merge need not
+    read it before the merged rows reach ``low``)."""
 
     partition: str
     low: str
     high: str
-    floor: str
 
 
 def partition_of(period: DateRange | None, encounter_id: str) -> str:
@@ -64,12 +63,12 @@ def partition_of(period: DateRange | None, encounter_id: str) -> str:
 class _FamilyRange:
     buckets: tuple[str, str]  # inclusive range of bucket texts
     start: DateRange  # the starts to read
-    by_start: bool  # bucketed by start: a bucket's text is its floor
+    by_start: bool  # bucketed by start: a bucket's text is a prefix of its sort keys
 
 
 def period_streams(bounds: PeriodBounds, directory: Iterable[str], after: str | None = None) -> list[Stream]:
     """The partitions (of those the directory lists) and sort-key ranges that hold every period
-    within ``bounds``, after the sort key ``after``; ordered by floor."""
+    within ``bounds``, after the sort key ``after``; ordered by ``low``."""
     ranges = _family_ranges(bounds)
     streams = []
     for partition in directory:
@@ -84,8 +83,8 @@ def period_streams(bounds: PeriodBounds, directory: Iterable[str], after: str | 
         if found.by_start:  # the bucket is a prefix of its sort keys
             low, high = max(low, bucket), min(high, bucket + SORT_KEY_END)
         if low <= high:
-            streams.append(Stream(partition, low, high, low))
-    return sorted(streams, key=lambda stream: (stream.floor, stream.partition))
+            streams.append(Stream(partition, low, high))
+    return sorted(streams, key=lambda stream: (stream.low, stream.partition))
 
 
 def _family_ranges(bounds: PeriodBounds) -> dict[str, _FamilyRange]:

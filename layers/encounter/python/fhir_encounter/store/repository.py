@@ -242,9 +242,9 @@ def _count(client: DynamoDBClient, request: dict[str, Any], cost: ReadCost) -> i
 def _merge(
     streams: list[Stream], open_stream: Callable[[Stream], _PartitionRows], *, ahead: int
 ) -> Iterator[IndexRow]:
-    """The rows of every stream (``streams`` ordered by floor) in sort-key order.
+    """The rows of every stream (``streams`` ordered by ``low``) in sort-key order.
 
-    A stream is opened (its first Query sent) once the merge may need it: when its floor is not
+    A stream is opened (its first Query sent) once the merge may need it: when its low is not
     above the smallest row in hand. Streams needed together are opened together, so that their
     Queries run at once; ``ahead`` more are kept open beyond that when everything will be read.
     """
@@ -255,7 +255,7 @@ def _merge(
 
     def open_until(key: str) -> None:
         batch: list[_PartitionRows] = []
-        while pending and (pending[0].floor <= key or len(heap) + len(batch) < ahead):
+        while pending and (pending[0].low <= key or len(heap) + len(batch) < ahead):
             batch.append(open_stream(pending.popleft()))
         opened.extend(batch)
         for reader in batch:
@@ -265,9 +265,9 @@ def _merge(
     try:
         while heap or pending:
             if not heap:
-                open_until(pending[0].floor)
+                open_until(pending[0].low)
                 continue
-            if pending and pending[0].floor <= heap[0][0]:
+            if pending and pending[0].low <= heap[0][0]:
                 open_until(heap[0][0])
                 continue
             _, _, row, reader = heap[0]
