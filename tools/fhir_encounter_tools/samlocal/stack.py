@@ -138,18 +138,7 @@ class SamLocal:
         """``sam local start-api`` on 127.0.0.1:``port`` with warm containers; yields its base URL
         once /metadata answers 200."""
         base_url = f"http://{LOOPBACK}:{port}"
-        command = [
-            self.sam,
-            "local",
-            "start-api",
-            "--host",
-            LOOPBACK,
-            "--port",
-            str(port),
-            "--warm-containers",
-            "EAGER",
-            *self.options(env_file, fhir_base_url),
-        ]
+        command = self._warm_server("start-api", port, self.options(env_file, fhir_base_url))
         with self._server(command, log) as process:
             _wait_until_ok(process, f"{base_url}/metadata", log)
             yield base_url
@@ -159,21 +148,25 @@ class SamLocal:
         """``sam local start-lambda`` on 127.0.0.1:``port`` with warm containers: the Lambda Invoke
         API for boto3; yields its endpoint URL."""
         endpoint = f"http://{LOOPBACK}:{port}"
-        command = [
+        command = self._warm_server("start-lambda", port, self.options(env_file))
+        with self._server(command, log) as process:
+            _wait_until_ok(process, f"{endpoint}/2015-03-31/functions", log, any_status=True)
+            yield endpoint
+
+    def _warm_server(self, subcommand: str, port: int, options: list[str]) -> list[str]:
+        """``sam local <subcommand>`` on 127.0.0.1:``port``, its containers started up front."""
+        return [
             self.sam,
             "local",
-            "start-lambda",
+            subcommand,
             "--host",
             LOOPBACK,
             "--port",
             str(port),
             "--warm-containers",
             "EAGER",
-            *self.options(env_file),
+            *options,
         ]
-        with self._server(command, log) as process:
-            _wait_until_ok(process, f"{endpoint}/2015-03-31/functions", log, any_status=True)
-            yield endpoint
 
     @contextmanager
     def _server(self, command: list[str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
