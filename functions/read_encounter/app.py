@@ -2,22 +2,24 @@
 
 from __future__ import annotations
 
-from aws_lambda_powertools.event_handler import Response
+from typing import TYPE_CHECKING
 
+from fhir_encounter.gateway import Request, Response
 from fhir_encounter.read import read_encounter
 from fhir_encounter.runtime import LambdaHandler, Runtime, Store
 
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.typing import LambdaContext
+
 
 def create_handler(runtime: Runtime, store: Store) -> LambdaHandler:
-    app = runtime.resolver()
+    router = runtime.router()
 
-    @app.get("/Encounter/<encounter_id>")
-    def read(encounter_id: str) -> Response[str]:
-        # API Gateway decodes pathParameters (enc%2D1 is enc-1); the path the route matched may not be.
-        decoded = (app.current_event.path_parameters or {}).get("id") or encounter_id
-        return read_encounter(app.current_event, decoded, runtime, store)
+    @router.get("/Encounter/{id}")
+    def read(request: Request, _: LambdaContext) -> Response:
+        return read_encounter(request, runtime, store)
 
-    return runtime.handler(app)
+    return runtime.handler(router)
 
 
 # Composition root: built once at init, so SnapStart snapshots the client and its connections.

@@ -2,23 +2,24 @@
 
 from __future__ import annotations
 
-from aws_lambda_powertools.event_handler import Response
+from typing import TYPE_CHECKING
 
+from fhir_encounter.gateway import Request, Response
 from fhir_encounter.routes import search_encounters
 from fhir_encounter.runtime import LambdaHandler, Runtime, Store
 
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.typing import LambdaContext
+
 
 def create_handler(runtime: Runtime, store: Store) -> LambdaHandler:
-    app = runtime.resolver()
+    router = runtime.router()
 
-    @app.get("/Encounter")
-    def search() -> Response[str]:
-        context = app.lambda_context
-        return search_encounters(
-            app.current_event, runtime, store, context.get_remaining_time_in_millis() / 1000
-        )
+    @router.get("/Encounter")
+    def search(request: Request, context: LambdaContext) -> Response:
+        return search_encounters(request, runtime, store, context.get_remaining_time_in_millis() / 1000)
 
-    return runtime.handler(app)
+    return runtime.handler(router)
 
 
 # Composition root: built once at init, so SnapStart snapshots the client and its connections.

@@ -8,6 +8,7 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlencode, urlsplit
@@ -65,7 +66,7 @@ def population(dynamodb: DynamoDBClient, dynamodb_endpoint: str) -> Iterator[lis
     create_table(dynamodb, TABLE, ROOT / "template.yaml")
     resources = _encounters(random.Random(2026), 600)
     EncounterWriter(dynamodb, TABLE).write(resources)
-    settings = TEST_SETTINGS.model_copy(update={"table_name": TABLE})
+    settings = replace(TEST_SETTINGS, table_name=TABLE)
     with handlers_on(dynamodb_client(dynamodb_endpoint), settings):
         yield resources
 

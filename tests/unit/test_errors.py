@@ -59,8 +59,8 @@ def test_each_error_response_is_fhir_json_with_its_headers(
     error: FhirError, status: int, code: str, headers: dict[str, str]
 ) -> None:
     response = error_response(error)
-    assert response.status_code == status
-    assert response.content_type == "application/fhir+json; charset=utf-8"
+    assert response.status == status
+    assert response.headers["Content-Type"] == "application/fhir+json; charset=utf-8"
     assert {k: v for k, v in response.headers.items() if k != "Content-Type"} == {**COMMON_HEADERS, **headers}
     assert isinstance(response.body, str)
     assert json.loads(response.body)["issue"][0]["code"] == code

@@ -3,19 +3,24 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
-
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, fields
+from typing import Any
 
 from fhir_encounter.access import AuthMode
+
+_TRUE = frozenset({"1", "true", "t", "yes", "y", "on"})
+_FALSE = frozenset({"0", "false", "f", "no", "n", "off"})
 
 
 class ConfigurationError(RuntimeError):
     """The function's environment is incomplete; names the variable, never its value."""
 
 
-class Settings(BaseModel):
-    model_config = ConfigDict(frozen=True)
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """A frozen dataclass, not a pydantic model: importing pydantic and building a model's
+    validator was a fifth of the read function's cold start, and these few checks need neither."""
 
     service_name: str = "fhir-encounter"
     log_level: str = "INFO"
@@ -27,26 +32,32 @@ class Settings(BaseModel):
     smart_authorization_endpoint: str | None = None
     smart_token_endpoint: str | None = None
     jwks_url: str | None = None
-    table_name: str | None = Field(default=None, min_length=3, max_length=255)
-    cursor_secret: str | None = Field(default=None, min_length=16)
-    fhir_base_url: str | None = None
+    table_name: str | None = None  # 3 to 255 characters (DynamoDB's table name length)
+    cursor_secret: str | None = None  # at least 16 characters
+    fhir_base_url: str | None = None  # without a trailing slash
     dynamodb_endpoint_url: str | None = None
     lambda_task_root: str | None = None  # set by Lambda (and by `sam local`)
     sam_local: bool = False
 
-    @field_validator("fhir_base_url")
-    @classmethod
-    def _strip_slash(cls, value: str | None) -> str | None:
-        return value.rstrip("/") if value else None
-
     @classmethod
     def from_environment(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """The settings from the variables that are set and not empty; ConfigurationError naming
+        every invalid one."""
         source = os.environ if environ is None else environ
-        values = {field: source[name] for field, name in _READ.items() if source.get(name)}
-        try:
-            return cls.model_validate(values)
-        except ValidationError as error:
-            raise ConfigurationError(_names(error)) from None
+        values: dict[str, Any] = {}
+        invalid: list[str] = []
+        for name, variable in _READ.items():
+            if not source.get(variable):
+                continue
+            try:
+                values[name] = _PARSERS.get(name, str)(source[variable])
+            except ValueError:
+                invalid.append(variable)
+        if invalid:
+            raise ConfigurationError(
+                f"missing or invalid environment variables: {', '.join(sorted(invalid))}"
+            )
+        return cls(**values)
 
     @property
     def tracing(self) -> bool:
@@ -85,6 +96,29 @@ RUNTIME_ENVIRONMENT = {"lambda_task_root": "LAMBDA_TASK_ROOT", "sam_local": "AWS
 _READ = {**ENVIRONMENT, **RUNTIME_ENVIRONMENT}
 
 
-def _names(error: ValidationError) -> str:
-    names = sorted({_READ[str(issue["loc"][0])] for issue in error.errors()})
-    return f"missing or invalid environment variables: {', '.join(names)}"
+def _flag(value: str) -> bool:
+    """A boolean variable, spelled as pydantic and Powertools accept it."""
+    if value.strip().lower() in _TRUE:
+        return True
+    if value.strip().lower() in _FALSE:
+        return False
+    raise ValueError(value)
+
+
+def _length(low: int, high: int | None = None) -> Callable[[str], str]:
+    def parse(value: str) -> str:
+        if len(value) < low or (high is not None and len(value) > high):
+            raise ValueError(value)
+        return value
+
+    return parse
+
+
+_BOOLEANS = [field.name for field in fields(Settings) if field.type in ("bool", bool)]
+_PARSERS: dict[str, Callable[[str], Any]] = {
+    **dict.fromkeys(_BOOLEANS, _flag),
+    "auth_mode": AuthMode,
+    "table_name": _length(3, 255),
+    "cursor_secret": _length(16),
+    "fhir_base_url": lambda value: value.rstrip("/") or None,
+}

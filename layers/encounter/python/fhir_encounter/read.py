@@ -7,23 +7,21 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from email.utils import format_datetime
 
-from aws_lambda_powertools.event_handler import Response
-from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEvent
-
 from fhir_encounter.access import Action
 from fhir_encounter.errors import InvalidRequestError, NotFoundError
 from fhir_encounter.formats import pretty_json, wants_pretty
+from fhir_encounter.gateway import Request, Response
 from fhir_encounter.references import is_fhir_id
 from fhir_encounter.runtime import Runtime, Store, fhir_response
 from fhir_encounter.store.repository import UNKNOWN_TEXT
 
 
-def read_encounter(
-    event: APIGatewayProxyEvent, encounter_id: str, runtime: Runtime, store: Store
-) -> Response[str]:
-    access = runtime.access(event, Action.READ)
-    refuse_query_tokens(event)
-    pretty = wants_pretty(event.multi_value_query_string_parameters, event.headers.get("Accept"))
+def read_encounter(request: Request, runtime: Runtime, store: Store) -> Response:
+    """``request.path_parameters["id"]``: API Gateway decodes it (enc%2D1 is enc-1)."""
+    access = runtime.access(request, Action.READ)
+    refuse_query_tokens(request)
+    pretty = wants_pretty(request.query, request.headers.get("Accept"))
+    encounter_id = request.path_parameters.get("id", "")
     if not is_fhir_id(encounter_id):
         raise InvalidRequestError(
             "Invalid Encounter id: a FHIR id is 1 to 64 characters of A-Z, a-z, 0-9, '-' and '.'"
@@ -32,21 +30,21 @@ def read_encounter(
     if access.compartment and stored.subject_ref != access.compartment:
         raise NotFoundError(UNKNOWN_TEXT.format(id=encounter_id))  # as if missing: existence never leaks
     etag = {"ETag": f'W/"{stored.version_id}"'}
-    if_none_match = event.headers.get("If-None-Match")
+    if_none_match = request.headers.get("If-None-Match")
     if if_none_match and _etag_matches(if_none_match, stored.version_id):
-        runtime.audit(event, 304, access, [encounter_id])
+        runtime.audit(request, 304, access, [encounter_id])
         # RFC 9110 15.4.5: with an ETag, a 304 carries no other representation metadata.
         return fhir_response(304, None, etag)
     headers = {**etag, "Last-Modified": _http_date(stored.last_updated)}
     runtime.count("EncounterReads", 1)
-    runtime.audit(event, 200, access, [encounter_id])
+    runtime.audit(request, 200, access, [encounter_id])
     return fhir_response(200, pretty_json(stored.resource_json) if pretty else stored.resource_json, headers)
 
 
-def refuse_query_tokens(event: APIGatewayProxyEvent) -> None:
+def refuse_query_tokens(request: Request) -> None:
     """A bearer token in a URL ends up in logs and histories: never accepted (RFC 6750 2.3), even
     when a cached authorizer decision let the request through."""
-    if "access_token" in (event.multi_value_query_string_parameters or {}):
+    if "access_token" in request.query:
         raise InvalidRequestError("Send the access token in the Authorization header, never in the URL")
 
 

@@ -7,15 +7,13 @@ import json
 import time
 from dataclasses import replace
 
-from aws_lambda_powertools.event_handler import Response
-from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEvent
-
 from fhir_encounter.access import PUBLIC, Action
 from fhir_encounter.bundle import entry_size, searchset
 from fhir_encounter.capability import capability_statement_json
 from fhir_encounter.dates import instant_now
 from fhir_encounter.errors import MAX_NAME_LENGTH, MAX_NAMED, TooCostlyError
 from fhir_encounter.formats import pretty_json, wants_pretty
+from fhir_encounter.gateway import Request, Response
 from fhir_encounter.read import refuse_query_tokens
 from fhir_encounter.runtime import COMMON_HEADERS, Runtime, Store, fhir_response
 from fhir_encounter.search.cursor import decode_cursor, encode_cursor, search_fingerprint
@@ -36,17 +34,15 @@ RESPONSE_MARGIN_SECONDS = 2.0
 MAX_ENTRY_BYTES = 5_000_000
 
 
-def search_encounters(
-    event: APIGatewayProxyEvent, runtime: Runtime, store: Store, remaining_seconds: float
-) -> Response[str]:
+def search_encounters(request: Request, runtime: Runtime, store: Store, remaining_seconds: float) -> Response:
     """``remaining_seconds``: the invocation's time left (Lambda context), which bounds counting."""
     started = time.monotonic()
-    access = runtime.access(event, Action.SEARCH)
-    refuse_query_tokens(event)
-    params = event.multi_value_query_string_parameters
-    pretty = wants_pretty(params, event.headers.get("Accept"))
-    context = ParseContext(frozenset({base_url(event, runtime), request_base_url(event)}))
-    query, ignored = parse_search(params, strict=_prefers_strict(event), context=context)
+    access = runtime.access(request, Action.SEARCH)
+    refuse_query_tokens(request)
+    params = request.query
+    pretty = wants_pretty(params, request.headers.get("Accept"))
+    context = ParseContext(frozenset({base_url(request, runtime), request_base_url(request)}))
+    query, ignored = parse_search(params, strict=_prefers_strict(request), context=context)
     if access.compartment:
         query = query.within_compartment(access.compartment)
     fingerprint = search_fingerprint(query.bound_params, query.count, query.total_mode)
@@ -79,7 +75,7 @@ def search_encounters(
     resources = [(i, text) for i, text in resources if i in kept]
     next_offset = page.next_cursor.offset if page.next_cursor else None  # the link and its cursor agree
     body = searchset(
-        base_url=base_url(event, runtime),
+        base_url=base_url(request, runtime),
         query=query,
         resources=resources,
         total=page.total,
@@ -109,46 +105,42 @@ def search_encounters(
         },
     )
     runtime.count("SearchReadUnits", cost.read_units)
-    runtime.audit(event, 200, access, [encounter_id for encounter_id, _ in resources])
+    runtime.audit(request, 200, access, [encounter_id for encounter_id, _ in resources])
     return fhir_response(200, pretty_json(body) if pretty else body)
 
 
-def capability_statement(
-    event: APIGatewayProxyEvent, runtime: Runtime, smart: SmartDiscovery
-) -> Response[str]:
-    pretty = wants_pretty(event.multi_value_query_string_parameters, event.headers.get("Accept"))
+def capability_statement(request: Request, runtime: Runtime, smart: SmartDiscovery) -> Response:
+    pretty = wants_pretty(request.query, request.headers.get("Accept"))
     security = json.dumps(rest_security(smart.endpoints())) if smart.enabled else None
-    body = capability_statement_json(base_url(event, runtime), security)
-    runtime.audit(event, 200, PUBLIC, [])
+    body = capability_statement_json(base_url(request, runtime), security)
+    runtime.audit(request, 200, PUBLIC, [])
     return fhir_response(200, pretty_json(body) if pretty else body)
 
 
-def smart_configuration_document(
-    event: APIGatewayProxyEvent, runtime: Runtime, smart: SmartDiscovery
-) -> Response[str]:
+def smart_configuration_document(request: Request, runtime: Runtime, smart: SmartDiscovery) -> Response:
     """GET /.well-known/smart-configuration: public, plain JSON (SMART App Launch 2.0)."""
     body = json.dumps(smart_configuration(smart.endpoints()), separators=(",", ":"))
-    runtime.audit(event, 200, PUBLIC, [])
-    return Response(200, "application/json", body, {**COMMON_HEADERS, "Cache-Control": "max-age=300"})
+    runtime.audit(request, 200, PUBLIC, [])
+    return Response(
+        200, body, {"Content-Type": "application/json", **COMMON_HEADERS, "Cache-Control": "max-age=300"}
+    )
 
 
-def base_url(event: APIGatewayProxyEvent, runtime: Runtime) -> str:
+def base_url(request: Request, runtime: Runtime) -> str:
     """The FHIR base: FHIR_BASE_URL, else scheme and Host plus what precedes the resource path
     (the stage on an execute-api domain, a base path mapping on a custom domain, nothing locally)."""
-    return runtime.settings.fhir_base_url or request_base_url(event)
+    return runtime.settings.fhir_base_url or request_base_url(request)
 
 
-def request_base_url(event: APIGatewayProxyEvent) -> str:
+def request_base_url(request: Request) -> str:
     """Scheme and Host of the request, plus what precedes the resource path."""
-    headers = event.headers  # Powertools headers are case-insensitive
+    headers = request.headers
     scheme = headers.get("X-Forwarded-Proto") or "https"
-    host = headers.get("Host") or event.request_context.domain_name or "localhost"
-    full_path = event.request_context.path or event.path
-    prefix = full_path[: -len(event.path)] if event.path and full_path.endswith(event.path) else ""
-    return f"{scheme.split(',')[0].strip()}://{host}{prefix.rstrip('/')}"
+    host = headers.get("Host") or str(request.context.get("domainName") or "") or "localhost"
+    return f"{scheme.split(',')[0].strip()}://{host}{request.base_path.rstrip('/')}"
 
 
-def _prefers_strict(event: APIGatewayProxyEvent) -> bool:
+def _prefers_strict(request: Request) -> bool:
     """RFC 7240: comma-separated preferences, each possibly followed by ';'-parameters."""
-    prefer = event.headers.get("Prefer") or ""
+    prefer = request.headers.get("Prefer") or ""
     return any(part.split(";")[0].strip().lower() == "handling=strict" for part in prefer.split(","))

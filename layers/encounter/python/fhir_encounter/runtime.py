@@ -9,10 +9,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
-from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEvent
 
 from fhir_encounter.access import PUBLIC, Access, Action, access_for, principal_of
 from fhir_encounter.config import Settings
@@ -25,6 +23,7 @@ from fhir_encounter.errors import (
     NotFoundError,
     error_body,
 )
+from fhir_encounter.gateway import Request, Response, Router
 from fhir_encounter.store.dynamodb import dynamodb_client
 from fhir_encounter.store.repository import EncounterRepository
 
@@ -70,25 +69,23 @@ class Runtime:
     def from_environment(cls) -> Runtime:
         return cls.from_settings(Settings.from_environment())
 
-    def access(self, event: APIGatewayProxyEvent, action: Action) -> Access:
+    def access(self, request: Request, action: Action) -> Access:
         """What the caller may see (ForbiddenError when its token does not allow ``action``)."""
-        return access_for(self.settings.auth_mode, event.raw_event.get("requestContext"), action)
+        return access_for(self.settings.auth_mode, request.context, action)
 
-    def audit(
-        self, event: APIGatewayProxyEvent, status: int, access: Access | None, encounter_ids: list[str]
-    ) -> None:
+    def audit(self, request: Request, status: int, access: Access | None, encounter_ids: list[str]) -> None:
         """The request's one audit line: who, which route and parameter names, the compartment
         applied ("all" when none, "denied" when the token allows nothing, "public" on the
         routes that need no token), the Encounters
         returned, the status. Never values other than ids."""
-        context = event.raw_event.get("requestContext") or {}
+        context = request.context
         if access is None:  # an error before or after the route knew it: work it out again
-            action = Action.SEARCH if event.resource == "/Encounter" else Action.READ
+            action = Action.SEARCH if request.resource == "/Encounter" else Action.READ
             try:
                 access = access_for(self.settings.auth_mode, context, action)
             except FhirError:
                 access = None
-        names = sorted((event.multi_value_query_string_parameters or {}).keys())
+        names = sorted(request.query)
         if access is PUBLIC:
             compartment, access_label = "public", "anonymous"
         else:
@@ -99,13 +96,13 @@ class Runtime:
             extra={
                 "principal": principal_of(self.settings.auth_mode, context) or access_label,
                 "client_id": (access.client_id if access else None) or "",
-                "route": f"{event.http_method} {event.resource}",
+                "route": f"{request.method} {request.resource}",
                 "parameters": [name[:MAX_NAME_LENGTH] for name in names[:MAX_NAMED]],
                 "parameter_count": len(names),
                 "compartment": compartment,
                 "encounter_ids": encounter_ids,
                 "status": status,
-                "request_id": context.get("requestId", ""),
+                "request_id": str(context.get("requestId", "")),
             },
         )
 
@@ -113,49 +110,38 @@ class Runtime:
         if not self.settings.metrics_disabled:
             self.metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
 
-    def resolver(self) -> APIGatewayRestResolver:
-        """A resolver whose every error leaves as an OperationOutcome."""
-        app = APIGatewayRestResolver()
+    def router(self) -> Router:
+        """A router whose every error leaves as an OperationOutcome."""
         logger = self.logger
 
-        @app.exception_handler(FhirError)  # type: ignore[untyped-decorator]
-        def _fhir_error(error: FhirError) -> Response[str]:
-            self.audit(app.current_event, error.status, None, [])
-            if error.status >= 500:
-                logger.warning(
-                    "request failed", extra={"status": error.status, "code": error.code}, exc_info=error
-                )
-            else:
-                logger.info("request failed", extra={"status": error.status, "code": error.code})
-            return error_response(error)
-
-        @app.exception_handler(Exception)  # type: ignore[untyped-decorator]
-        def _unexpected_error(error: Exception) -> Response[str]:
+        def on_error(request: Request, error: Exception) -> Response:
+            if isinstance(error, FhirError):
+                self.audit(request, error.status, None, [])
+                extra = {"status": error.status, "code": error.code}
+                if error.status >= 500:
+                    logger.warning("request failed", extra=extra, exc_info=error)
+                else:
+                    logger.info("request failed", extra=extra)
+                return error_response(error)
             logger.exception("unexpected error", extra={"error_type": type(error).__name__})
-            self.audit(app.current_event, InternalError.status, None, [])
+            self.audit(request, InternalError.status, None, [])
             return error_response(InternalError())
 
-        @app.not_found
-        def _no_route(_: Exception) -> Response[str]:
-            event = app.current_event
-            self.audit(event, NotFoundError.status, None, [])
-            return error_response(NotFoundError(f"No route for {event.http_method} {event.path[:200]}"))
+        def on_no_route(request: Request) -> Response:
+            self.audit(request, NotFoundError.status, None, [])
+            return error_response(NotFoundError(f"No route for {request.method[:10]} {request.path[:200]}"))
 
-        return app
+        return Router(on_error, on_no_route)
 
-    def handler(self, app: APIGatewayRestResolver) -> LambdaHandler:
-        """The Lambda entry point for a resolver, with logging context, tracing and metrics.
+    def handler(self, router: Router) -> LambdaHandler:
+        """The Lambda entry point for a router, with logging context, tracing and metrics.
 
         Routes are not wrapped in ``capture_method``: it logs every exception it sees at ERROR
         with a traceback, and a client's 4xx is not an error of the service.
         """
-
-        def resolve(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-            return app.resolve(event, context)
-
-        handler: LambdaHandler = resolve
+        handler: LambdaHandler = router.resolve
         if self.tracer is not None:
-            handler = self.tracer.capture_lambda_handler(resolve, capture_response=False)
+            handler = self.tracer.capture_lambda_handler(handler, capture_response=False)
         if not self.settings.metrics_disabled:
             handler = self.metrics.log_metrics(handler, capture_cold_start_metric=True)
         decorated: LambdaHandler = self.logger.inject_lambda_context(
@@ -178,14 +164,10 @@ class Store:
         return cls(EncounterRepository(client, table_name), cursor_secret)
 
 
-def error_response(error: FhirError) -> Response[str]:
+def error_response(error: FhirError) -> Response:
     return fhir_response(error.status, error_body(error), error.headers())
 
 
-def fhir_response(status: int, body: str | None, headers: dict[str, str] | None = None) -> Response[str]:
-    return Response(
-        status_code=status,
-        content_type=CONTENT_TYPE if body is not None else None,
-        body=body,
-        headers={**COMMON_HEADERS, **(headers or {})},
-    )
+def fhir_response(status: int, body: str | None, headers: dict[str, str] | None = None) -> Response:
+    content_type = {"Content-Type": CONTENT_TYPE} if body is not None else {}
+    return Response(status, body, {**content_type, **COMMON_HEADERS, **(headers or {})})

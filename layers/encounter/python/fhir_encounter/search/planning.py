@@ -6,13 +6,16 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import reduce
+from typing import TYPE_CHECKING
 
 from fhir_encounter.dates import ANY_PERIOD, POS_INFINITY, PeriodBounds, format_instant
-from fhir_encounter.search.cursor import Cursor
 from fhir_encounter.search.parameters import TABLE
-from fhir_encounter.search.query import Criterion, SearchQuery
 from fhir_encounter.store import keys
 from fhir_encounter.store.periods import Stream, period_streams
+
+if TYPE_CHECKING:  # types only: the read function imports Plan and must not import pydantic
+    from fhir_encounter.search.cursor import Cursor
+    from fhir_encounter.search.query import Criterion, SearchQuery
 
 # The most selective index first; a search with none of them walks the period-start index.
 INDEX_PREFERENCE = (keys.APPOINTMENT_INDEX, keys.SUBJECT_INDEX)
