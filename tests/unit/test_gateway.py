@@ -3,12 +3,17 @@ resource template, the base path in front of it, and the proxy response."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import pytest
 
 from fhir_encounter.gateway import Request, Response, Router, match_template
 from fhir_encounter_tools.devserver.events import LocalContext, rest_api_event
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.typing import LambdaContext
+
+CONTEXT = cast("LambdaContext", LocalContext())
 
 
 def event(path: str, resource: str, **options: Any) -> dict[str, Any]:
@@ -131,7 +136,7 @@ def test_the_router_takes_the_resource_api_gateway_matched() -> None:
 
 def test_without_path_parameters_the_path_supplies_them() -> None:
     calls: list[tuple[str, Request]] = []
-    result = _router(calls).resolve(event("/Encounter/enc%2D2", "/Encounter/{id}"), LocalContext())
+    result = _router(calls).resolve(event("/Encounter/enc%2D2", "/Encounter/{id}"), CONTEXT)
     assert (result["statusCode"], result["body"]) == (200, "enc-2")
 
 
@@ -147,18 +152,18 @@ def test_without_path_parameters_the_path_supplies_them() -> None:
 def test_a_request_no_route_takes_goes_to_on_no_route(method: str, path: str, resource: str) -> None:
     calls: list[tuple[str, Request]] = []
     raw = rest_api_event(method=method, path=path, resource=resource)
-    result = _router(calls).resolve(raw, LocalContext())
+    result = _router(calls).resolve(raw, CONTEXT)
     assert (result["statusCode"], result["body"]) == (404, f"none {path}")
     assert calls == []
 
 
 def test_an_exception_in_a_route_goes_to_on_error() -> None:
     calls: list[tuple[str, Request]] = []
-    result = _router(calls).resolve(event("/Encounter", "/Encounter"), LocalContext())
+    result = _router(calls).resolve(event("/Encounter", "/Encounter"), CONTEXT)
     assert (result["statusCode"], result["body"]) == (500, "ValueError")
     assert [name for name, _ in calls] == ["search"]
 
 
 def test_an_event_that_is_not_a_mapping_is_no_route() -> None:
-    result = _router([]).resolve([], LocalContext())  # type: ignore[arg-type]
+    result = _router([]).resolve([], CONTEXT)  # type: ignore[arg-type]
     assert result["statusCode"] == 404
