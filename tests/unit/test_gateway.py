@@ -123,7 +123,7 @@ def _router(calls: list[tuple[str, Request]]) -> Router:
 def test_the_router_takes_the_resource_api_gateway_matched() -> None:
     calls: list[tuple[str, Request]] = []
     result = _router(calls).resolve(
-        event("/Encounter/enc%2D1", "/Encounter/{id}", path_parameters={"id": "enc-1"}), LocalContext()
+        event("/Encounter/enc%2D1", "/Encounter/{id}", path_parameters={"id": "enc-1"}), CONTEXT
     )
     assert result == {
         "statusCode": 200,
