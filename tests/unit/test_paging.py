@@ -91,6 +91,48 @@ def test_a_counting_first_page_reads_every_match() -> None:
     assert recorded.consumed == 25
 
 
+@pytest.mark.parametrize(
+    ("query", "page_ids"), [("_count=3", ["e00", "e01", "e02"]), ("_count=2&_offset=5", ["e05", "e06"])]
+)
+def test_a_full_page_is_told_while_the_count_goes_on(query: str, page_ids: list[str]) -> None:
+    recorded = Recorded(ROWS)
+    told: list[tuple[list[str], int]] = []
+    page = select_page(
+        recorded,
+        parsed(query),
+        None,
+        on_page=lambda rows: told.append(([r.id for r in rows], recorded.consumed)),
+    )
+    assert told == [(page_ids, len(page_ids) + parsed(query).offset)]  # told at its last row, not at the end
+    assert ([row.id for row in page.rows], page.total, recorded.consumed) == (page_ids, 25, 25)
+
+
+@pytest.mark.parametrize("query", ["_count=10&_offset=20", "_count=10&_offset=30", "_count=0"])
+def test_a_page_that_ends_short_is_not_told(query: str) -> None:
+    told: list[list[IndexRow]] = []
+    page = select_page(iter(ROWS), parsed(query), None, on_page=told.append)
+    assert told == []
+    assert page.total == 25
+
+
+def test_with_a_known_total_the_page_is_told_before_the_total_is_asked_for() -> None:
+    events: list[str] = []
+
+    def total() -> int:
+        events.append("total")
+        return 25
+
+    page = select_page(
+        iter(ROWS),
+        parsed("_count=4"),
+        None,
+        known_total=total,
+        on_page=lambda rows: events.append(f"page {len(rows)}"),
+    )
+    assert events == ["page 4", "total"]
+    assert (page.total, page.has_more) == (25, True)
+
+
 # ---- _total=none: a look-ahead row decides has_more ---------------------------------------------------
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import replace
 
 from fhir_encounter.access import PUBLIC, Action
@@ -18,7 +19,7 @@ from fhir_encounter.read import refuse_query_tokens
 from fhir_encounter.runtime import COMMON_HEADERS, Runtime, Store, fhir_response
 from fhir_encounter.search.cursor import decode_cursor, encode_cursor, search_fingerprint
 from fhir_encounter.search.paging import fit_page, select_page
-from fhir_encounter.search.parameters import ParseContext
+from fhir_encounter.search.parameters import IndexRow, ParseContext
 from fhir_encounter.search.planning import plan
 from fhir_encounter.search.query import parse_search
 from fhir_encounter.smart import SmartDiscovery, rest_security, smart_configuration
@@ -60,16 +61,25 @@ def search_encounters(request: Request, runtime: Runtime, store: Store, remainin
     rows = store.repository.rows(search_plan, cost)
     budget = COUNT_BUDGET_SECONDS if query.count else remaining_seconds - RESPONSE_MARGIN_SECONDS
     deadline = started + budget
+    early: list[tuple[list[str], Callable[[], list[tuple[str, str]]]]] = []  # a full page's bodies
+
+    def read_bodies_early(page_rows: list[IndexRow]) -> None:
+        early.append(([row.id for row in page_rows], store.repository.start_resources(page_rows, cost)))
+
     page = select_page(
         (row for row in rows if query.matches(row, now)),
         query,
         cursor,
         out_of_time=lambda: time.monotonic() > deadline,
         known_total=counted,
+        on_page=read_bodies_early,
     )
     if query.count == 0 and page.total is None and query.counts_total:
         raise TooCostlyError("Counting the matches took too long; retry, or narrow the search")
-    resources = store.repository.resources(page.rows, cost)
+    if early and early[0][0] == [row.id for row in page.rows]:
+        resources = early[0][1]()
+    else:
+        resources = store.repository.resources(page.rows, cost)
     page = fit_page(page, query, {i: entry_size(text) for i, text in resources}, MAX_ENTRY_BYTES)
     kept = {row.id for row in page.rows}
     resources = [(i, text) for i, text in resources if i in kept]

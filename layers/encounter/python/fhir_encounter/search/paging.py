@@ -32,6 +32,7 @@ def select_page(
     cursor: Cursor | None,
     out_of_time: Callable[[], bool] = never,
     known_total: Callable[[], int] | None = None,
+    on_page: Callable[[list[IndexRow]], None] | None = None,
 ) -> Page:
     """``matching``: the matching rows in sort order, after the cursor's key when there is one.
 
@@ -40,6 +41,8 @@ def select_page(
     does) and the walk ends as soon as the page is complete. Skipping to ``_offset`` is bounded
     by MAX_OFFSET, so the page is always found. ``known_total``: a first page's total, counted
     alongside (Select=COUNT) and asked for once the page is read; the walk stops one row after it.
+    ``on_page``: told the page's rows as soon as they are final, while a count may go on (so
+    that their bodies can be read meanwhile); not told of a page that ends short.
     """
     rows: list[IndexRow] = []
     stopped = False
@@ -55,6 +58,8 @@ def select_page(
                 break
             if query.offset <= position < end:
                 rows.append(row)
+                if on_page is not None and len(rows) == query.count:
+                    on_page(list(rows))
             counted = position + 1
         total = counted if exhausted else None
         stopped = stopped and not exhausted
@@ -70,6 +75,8 @@ def select_page(
             if total is not None and len(rows) == query.count:
                 break
         if known_total is not None:
+            if on_page is not None and rows and len(rows) == query.count:
+                on_page(list(rows))
             total = known_total()
         if total is not None:
             has_more = query.offset + len(rows) < total

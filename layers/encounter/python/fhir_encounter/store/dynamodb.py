@@ -27,13 +27,20 @@ from fhir_encounter.store.keys import PARTITION_KEY, Item
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
 
+# Queries of one search in flight at once: an OR of patients, the period walk's partitions (a
+# year's window opens up to ~18), the pages read ahead of a counting walk. The waits are network
+# round trips, not CPU: enough threads that a window's partitions go out in one round.
+PARALLEL_QUERIES = 16
 # A request: worst case 3 sends x (1 s + 3 s) plus backoff stays inside the function's 15 s timeout
-# (botocore's max_attempts would count retries only: total_max_attempts counts every send).
+# (botocore's max_attempts would count retries only: total_max_attempts counts every send). A kept
+# connection for each query thread, the page-bodies thread and the handler's own (botocore keeps
+# 10 by default and would open and drop the rest: a new TLS handshake each time).
 REQUEST_CONFIG = Config(
     connect_timeout=1,
     read_timeout=3,
     retries={"total_max_attempts": 3, "mode": "standard"},
     tcp_keepalive=True,
+    max_pool_connections=PARALLEL_QUERIES + 2,
 )
 # A load: patient, with botocore's adaptive retries absorbing throttling; a connection for each of
 # its writers; no client-side validation of the items, which the writer builds (DynamoDB still checks).

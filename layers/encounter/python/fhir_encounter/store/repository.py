@@ -18,7 +18,14 @@ from fhir_encounter.errors import NotFoundError, StoreUnavailableError
 from fhir_encounter.search.parameters import TABLE, IndexRow
 from fhir_encounter.search.planning import Plan, next_limit, stream_limit
 from fhir_encounter.store import keys
-from fhir_encounter.store.dynamodb import BUSY_TEXT, ReadCost, UnprocessedError, batch_get, call
+from fhir_encounter.store.dynamodb import (
+    BUSY_TEXT,
+    PARALLEL_QUERIES,
+    ReadCost,
+    UnprocessedError,
+    batch_get,
+    call,
+)
 from fhir_encounter.store.items import row_from_item
 from fhir_encounter.store.periods import Stream
 
@@ -29,9 +36,6 @@ UNKNOWN_TEXT = "Unknown Encounter resource '{id}'"
 # Every date or unfiltered search needs the bucket directory: each container keeps it this long,
 # so the item is never a hot key. A new month becomes searchable within this time.
 BUCKET_TTL_SECONDS = 10.0
-# Queries of one search in flight at once: an OR of patients, the period walk's partitions, the
-# pages read ahead of a counting walk. The Lambda has 2 vCPUs; the waits are network round trips.
-PARALLEL_QUERIES = 8
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +58,9 @@ class EncounterRepository:
     ) -> None:
         self._client = client
         self._pool = pool or ThreadPoolExecutor(PARALLEL_QUERIES, thread_name_prefix="query")
+        # Its own thread: queued behind a counting walk's read-ahead on the pool, a page's bodies
+        # would wait for the count they are meant to overlap.
+        self._bodies = ThreadPoolExecutor(1, thread_name_prefix="bodies")
         self._table = table_name
         self._bucket_ttl = bucket_ttl
         self._clock = clock
@@ -124,6 +131,11 @@ class EncounterRepository:
         items = self._batch_get(missing, [keys.ATTR_RESOURCE], cost) if missing else {}
         found = {i: item[keys.ATTR_RESOURCE]["S"] for i, item in items.items()}
         return [(row.id, text) for row in rows if (text := row.resource or found.get(row.id)) is not None]
+
+    def start_resources(self, rows: list[IndexRow], cost: ReadCost) -> Callable[[], list[tuple[str, str]]]:
+        """Starts :meth:`resources` on its own thread (while a count goes on); the function
+        returned waits for them and raises what they raised."""
+        return self._bodies.submit(self.resources, rows, cost).result
 
     def _batch_get(
         self, item_keys: list[keys.Item], attributes: list[str] | None, cost: ReadCost
