@@ -366,3 +366,63 @@ def test_a_walk_over_many_partitions_keeps_the_documented_order(put: Any) -> Non
         assert walk(f"_count={count}&_total=none")[0] == expected
     assert walk("date=ge2021-01-15&date=lt2021-01-16&_count=2")[0] == ["b-startless", "d-long", "c-open"]
     assert walk("date=2020-06-01&_count=1")[0] == ["f-day", "e-short"]
+
+
+@pytest.fixture
+def projections(table: Any) -> list[str]:
+    """The ProjectionExpression of each rows Query (not counting ones), its names resolved."""
+    seen: list[str] = []
+
+    def before(params: dict[str, Any], **_: Any) -> None:
+        if params.get("Select") != "COUNT":
+            names = params.get("ExpressionAttributeNames", {})
+            expression = params.get("ProjectionExpression", "")
+            seen.append(", ".join(sorted(names.get(n.strip(), n.strip()) for n in expression.split(","))))
+
+    table.meta.events.register("provide-client-params.dynamodb.Query", before)
+    return seen
+
+
+@pytest.mark.parametrize(
+    ("query", "attributes"),
+    [
+        ("date=ge2021-03-01&date=lt2021-04-01", "period_hi, period_lo, pk, sort_key"),
+        ("patient=p2&status=finished", "pk, sort_key, status_code, subject_ref"),
+        ("appointment=a1,a2&status=finished", "appointment_refs, pk, sort_key, status_code"),
+        ("appointment=a1&patient=p1", "appointment_refs, link_subject_ref, pk, sort_key"),
+        ("_total=none", "pk, sort_key"),
+    ],
+)
+def test_a_query_reads_only_the_attributes_its_criteria_match(
+    many: list[str], projections: list[str], query: str, attributes: str
+) -> None:
+    status, _, _ = search(query)
+    assert status == 200
+    assert projections
+    assert set(projections) == {attributes}
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "date=ge2021",
+        "date=lt2022-06-01&date=gt2020",
+        "patient=p2&status=finished&date=ge2021",
+        "appointment=a1,a2&status=finished",
+        "status=finished&_count=7",
+    ],
+)
+def test_projected_rows_give_the_answer_full_rows_give(many: list[str], query: str, table: Any) -> None:
+    """The same walk with the projection taken out of each Query (every attribute comes back)."""
+    projected = walk(query)[0]
+
+    def unproject(params: dict[str, Any], **_: Any) -> None:
+        for name in params.pop("ProjectionExpression", "").split(", "):
+            params["ExpressionAttributeNames"].pop(name, None)
+
+    table.meta.events.register_first("provide-client-params.dynamodb.Query", unproject)
+    try:
+        assert walk(query)[0] == projected
+    finally:
+        table.meta.events.unregister("provide-client-params.dynamodb.Query", unproject)
+    assert projected

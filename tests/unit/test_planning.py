@@ -414,3 +414,23 @@ def test_every_matching_row_lies_within_the_plans_sort_key_range_and_streams() -
     assert checked > 2000
     assert bounded > 500
     assert resumed > 500
+
+
+@pytest.mark.parametrize(
+    ("query", "fields"),
+    [
+        ("", ()),
+        ("_total=none", ()),
+        ("date=ge2021&date=lt2022", ("period",)),
+        ("patient=p1&status=finished", ("status", "subject")),
+        ("appointment=a1&date=2021", ("appointments", "period")),
+        ("status=finished,cancelled&subject=Patient/p1&date=ge2020", ("period", "status", "subject")),
+    ],
+)
+def test_a_plan_names_the_index_fields_its_criteria_match(query: str, fields: tuple[str, ...]) -> None:
+    assert plan_of(query).fields == fields
+
+
+def test_a_compartment_adds_the_subject_field() -> None:
+    query = parsed("date=ge2021").within_compartment("Patient/p1")
+    assert plan(query, None, NOW).fields == ("period", "subject")

@@ -33,6 +33,7 @@ class Plan:
     after: str | None = None  # resume after this sort key (a cursor's)
     page_hint: int | None = None  # Query Limit: about a page when nothing is counted
     partitions_decide: bool = False  # every row of the partitions matches: Select=COUNT counts
+    fields: tuple[str, ...] = ()  # the index fields the criteria match: all a row must carry
 
     @property
     def walks_buckets(self) -> bool:
@@ -76,8 +77,13 @@ def plan(query: SearchQuery, cursor: Cursor | None, now: int) -> Plan:
             decide = all(
                 c.parameter.index == index and smallest <= _partitions(c) for c in query.all_criteria
             ) and (index == keys.SUBJECT_INDEX or len(smallest) == 1)  # one subject each: disjoint
-            return Plan(index, tuple(sorted(smallest)), low, high, bounds, after, page_hint, decide)
-    return Plan(keys.PERIOD_START_INDEX, (), low, high, bounds, after, page_hint)
+            partitions = tuple(sorted(smallest))
+            return Plan(index, partitions, low, high, bounds, after, page_hint, decide, _fields(query))
+    return Plan(keys.PERIOD_START_INDEX, (), low, high, bounds, after, page_hint, fields=_fields(query))
+
+
+def _fields(query: SearchQuery) -> tuple[str, ...]:
+    return tuple(sorted({c.parameter.field.name for c in query.all_criteria if c.parameter.field}))
 
 
 def period_bounds(query: SearchQuery, now: int) -> PeriodBounds:

@@ -109,6 +109,15 @@ def row_from_item(item: Item) -> IndexRow:
     )
 
 
+def row_attributes(index: str, field_names: tuple[str, ...]) -> tuple[str, ...]:
+    """The attributes of ``index``'s items that make a row with these fields: the id, the sort
+    key and the fields' own (what a Query's ProjectionExpression asks for)."""
+    names = [name for field in INDEX_FIELDS if field.name in field_names for name in field.attributes]
+    if index == keys.LINK_INDEX:
+        names = [keys.LINK_RENAMES.get(name, name) for name in names]
+    return (keys.PARTITION_KEY, keys.ATTR_SORT_KEY, *names)
+
+
 def projections() -> dict[str, tuple[str, ...]]:
     """What each index projects beside its keys (held equal to template.yaml by a test)."""
     stored = [name for field in INDEX_FIELDS for name in field.attributes]
