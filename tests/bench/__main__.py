@@ -366,7 +366,12 @@ def hooked_figures(
         lambda module: module.loading_rows(endpoint, count=min(data.size, LOAD_HOOK_SIZE)),
         load_figure,
     )
-    return [*cold, *loading]
+    example = hooked(
+        "tests.bench.example",
+        lambda module: module.example_rows(endpoint, environment),
+        Figure("README date example vs one Query", None, None, "ms", 3.0),
+    )
+    return [*cold, *loading, *example]
 
 
 def hooked(name: str, rows: Callable[[Any], Any], instead: Figure) -> list[Figure]:
