@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from tests.environment import TEST_ENVIRONMENT
@@ -16,10 +18,29 @@ os.environ.pop("DYNAMODB_ENDPOINT_URL", None)
 import boto3
 import pytest
 from moto import mock_aws
+from moto.dynamodb.models import DynamoDBBackend
 
 from fhir_encounter.store.writer import EncounterWriter
 from fhir_encounter_tools.template import load_template, table_definition
 from tests.support import ROOT, TEST_TABLE, Writer, handlers_on
+
+# DynamoDB applies each item write (an UpdateItem's condition and its changes) atomically; moto does
+# not across threads, and the writer's threads (the loader's batches) widen the bucket directory's
+# spans at once. The double keeps the service's guarantee: its item writes take one lock.
+_ITEM_WRITES = threading.RLock()
+
+
+def _atomic(write: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(write)
+    def locked(*args: Any, **kwargs: Any) -> Any:
+        with _ITEM_WRITES:
+            return write(*args, **kwargs)
+
+    return locked
+
+
+for _name in ("update_item", "put_item", "delete_item"):
+    setattr(DynamoDBBackend, _name, _atomic(getattr(DynamoDBBackend, _name)))
 
 
 @pytest.fixture

@@ -274,3 +274,72 @@ def test_a_load_that_meets_unprocessed_items_on_every_batch_loses_nothing(
         stored = json.loads(stored_item(table, resource["id"])[keys.ATTR_RESOURCE]["S"])
         assert {k: v for k, v in stored.items() if k != "meta"} == resource
     assert all(ids_of(search(f"appointment=a{n}")[2]) == [f"e{n}"] for n in range(0, 250, 7))
+
+
+# ---- the bucket directory's spans ----------------------------------------------------------------
+
+
+def directory(table: Any) -> dict[str, Any]:
+    item: dict[str, Any] = table.get_item(TableName=TEST_TABLE, Key=keys.bucket_directory_key())["Item"]
+    return item
+
+
+def at(encounter_id: str, start: str) -> dict[str, Any]:
+    """A half-hour Encounter (class c0 of its start's year)."""
+    return encounter(encounter_id, start=f"{start}T10:00:00Z", end=f"{start}T10:30:00Z")
+
+
+def test_each_partition_records_the_span_of_its_sort_keys_and_it_only_widens(table: Any) -> None:
+    writer = EncounterWriter(table, TEST_TABLE)
+    writer.write([at("b", "2021-06-01"), at("c", "2021-07-01"), at("x", "2022-01-01")])
+    spans = keys.directory_spans(directory(table))
+    assert spans["c0#2021"] == ("2021-06-01T10:00:00.000000Z#b", "2021-07-01T10:00:00.000000Z#c")
+    assert spans["c0#2022"] == ("2022-01-01T10:00:00.000000Z#x",) * 2
+    writer.write([at("d", "2021-06-15")])  # inside: nothing to change
+    writer.write([at("a", "2021-03-01"), at("e", "2021-12-01")])
+    assert keys.directory_spans(directory(table))["c0#2021"] == (
+        "2021-03-01T10:00:00.000000Z#a",
+        "2021-12-01T10:00:00.000000Z#e",
+    )
+
+
+def test_a_writer_that_knows_less_never_narrows_what_another_recorded(table: Any) -> None:
+    EncounterWriter(table, TEST_TABLE).write([at("a", "2021-01-01"), at("z", "2021-12-31")])
+    late = EncounterWriter(table, TEST_TABLE)
+    late.write([at("m", "2021-06-01")])  # its own span is narrower: the condition keeps the wider one
+    late.write([at("n", "2021-11-01"), at("0", "2021-02-01")])
+    assert keys.directory_spans(directory(table))["c0#2021"] == (
+        "2021-01-01T10:00:00.000000Z#a",
+        "2021-12-31T10:00:00.000000Z#z",
+    )
+    late.write([at("y", "2022-01-01"), at("0a", "2020-12-31")])  # new partitions, and wider than both
+    spans = keys.directory_spans(directory(table))
+    assert (spans["c0#2022"][0], spans["c0#2020"][1]) == (
+        "2022-01-01T10:00:00.000000Z#y",
+        "2020-12-31T10:00:00.000000Z#0a",
+    )
+    assert set(directory(table)[keys.ATTR_BUCKETS]["SS"]) == {"c0#2020", "c0#2021", "c0#2022"}
+
+
+def test_writers_in_threads_leave_the_widest_span(table: Any) -> None:
+    writers = [EncounterWriter(table, TEST_TABLE) for _ in range(4)]
+    days = [f"2019-{month:02d}-{day:02d}" for month in range(1, 13) for day in (3, 17)]
+    work = [[at(f"w{n}-{day}", day) for day in days[n::4]] for n in range(4)]
+    threads = [
+        threading.Thread(target=w.write, args=(items,)) for w, items in zip(writers, work, strict=True)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    first, last = keys.directory_spans(directory(table))["c0#2019"]
+    assert (first[:13], last[:13]) == ("2019-01-03T10", "2019-12-17T10")
+
+
+def test_a_settled_year_search_sees_every_encounter_its_spans_hold(table: Any) -> None:
+    writer = EncounterWriter(table, TEST_TABLE)
+    writer.write([at("e1", "2021-01-05"), at("e2", "2021-12-30"), at("e3", "2020-12-31")])
+    status, _, body = search("date=ge2021-01-01&date=lt2022-01-01")
+    assert (status, sorted(ids_of(body)), body["total"]) == (200, ["e1", "e2"], 2)
+    status, _, body = search("date=ge2020-12-31&date=lt2021-01-01")
+    assert (status, ids_of(body)) == (200, ["e3"])

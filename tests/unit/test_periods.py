@@ -83,6 +83,38 @@ def test_a_day_window_reads_each_class_only_from_its_longest_length_before() -> 
     assert (streams["end#2021"].low, streams["open#0"].low) == ("0000-00-00T00:00:00.000000Z",) * 2
 
 
+@pytest.mark.parametrize("now", ["2026-01-01T00:00:00Z", "2026-12-31T23:00:00Z"])
+def test_a_settled_partition_is_read_only_within_its_span_and_not_at_all_outside_it(now: str) -> None:
+    query = parse_search({"date": ["ge2024-01-01", "lt2024-02-01"]})[0]
+    chosen = plan(query, None, micros(now))
+    assert chosen.settled_before == "2025"  # last year's partitions may still take Encounters
+    directory = ["c0#2023", "c4#2023", "c0#2024", "c4#2024", "open#0", "open#1"]
+    spans = {
+        "c0#2023": ("2023-01-02T10:00:00.000000Z#e1", "2023-12-30T10:00:00.000000Z#e9"),  # ends before
+        "c4#2023": ("2023-02-01T10:00:00.000000Z#e2", "2023-12-20T10:00:00.000000Z#e3"),  # reaches in
+        "c0#2024": ("2024-01-10T08:00:00.000000Z#e4", "2024-12-01T08:00:00.000000Z#e5"),
+        "open#1": ("2024-03-01T08:00:00.000000Z#e6", "2025-01-01T08:00:00.000000Z#e7"),  # shards: whole
+    }
+    streams = {s.partition: s for s in chosen.streams(directory, spans)}
+    assert sorted(streams) == ["c0#2024", "c4#2023", "c4#2024", "open#0", "open#1"]
+    assert streams["c4#2023"].low == "2023-12-16T00:00:00.000000Z"  # the class's own bound
+    assert streams["c4#2023"].high == "2023-12-20T10:00:00.000000Z#e3"  # the span's last
+    assert streams["c0#2024"].low == "2024-01-10T08:00:00.000000Z#e4"  # the span's first
+    assert streams["open#1"].low == streams["open#0"].low == "0000-00-00T00:00:00.000000Z"
+    without = {s.partition for s in chosen.streams(directory)}
+    assert without == {"c0#2023", "c4#2023", "c0#2024", "c4#2024", "open#0", "open#1"}
+
+
+def test_this_and_last_years_partitions_are_read_whole_whatever_their_span() -> None:
+    query = parse_search({"date": ["ge2025-12-01", "lt2026-01-05"]})[0]
+    chosen = plan(query, None, micros("2026-01-02T00:00:00Z"))
+    spans = {"c0#2025": ("2025-01-01T00:00:00.000000Z#a", "2025-06-01T00:00:00.000000Z#b")}
+    spans |= {"c0#2026": ("2026-01-01T00:00:00.000000Z#c", "2026-01-01T01:00:00.000000Z#d")}
+    streams = {s.partition: s for s in chosen.streams(["c0#2025", "c0#2026"], spans)}
+    assert streams["c0#2025"].low == "2025-11-30T23:00:00.000000Z"
+    assert streams["c0#2026"].high == "2026-01-04T23:59:59.999999Z#~"
+
+
 # ---- property: every match lies in a stream, for periods of every family ----------------------------
 
 

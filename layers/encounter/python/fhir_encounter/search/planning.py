@@ -3,7 +3,7 @@ to read per Query. No I/O: tests drive it with plain values."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from functools import reduce
 from typing import TYPE_CHECKING
@@ -34,6 +34,7 @@ class Plan:
     page_hint: int | None = None  # Query Limit: about a page when nothing is counted
     partitions_decide: bool = False  # every row of the partitions matches: Select=COUNT counts
     fields: tuple[str, ...] = ()  # the index fields the criteria match: all a row must carry
+    settled_before: str = ""  # the year (text) from which period partitions may still be written to
 
     @property
     def walks_buckets(self) -> bool:
@@ -44,11 +45,13 @@ class Plan:
         """Dates that contradict each other: nothing can match (BETWEEN would be a 400)."""
         return self.low > self.high
 
-    def streams(self, directory: Iterable[str] = ()) -> list[Stream]:
+    def streams(
+        self, directory: Iterable[str] = (), spans: Mapping[str, tuple[str, str]] | None = None
+    ) -> list[Stream]:
         """The partitions to Query and their sort-key ranges; the period walk picks from the
-        directory of period-start partitions in use."""
+        directory of period-start partitions in use, within their spans of sort keys."""
         if self.walks_buckets:
-            return period_streams(self.bounds, directory, self.after)
+            return period_streams(self.bounds, directory, self.after, spans, self.settled_before)
         return [Stream(partition, self.low, self.high) for partition in self.partitions]
 
 
@@ -79,7 +82,18 @@ def plan(query: SearchQuery, cursor: Cursor | None, now: int) -> Plan:
             ) and (index == keys.SUBJECT_INDEX or len(smallest) == 1)  # one subject each: disjoint
             partitions = tuple(sorted(smallest))
             return Plan(index, partitions, low, high, bounds, after, page_hint, decide, _fields(query))
-    return Plan(keys.PERIOD_START_INDEX, (), low, high, bounds, after, page_hint, fields=_fields(query))
+    settled_before = str(int(format_instant(now)[:4]) - 1)  # last year's partitions still change
+    return Plan(
+        keys.PERIOD_START_INDEX,
+        (),
+        low,
+        high,
+        bounds,
+        after,
+        page_hint,
+        fields=_fields(query),
+        settled_before=settled_before,
+    )
 
 
 def _fields(query: SearchQuery) -> tuple[str, ...]:

@@ -32,6 +32,9 @@ ATTR_BUCKET = "start_bucket"  # the period-start index partition (store.periods)
 ATTR_PERIOD_LO = "period_lo"
 ATTR_PERIOD_HI = "period_hi"
 ATTR_BUCKETS = "buckets"
+# The directory's span of each period-start partition: the lowest and highest sort key ever
+# written to it ("first#c0#2023", "last#c0#2023"). Spans only widen, so every row lies inside.
+SPAN_FIRST, SPAN_LAST = "first#", "last#"
 
 # index name -> (partition key attribute, sort key attribute): compared with template.yaml by a test.
 INDEXES = {
@@ -59,6 +62,18 @@ def link_key(encounter_id: str, appointment_ref: str) -> Item:
 
 def bucket_directory_key() -> Item:
     return {PARTITION_KEY: {"S": META_PK}, SORT_KEY: {"S": BUCKETS_SK}}
+
+
+def directory_spans(item: Item) -> dict[str, tuple[str, str]]:
+    """The spans a bucket directory item records, by partition (those with both bounds)."""
+    firsts = {
+        name[len(SPAN_FIRST) :]: value["S"] for name, value in item.items() if name.startswith(SPAN_FIRST)
+    }
+    return {
+        partition: (first, item[SPAN_LAST + partition]["S"])
+        for partition, first in firsts.items()
+        if SPAN_LAST + partition in item
+    }
 
 
 def start_text(start: int) -> str:

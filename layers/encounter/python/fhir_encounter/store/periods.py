@@ -5,7 +5,7 @@ can start. Pure: the writer asks for an Encounter's partition, planning for a se
 from __future__ import annotations
 
 import zlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from fhir_encounter.dates import (
@@ -66,9 +66,20 @@ class _FamilyRange:
     by_start: bool  # bucketed by start: a bucket's text is a prefix of its sort keys
 
 
-def period_streams(bounds: PeriodBounds, directory: Iterable[str], after: str | None = None) -> list[Stream]:
+def period_streams(
+    bounds: PeriodBounds,
+    directory: Iterable[str],
+    after: str | None = None,
+    spans: Mapping[str, tuple[str, str]] | None = None,
+    settled_before: str = "",
+) -> list[Stream]:
     """The partitions (of those the directory lists) and sort-key ranges that hold every period
-    within ``bounds``, after the sort key ``after``; ordered by ``low``."""
+    within ``bounds``, after the sort key ``after``; ordered by ``low``.
+
+    ``spans``: the lowest and highest sort key of a partition as the directory knew them, used for
+    the year partitions before the year ``settled_before``. A container keeps the directory a few
+    seconds, and an Encounter written since may lie outside its partition's span; new Encounters go
+    to this year's and last year's partitions (and the open shards), which are read whole."""
     ranges = _family_ranges(bounds)
     streams = []
     for partition in directory:
@@ -82,6 +93,9 @@ def period_streams(bounds: PeriodBounds, directory: Iterable[str], after: str | 
             low = max(low, after)
         if found.by_start:  # the bucket is a prefix of its sort keys
             low, high = max(low, bucket), min(high, bucket + SORT_KEY_END)
+        settled = family not in SHARDS and bucket < settled_before
+        if settled and spans and (span := spans.get(partition)):
+            low, high = max(low, span[0]), min(high, span[1])
         if low <= high:
             streams.append(Stream(partition, low, high))
     return sorted(streams, key=lambda stream: (stream.low, stream.partition))

@@ -64,7 +64,7 @@ class EncounterRepository:
         self._table = table_name
         self._bucket_ttl = bucket_ttl
         self._clock = clock
-        self._bucket_cache: tuple[float, list[str]] | None = None
+        self._bucket_cache: tuple[float, list[str], dict[str, tuple[str, str]]] | None = None
 
     def get(self, encounter_id: str) -> StoredEncounter:
         response = call(
@@ -104,7 +104,8 @@ class EncounterRepository:
             items = self._batch_get([keys.encounter_key(i) for i in plan.partitions], None, cost)
             rows = iter(sorted(map(row_from_item, items.values()), key=lambda row: row.sort_key))
         else:
-            streams = plan.streams(self._bucket_directory(cost) if plan.walks_buckets else ())
+            directory, spans = self._bucket_directory(cost) if plan.walks_buckets else ([], {})
+            streams = plan.streams(directory, spans)
             eager = plan.page_hint is None
             limit = stream_limit(plan.page_hint, len(streams))
 
@@ -148,10 +149,11 @@ class EncounterRepository:
         except UnprocessedError:
             raise StoreUnavailableError(BUSY_TEXT) from None
 
-    def _bucket_directory(self, cost: ReadCost) -> list[str]:
+    def _bucket_directory(self, cost: ReadCost) -> tuple[list[str], dict[str, tuple[str, str]]]:
+        """The period-start partitions in use and their spans of sort keys (kept BUCKET_TTL_SECONDS)."""
         cached = self._bucket_cache
         if cached is not None and self._clock() - cached[0] < self._bucket_ttl:
-            return cached[1]
+            return cached[1], cached[2]
         response = call(
             self._client.get_item,
             TableName=self._table,
@@ -159,9 +161,11 @@ class EncounterRepository:
             ReturnConsumedCapacity="TOTAL",
         )
         cost.add(dict(response))
-        buckets = sorted(response.get("Item", {}).get(keys.ATTR_BUCKETS, {}).get("SS", []))
-        self._bucket_cache = (self._clock(), buckets)
-        return buckets
+        item = response.get("Item", {})
+        buckets = sorted(item.get(keys.ATTR_BUCKETS, {}).get("SS", []))
+        spans = keys.directory_spans(item)
+        self._bucket_cache = (self._clock(), buckets, spans)
+        return buckets, spans
 
     def _query(self, plan: Plan, stream: Stream, limit: int | None = None) -> dict[str, Any]:
         partition_attr, sort_attr = keys.INDEXES[plan.index]
@@ -242,7 +246,7 @@ class _PartitionRows:
 def _projection(attributes: tuple[str, ...]) -> dict[str, Any]:
     """A ProjectionExpression of ``attributes``: a row carries only what its matching needs, and
     botocore parses no more (its parsing of each attribute was most of a search's client CPU)."""
-    names = {f"#a{n}": name for n, name in enumerate(attributes)}
+    names = {f"#a{n:02d}": name for n, name in enumerate(attributes)}
     return {"ProjectionExpression": ", ".join(names), "ExpressionAttributeNames": names}
 
 

@@ -5,8 +5,10 @@ older INDEX_VERSION are rewritten in place, which is how a new projected paramet
 
 What is stored is read first (BatchGetItem) only where something can be: every write adds its
 buckets to the bucket directory before it puts an item, so a table without the directory holds no
-Encounter, and then only the ids this writer has written since can be stored. One writer may be
-used by several threads at once (the loader's concurrent batches), each with its own ids.
+Encounter, and then only the ids this writer has written since can be stored. The directory also
+keeps each partition's span of sort keys, widened before an item outside it is put, so that a date
+search skips the partitions that cannot hold its range. One writer may be used by several threads
+at once (the loader's concurrent batches), each with its own ids.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from botocore.exceptions import ClientError
+
 from fhir_encounter.dates import instant_now
 from fhir_encounter.search.parameters import INDEX_VERSION
 from fhir_encounter.store import keys
@@ -26,6 +30,10 @@ from fhir_encounter.store.items import content_hash, items_for_encounter, withou
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
 
+Span = tuple[str, str]  # (first, last) sort key of a period-start partition
+# Another writer may widen a span between this writer's read and its update; each retry starts from
+# what that writer left, and spans only widen, so a few rounds always settle.
+SPAN_ATTEMPTS = 20
 _EXISTING = [keys.ATTR_CONTENT_HASH, keys.ATTR_VERSION_ID, keys.ATTR_LAST_UPDATED, keys.ATTR_INDEX_VERSION]
 
 
@@ -53,6 +61,8 @@ class EncounterWriter:
         self._empty_at_start: bool | None = None  # the table held no Encounter when first written to
         self._written: set[str] = set()  # ids sent by this writer (kept while the above is True)
         self._buckets: set[str] = set()  # buckets this writer has put in the directory
+        # The directory's bounds as this writer last knew them, each side apart: (first, last).
+        self._known: dict[str, tuple[str | None, str | None]] = {}
 
     def write(self, resources: Iterable[dict[str, Any]]) -> WriteResult:
         """Write Encounters (validated already); the last of several with one id wins."""
@@ -74,7 +84,7 @@ class EncounterWriter:
                 else {}
             )
             requests: list[dict[str, Any]] = []
-            buckets: set[str] = set()
+            spans: dict[str, Span] = {}
             now = self._clock()
             for encounter_id in chunk:
                 resource, old = by_id[encounter_id], existing.get(encounter_id)
@@ -84,10 +94,11 @@ class EncounterWriter:
                 body = without_store_meta(resource)
                 meta = {**body.get("meta", {}), "versionId": version, "lastUpdated": last_updated}
                 items = items_for_encounter({**body, "meta": meta}, version, last_updated)
-                buckets.add(items[0][keys.ATTR_BUCKET]["S"])
+                partition, sort_key = items[0][keys.ATTR_BUCKET]["S"], items[0][keys.ATTR_SORT_KEY]["S"]
+                spans[partition] = _widened(spans.get(partition), (sort_key, sort_key))
                 requests.extend({"PutRequest": {"Item": item}} for item in items)
                 requests.extend(_stale_links(encounter_id, old, items))
-            self._add_buckets(buckets)
+            self._extend_directory(spans)
             batch_write(self._client, self._table, requests, sleep=self._sleep)
         return result
 
@@ -109,20 +120,56 @@ class EncounterWriter:
             self._written.update(ids)
             return stored
 
-    def _add_buckets(self, buckets: set[str]) -> None:
-        """Adds to the bucket directory the buckets it may lack, before any item in them is put."""
-        with self._lock:
-            new = sorted(buckets - self._buckets)
-        if new:
-            self._client.update_item(
-                TableName=self._table,
-                Key=keys.bucket_directory_key(),
-                UpdateExpression="ADD #b :b",
-                ExpressionAttributeNames={"#b": keys.ATTR_BUCKETS},
-                ExpressionAttributeValues={":b": {"SS": new}},
-            )
+    def _extend_directory(self, spans: dict[str, Span]) -> None:
+        """Adds to the bucket directory the partitions it may lack and widens their spans, before any
+        item in them is put: one UpdateItem whose condition holds each bound it sets only where no
+        other writer has set a wider one (then it learns the directory and tries again)."""
+        for _ in range(SPAN_ATTEMPTS):
+            with self._lock:
+                new = sorted(set(spans) - self._buckets)
+                wider = {
+                    partition: bounds
+                    for partition, span in spans.items()
+                    if (bounds := _beyond(self._known.get(partition, (None, None)), span)) != (None, None)
+                }
+            if not new and not wider:
+                return
+            try:
+                self._client.update_item(
+                    TableName=self._table, Key=keys.bucket_directory_key(), **_directory_update(new, wider)
+                )
+            except ClientError as error:
+                if error.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+                    raise
+                self._learn_directory()
+                continue
             with self._lock:
                 self._buckets.update(new)
+                for partition, bounds in wider.items():
+                    self._learn(partition, *bounds)
+            return
+        raise RuntimeError("the bucket directory kept changing under this writer")  # never, in practice
+
+    def _learn_directory(self) -> None:
+        item = self._client.get_item(
+            TableName=self._table, Key=keys.bucket_directory_key(), ConsistentRead=True
+        ).get("Item", {})
+        with self._lock:
+            self._buckets.update(item.get(keys.ATTR_BUCKETS, {}).get("SS", []))
+            for name, value in item.items():
+                if name.startswith(keys.SPAN_FIRST):
+                    self._learn(name[len(keys.SPAN_FIRST) :], value["S"], None)
+                elif name.startswith(keys.SPAN_LAST):
+                    self._learn(name[len(keys.SPAN_LAST) :], None, value["S"])
+
+    def _learn(self, partition: str, first: str | None, last: str | None) -> None:
+        """Widens what this writer knows of a partition's bounds (its lock held)."""
+        known_first, known_last = self._known.get(partition, (None, None))
+        if first is not None and (known_first is None or first < known_first):
+            known_first = first
+        if last is not None and (known_last is None or last > known_last):
+            known_last = last
+        self._known[partition] = (known_first, known_last)
 
     @staticmethod
     def _version(
@@ -152,3 +199,49 @@ def _stale_links(encounter_id: str, old: dict[str, Any] | None, items: list[dict
         for ref in old[keys.ATTR_APPOINTMENTS]["SS"]
         if (key := keys.link_key(encounter_id, ref))[keys.SORT_KEY]["S"] not in kept
     ]
+
+
+def _widened(span: Span | None, other: Span) -> Span:
+    return other if span is None else (min(span[0], other[0]), max(span[1], other[1]))
+
+
+def _beyond(known: tuple[str | None, str | None], span: Span) -> tuple[str | None, str | None]:
+    """The bounds of ``span`` outside ``known`` (None for a side that is inside; a side not known
+    is outside)."""
+    first, last = known
+    return (
+        span[0] if first is None or span[0] < first else None,
+        span[1] if last is None or span[1] > last else None,
+    )
+
+
+def _directory_update(new: list[str], wider: dict[str, tuple[str | None, str | None]]) -> dict[str, Any]:
+    """ADD the new partitions; SET each widened bound where the one stored is narrower or absent."""
+    names: dict[str, str] = {}
+    values: dict[str, Any] = {}
+    sets: list[str] = []
+    conditions: list[str] = []
+    for n, (partition, (first, last)) in enumerate(sorted(wider.items())):
+        for side, attribute, value, narrower in (
+            ("f", keys.SPAN_FIRST + partition, first, ">"),
+            ("l", keys.SPAN_LAST + partition, last, "<"),
+        ):
+            if value is None:
+                continue
+            # Fixed width: no placeholder is the start of another (#f1 in #f10), which moto misreads.
+            name, placeholder = f"#{side}{n:04d}", f":{side}{n:04d}"
+            names[name], values[placeholder] = attribute, {"S": value}
+            sets.append(f"{name} = {placeholder}")
+            conditions.append(f"(attribute_not_exists({name}) OR {name} {narrower} {placeholder})")
+    expression = f"SET {', '.join(sets)}" if sets else ""
+    if new:
+        names["#b"], values[":b"] = keys.ATTR_BUCKETS, {"SS": new}
+        expression = f"{expression} ADD #b :b".strip()
+    update: dict[str, Any] = {
+        "UpdateExpression": expression,
+        "ExpressionAttributeNames": names,
+        "ExpressionAttributeValues": values,
+    }
+    if conditions:
+        update["ConditionExpression"] = " AND ".join(conditions)
+    return update
