@@ -17,9 +17,10 @@ import pytest
 
 from fhir_encounter.search.parameters import DATE_PREFIXES
 from fhir_encounter.search.query import parse_search
+from fhir_encounter.store import keys
 from fhir_encounter.store.dynamodb import dynamodb_client
-from fhir_encounter.store.items import index_row_of
-from fhir_encounter.store.writer import EncounterWriter
+from fhir_encounter.store.items import index_row_of, period_partition
+from fhir_encounter.store.writer import SPAN_UPDATE_PARTITIONS, EncounterWriter
 from fhir_encounter_tools.tables import create_table
 from tests.support import ROOT, TEST_SETTINGS, encounter, handlers_on, ids_of, link, micros, search
 
@@ -134,3 +135,19 @@ def test_searches_without_a_date_walk_every_family(population: list[dict[str, An
     assert len(expected) >= 80
     ids, totals = _walk({**params, "_count": ["50"]})
     assert (ids, totals[0]) == (expected, len(expected))
+
+
+def test_every_partition_has_a_span_that_holds_each_of_its_encounters(
+    population: list[dict[str, Any]], dynamodb: DynamoDBClient
+) -> None:
+    """600 Encounters in one write: batches of 100 that touch more partitions than one UpdateItem's
+    condition may name (DynamoDB's 4 KB expression limit)."""
+    item = dynamodb.get_item(TableName=TABLE, Key=keys.bucket_directory_key())["Item"]
+    spans = keys.directory_spans(item)
+    partitions = {period_partition(index_row_of(resource)) for resource in population}
+    assert len(partitions) > SPAN_UPDATE_PARTITIONS
+    assert set(spans) == partitions == set(item[keys.ATTR_BUCKETS]["SS"])
+    for resource in population:
+        row = index_row_of(resource)
+        first, last = spans[period_partition(row)]
+        assert first <= row.sort_key <= last

@@ -34,6 +34,9 @@ Span = tuple[str, str]  # (first, last) sort key of a period-start partition
 # Another writer may widen a span between this writer's read and its update; each retry starts from
 # what that writer left, and spans only widen, so a few rounds always settle.
 SPAN_ATTEMPTS = 20
+# Partitions whose bounds one UpdateItem widens: its condition (about 100 characters a partition)
+# must stay under DynamoDB's 4 KB limit on an expression.
+SPAN_UPDATE_PARTITIONS = 24
 _EXISTING = [keys.ATTR_CONTENT_HASH, keys.ATTR_VERSION_ID, keys.ATTR_LAST_UPDATED, keys.ATTR_INDEX_VERSION]
 
 
@@ -122,21 +125,23 @@ class EncounterWriter:
 
     def _extend_directory(self, spans: dict[str, Span]) -> None:
         """Adds to the bucket directory the partitions it may lack and widens their spans, before any
-        item in them is put: one UpdateItem whose condition holds each bound it sets only where no
-        other writer has set a wider one (then it learns the directory and tries again)."""
-        for _ in range(SPAN_ATTEMPTS):
+        item in them is put: UpdateItems (SPAN_UPDATE_PARTITIONS partitions each) whose condition
+        holds each bound they set only where no other writer has set a wider one (when one has,
+        the writer learns the directory and goes on from what it holds)."""
+        for _ in range(SPAN_ATTEMPTS + len(spans) // SPAN_UPDATE_PARTITIONS):
             with self._lock:
                 new = sorted(set(spans) - self._buckets)
                 wider = {
                     partition: bounds
-                    for partition, span in spans.items()
+                    for partition, span in sorted(spans.items())
                     if (bounds := _beyond(self._known.get(partition, (None, None)), span)) != (None, None)
                 }
             if not new and not wider:
                 return
+            part = dict(list(wider.items())[:SPAN_UPDATE_PARTITIONS])
             try:
                 self._client.update_item(
-                    TableName=self._table, Key=keys.bucket_directory_key(), **_directory_update(new, wider)
+                    TableName=self._table, Key=keys.bucket_directory_key(), **_directory_update(new, part)
                 )
             except ClientError as error:
                 if error.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
@@ -145,9 +150,8 @@ class EncounterWriter:
                 continue
             with self._lock:
                 self._buckets.update(new)
-                for partition, bounds in wider.items():
+                for partition, bounds in part.items():
                     self._learn(partition, *bounds)
-            return
         raise RuntimeError("the bucket directory kept changing under this writer")  # never, in practice
 
     def _learn_directory(self) -> None:
