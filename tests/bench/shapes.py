@@ -13,6 +13,7 @@ is rows read / floor: 1.0 reads nothing beyond the answer.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -83,30 +84,39 @@ def other_shapes(data: Dataset) -> list[Shape]:
 
 @dataclass
 class ReadCounter:
-    """What the calls on one client read, since the last ``reset``."""
+    """What the calls on one client read, since the last ``reset``. The repository's Queries run
+    on a pool of threads: botocore calls the hook in each, so the sums take a lock."""
 
-    queries: int = 0
-    rows: int = 0
-    read_units: float = 0.0
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.queries = 0
+        self.rows = 0
+        self.read_units = 0.0
 
     def attach(self, client: DynamoDBClient) -> None:
         client.meta.events.register("after-call.dynamodb", self._after_call)
 
     def reset(self) -> None:
-        self.queries, self.rows, self.read_units = 0, 0, 0.0
+        with self._lock:
+            self.queries, self.rows, self.read_units = 0, 0, 0.0
 
     def _after_call(self, parsed: dict[str, Any], model: Any, **_: Any) -> None:
-        operation = model.name
+        operation, queries, rows = model.name, 0, 0
         if operation == "Query":
-            self.queries += 1
-            self.rows += int(parsed.get("ScannedCount", 0))
+            queries, rows = 1, int(parsed.get("ScannedCount", 0))
         elif operation == "BatchGetItem":
-            self.rows += sum(len(items) for items in parsed.get("Responses", {}).values())
+            rows = sum(len(items) for items in parsed.get("Responses", {}).values())
         elif operation == "GetItem":
-            self.rows += 1 if "Item" in parsed else 0
+            rows = 1 if "Item" in parsed else 0
         consumed = parsed.get("ConsumedCapacity", [])
-        for capacity in [consumed] if isinstance(consumed, dict) else consumed:
-            self.read_units += float(capacity.get("CapacityUnits", 0.0))
+        units = sum(
+            float(c.get("CapacityUnits", 0.0))
+            for c in ([consumed] if isinstance(consumed, dict) else consumed)
+        )
+        with self._lock:
+            self.queries += queries
+            self.rows += rows
+            self.read_units += units
 
 
 @dataclass(frozen=True)
