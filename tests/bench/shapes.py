@@ -82,7 +82,6 @@ def other_shapes(data: Dataset) -> list[Shape]:
     ]
 
 
-@dataclass
 class ReadCounter:
     """What the calls on one client read, since the last ``reset``. The repository's Queries run
     on a pool of threads: botocore calls the hook in each, so the sums take a lock."""
