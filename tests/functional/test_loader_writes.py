@@ -343,3 +343,21 @@ def test_a_settled_year_search_sees_every_encounter_its_spans_hold(table: Any) -
     assert (status, sorted(ids_of(body)), body["total"]) == (200, ["e1", "e2"], 2)
     status, _, body = search("date=ge2020-12-31&date=lt2021-01-01")
     assert (status, ids_of(body)) == (200, ["e3"])
+
+
+def test_a_directory_from_before_spans_were_kept_has_every_partition_read_whole(table: Any) -> None:
+    EncounterWriter(table, TEST_TABLE).write([at("old1", "2021-03-01"), at("old2", "2021-09-01")])
+    assert directory(table)[keys.ATTR_SPANS_KEPT] == {"BOOL": True}  # this writer created it
+    attributes = [name for name in directory(table) if name.startswith((keys.SPAN_FIRST, keys.SPAN_LAST))]
+    names = {f"#n{n}": name for n, name in enumerate([keys.ATTR_SPANS_KEPT, *attributes])}
+    table.update_item(  # the directory as a release before spans left it: the buckets only
+        TableName=TEST_TABLE,
+        Key=keys.bucket_directory_key(),
+        UpdateExpression="REMOVE " + ", ".join(names),
+        ExpressionAttributeNames=names,
+    )
+    EncounterWriter(table, TEST_TABLE).write([at("new", "2021-06-01")])  # records a span of its own
+    assert keys.ATTR_SPANS_KEPT not in directory(table)
+    assert keys.directory_spans(directory(table)) == {}
+    status, _, body = search("date=ge2021-01-01&date=lt2022-01-01")
+    assert (status, sorted(ids_of(body))) == (200, ["new", "old1", "old2"])

@@ -35,6 +35,9 @@ ATTR_BUCKETS = "buckets"
 # The directory's span of each period-start partition: the lowest and highest sort key ever
 # written to it ("first#c0#2023", "last#c0#2023"). Spans only widen, so every row lies inside.
 SPAN_FIRST, SPAN_LAST = "first#", "last#"
+# Set by the writer that created the directory: every item since has been inside a recorded span.
+# A directory from before spans were kept lacks it, and its spans (of newer items only) are not used.
+ATTR_SPANS_KEPT = "spans_kept"
 
 # index name -> (partition key attribute, sort key attribute): compared with template.yaml by a test.
 INDEXES = {
@@ -65,7 +68,10 @@ def bucket_directory_key() -> Item:
 
 
 def directory_spans(item: Item) -> dict[str, tuple[str, str]]:
-    """The spans a bucket directory item records, by partition (those with both bounds)."""
+    """The spans a bucket directory item records, by partition (those with both bounds); none
+    unless the directory has kept them since it was created."""
+    if ATTR_SPANS_KEPT not in item:
+        return {}
     firsts = {
         name[len(SPAN_FIRST) :]: value["S"] for name, value in item.items() if name.startswith(SPAN_FIRST)
     }

@@ -140,9 +140,8 @@ class EncounterWriter:
                 return
             part = dict(list(wider.items())[:SPAN_UPDATE_PARTITIONS])
             try:
-                self._client.update_item(
-                    TableName=self._table, Key=keys.bucket_directory_key(), **_directory_update(new, part)
-                )
+                update = _directory_update(new, part, created=self._empty_at_start is True)
+                self._client.update_item(TableName=self._table, Key=keys.bucket_directory_key(), **update)
             except ClientError as error:
                 if error.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
                     raise
@@ -219,12 +218,18 @@ def _beyond(known: tuple[str | None, str | None], span: Span) -> tuple[str | Non
     )
 
 
-def _directory_update(new: list[str], wider: dict[str, tuple[str | None, str | None]]) -> dict[str, Any]:
-    """ADD the new partitions; SET each widened bound where the one stored is narrower or absent."""
+def _directory_update(
+    new: list[str], wider: dict[str, tuple[str | None, str | None]], *, created: bool
+) -> dict[str, Any]:
+    """ADD the new partitions; SET each widened bound where the one stored is narrower or absent;
+    ``created``: this writer found no directory, so it marks the spans as kept from the start."""
     names: dict[str, str] = {}
     values: dict[str, Any] = {}
     sets: list[str] = []
     conditions: list[str] = []
+    if created:
+        names["#k"], values[":k"] = keys.ATTR_SPANS_KEPT, {"BOOL": True}
+        sets.append("#k = :k")
     for n, (partition, (first, last)) in enumerate(sorted(wider.items())):
         for side, attribute, value, narrower in (
             ("f", keys.SPAN_FIRST + partition, first, ">"),
