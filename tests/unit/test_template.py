@@ -222,10 +222,10 @@ def test_every_setting_is_declared_so_sam_local_env_vars_can_set_it() -> None:
     assert set(ENVIRONMENT.values()) <= declared
 
 
-def test_the_readme_table_is_the_registry() -> None:
-    """The README's search-parameter table has one row per registry entry, in its order and words."""
-    readme = (ROOT / "README.md").read_text()
-    section = readme.split("### Search parameters", 1)[1].split("\n#", 1)[0]
+def test_the_api_page_table_is_the_registry() -> None:
+    """The API page's search-parameter table has one row per registry entry, in its order and words."""
+    page = (ROOT / "docs" / "api.md").read_text()
+    section = page.split("\n## Search parameters\n", 1)[1].split("\n#", 1)[0]
     rows = [line for line in section.splitlines() if line.startswith("| `")]
     expected = [
         f"| `{p.name}` | {p.type.value} | {p.accepts} | {p.documentation} |"
