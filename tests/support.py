@@ -668,3 +668,71 @@ def assert_event_outcome(name: str, status: int, headers: Mapping[str, str], bod
                 "resourceType": "OperationOutcome",
                 "issue": [{"severity": "error", "code": code, "details": {"text": text}}],
             }
+
+
+# ---- what a request read, from its log line (a patient token's cost must not depend on others' data) ----
+
+READ_COST = ("queries", "rows_read", "keys_read", "read_units")  # the figures the routes log
+
+
+def read_cost(records: Sequence[Any], message: str) -> dict[str, Any]:
+    """The read-cost figures of the one log record ``message`` among ``records`` (caplog's)."""
+    logged = [record for record in records if record.getMessage() == message]
+    assert len(logged) == 1, [record.getMessage() for record in records]
+    return {name: getattr(logged[0], name) for name in READ_COST}
+
+
+def with_claims(event: dict[str, Any], claims: Mapping[str, str]) -> dict[str, Any]:
+    """``event`` as the SMART authorizer would pass it on: its context carries the token's claims."""
+    event["requestContext"]["authorizer"] = dict(claims)
+    return event
+
+
+def patient_token(patient: str) -> dict[str, str]:
+    """The claims of a ``patient/Encounter.rs`` token for ``patient``."""
+    return {"principalId": "user-1", "sub": "user-1", "client_id": "app-1", "scope": "patient/Encounter.rs",
+            "patient": patient}  # fmt: skip
+
+
+def search_page_shape(status: int, bundle: dict[str, Any]) -> tuple[Any, ...]:
+    """What a searchset page shows besides its links' query values: status, type, total, ids, relations."""
+    return (status, bundle.get("resourceType"), bundle.get("type"), bundle.get("total"), ids_of(bundle),
+            sorted(link["relation"] for link in bundle.get("link", [])))  # fmt: skip
+
+
+def costed_walk(
+    query: str, claims: Mapping[str, str], records: Callable[[], list[Any]]
+) -> list[tuple[Any, ...]]:
+    """Each page of a search made with ``claims`` (following next links): its read cost and shape.
+    ``records``: the log records so far (caplog's); each page's are those it added."""
+    pages: list[tuple[Any, ...]] = []
+    following: str | None = query
+    while following is not None:
+        seen = len(records())
+        event = rest_api_event(
+            method="GET",
+            path="/Encounter",
+            resource="/Encounter",
+            query=parse_qs(following, keep_blank_values=True),
+        )
+        status, _, bundle = invoke(with_claims(event, claims))
+        pages.append((read_cost(records()[seen:], "search answered"), search_page_shape(status, bundle)))
+        url = link(bundle, "next")
+        following = urlsplit(url).query if url else None
+    return pages
+
+
+def costed_read(
+    encounter_id: str, claims: Mapping[str, str], records: Callable[[], list[Any]]
+) -> tuple[Any, ...]:
+    """A read made with ``claims``: its read cost, status and OperationOutcome text (or the id read)."""
+    seen = len(records())
+    event = rest_api_event(
+        method="GET",
+        path=f"/Encounter/{encounter_id}",
+        resource="/Encounter/{id}",
+        path_parameters={"id": encounter_id},
+    )
+    status, _, body = invoke(with_claims(event, claims))
+    shown = body["issue"][0]["details"]["text"] if status == 404 else body["id"]
+    return read_cost(records()[seen:], "read answered"), status, shown

@@ -34,7 +34,13 @@ def read_encounter(request: Request, runtime: Runtime, store: Store) -> Response
     visible = stored is not None and (access.compartment is None or stored.subject_ref == access.compartment)
     runtime.logger.info(
         "read answered",
-        extra={"found": visible, "keys_read": cost.keys, "read_units": round(cost.read_units, 2)},
+        extra={
+            "found": visible,
+            "queries": cost.queries,
+            "rows_read": cost.rows,
+            "keys_read": cost.keys,
+            "read_units": round(cost.read_units, 2),
+        },
     )
     if stored is None or not visible:
         raise NotFoundError(UNKNOWN_TEXT.format(id=encounter_id))  # as if missing: existence never leaks
