@@ -14,7 +14,7 @@ from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from fhir_encounter.errors import NotFoundError, StoreUnavailableError
+from fhir_encounter.errors import StoreUnavailableError
 from fhir_encounter.search.parameters import TABLE, IndexRow
 from fhir_encounter.search.planning import Plan, next_limit, stream_limit
 from fhir_encounter.store import keys
@@ -32,7 +32,6 @@ from fhir_encounter.store.periods import Stream
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
 
-UNKNOWN_TEXT = "Unknown Encounter resource '{id}'"
 # Every date or unfiltered search needs the bucket directory: each container keeps it this long,
 # so the item is never a hot key. A new month becomes searchable within this time.
 BUCKET_TTL_SECONDS = 10.0
@@ -65,13 +64,6 @@ class EncounterRepository:
         self._bucket_ttl = bucket_ttl
         self._clock = clock
         self._bucket_cache: tuple[float, list[str], dict[str, tuple[str, str]]] | None = None
-
-    def get(self, encounter_id: str, cost: ReadCost | None = None) -> StoredEncounter:
-        """The stored Encounter, or NotFoundError."""
-        stored = self.find(encounter_id, cost)
-        if stored is None:
-            raise NotFoundError(UNKNOWN_TEXT.format(id=encounter_id))
-        return stored
 
     def find(self, encounter_id: str, cost: ReadCost | None = None) -> StoredEncounter | None:
         """The stored Encounter or None: one GetItem by key either way."""
