@@ -673,6 +673,7 @@ def assert_event_outcome(name: str, status: int, headers: Mapping[str, str], bod
 # ---- what a request read, from its log line (a patient token's cost must not depend on others' data) ----
 
 READ_COST = ("queries", "rows_read", "keys_read", "read_units")  # the figures the routes log
+USER_TOKEN = {"principalId": "user-1", "sub": "user-1", "client_id": "app-1", "scope": "user/Encounter.rs"}
 
 BUSY = 300  # Encounters of patient pb, and of Group g1: another patient's busy partitions
 OWN = 4  # Encounters of patient pa, whose token asks
@@ -743,17 +744,20 @@ def with_claims(event: dict[str, Any], claims: Mapping[str, str]) -> dict[str, A
 
 def patient_token(patient: str) -> dict[str, str]:
     """The claims of a ``patient/Encounter.rs`` token for ``patient``."""
-    return {"principalId": "user-1", "sub": "user-1", "client_id": "app-1", "scope": "patient/Encounter.rs",
-            "patient": patient}  # fmt: skip
-
-
-USER_TOKEN = {"principalId": "user-1", "sub": "user-1", "client_id": "app-1", "scope": "user/Encounter.rs"}
+    return {**USER_TOKEN, "scope": "patient/Encounter.rs", "patient": patient}
 
 
 def search_page_shape(status: int, bundle: dict[str, Any]) -> tuple[Any, ...]:
     """What a searchset page shows besides its links' query values: status, type, total, ids, relations."""
-    return (status, bundle.get("resourceType"), bundle.get("type"), bundle.get("total"), ids_of(bundle),
-            sorted(link["relation"] for link in bundle.get("link", [])))  # fmt: skip
+    relations = sorted(item["relation"] for item in bundle.get("link", []))
+    return (
+        status,
+        bundle.get("resourceType"),
+        bundle.get("type"),
+        bundle.get("total"),
+        ids_of(bundle),
+        relations,
+    )
 
 
 def costed_walk(
