@@ -668,3 +668,131 @@ def assert_event_outcome(name: str, status: int, headers: Mapping[str, str], bod
                 "resourceType": "OperationOutcome",
                 "issue": [{"severity": "error", "code": code, "details": {"text": text}}],
             }
+
+
+# ---- what a request read, from its log line (a patient token's cost must not depend on others' data) ----
+
+READ_COST = ("queries", "rows_read", "keys_read", "read_units")  # the figures the routes log
+USER_TOKEN = {"principalId": "user-1", "sub": "user-1", "client_id": "app-1", "scope": "user/Encounter.rs"}
+
+BUSY = 300  # Encounters of patient pb, and of Group g1: another patient's busy partitions
+OWN = 4  # Encounters of patient pa, whose token asks
+BUSY_IDS = [f"b-{n:03d}" for n in range(BUSY)]
+MISSING_IDS = [f"x-{n:03d}" for n in range(BUSY)]
+# (naming another patient's data, naming data that does not exist): each pair must cost and answer the same
+COMPARTMENT_PAIRS = [
+    ("patient=pb", "patient=nobody"),
+    ("patient=Patient/pb", "patient=Patient/nobody"),
+    ("subject=Patient/pb", "subject=Patient/nobody"),
+    ("subject=pb", "subject=nobody"),
+    ("subject=Group/g1", "subject=Group/nobody"),
+    ("appointment=ap-b", "appointment=ap-nobody"),
+    ("_id=" + ",".join(BUSY_IDS[:100]), "_id=" + ",".join(MISSING_IDS[:100])),
+    (
+        "_id=" + ",".join(BUSY_IDS[:50]) + "&_id=" + ",".join(BUSY_IDS[25:75]),
+        "_id=" + ",".join(MISSING_IDS[:50]),
+    ),
+    # combinations, some of which match the asking patient's own Encounters
+    ("patient=pa,pb", "patient=pa,nobody"),
+    ("subject=Patient/pa,Group/g1", "subject=Patient/pa,Group/nobody"),
+    ("_id=a-1,a-2,a-3," + ",".join(BUSY_IDS[:90]), "_id=a-1,a-2,a-3," + ",".join(MISSING_IDS[:90])),
+    ("appointment=ap-a,ap-b", "appointment=ap-a,ap-nobody"),
+    ("patient=pb&appointment=ap-b&date=2021", "patient=nobody&appointment=ap-nobody&date=2021"),
+    ("appointment=ap-b&status=finished&date=ge2021", "appointment=ap-nobody&status=finished&date=ge2021"),
+    ("_id=b-001,b-002&appointment=ap-b&date=2021-05", "_id=x-001,x-002&appointment=ap-nobody&date=2021-05"),
+]
+# how the pairs are paged: each page (next links followed) is compared
+COMPARTMENT_PAGING = [
+    "",
+    "&_count=0",
+    "&_total=none",
+    "&_count=1",
+    "&_count=1&_total=none",
+    "&_count=2&_offset=1",
+]
+
+
+def compartment_population() -> list[dict[str, Any]]:
+    """Patient pa's few Encounters; patient pb's and Group g1's many."""
+    return [
+        *(
+            encounter(
+                f"a-{n}", subject="Patient/pa", start=f"2021-0{n}-01", appointments=["Appointment/ap-a"]
+            )
+            for n in range(1, OWN + 1)
+        ),
+        *(
+            encounter(i, subject="Patient/pb", start="2021-05-01", appointments=["Appointment/ap-b"])
+            for i in BUSY_IDS
+        ),
+        *(encounter(f"g-{n:03d}", subject="Group/g1", start="2021-05-01") for n in range(BUSY)),
+    ]
+
+
+def read_cost(records: Sequence[Any], message: str) -> dict[str, Any]:
+    """The read-cost figures of the one log record ``message`` among ``records`` (caplog's)."""
+    logged = [record for record in records if record.getMessage() == message]
+    assert len(logged) == 1, [record.getMessage() for record in records]
+    return {name: getattr(logged[0], name) for name in READ_COST}
+
+
+def with_claims(event: dict[str, Any], claims: Mapping[str, str]) -> dict[str, Any]:
+    """``event`` as the SMART authorizer would pass it on: its context carries the token's claims."""
+    event["requestContext"]["authorizer"] = dict(claims)
+    return event
+
+
+def patient_token(patient: str) -> dict[str, str]:
+    """The claims of a ``patient/Encounter.rs`` token for ``patient``."""
+    return {**USER_TOKEN, "scope": "patient/Encounter.rs", "patient": patient}
+
+
+def search_page_shape(status: int, bundle: dict[str, Any]) -> tuple[Any, ...]:
+    """What a searchset page shows besides its links' query values: status, type, total, ids, relations."""
+    relations = sorted(item["relation"] for item in bundle.get("link", []))
+    return (
+        status,
+        bundle.get("resourceType"),
+        bundle.get("type"),
+        bundle.get("total"),
+        ids_of(bundle),
+        relations,
+    )
+
+
+def costed_walk(
+    query: str, claims: Mapping[str, str], records: Callable[[], list[Any]]
+) -> list[tuple[Any, ...]]:
+    """Each page of a search made with ``claims`` (following next links): its read cost and shape.
+    ``records``: the log records so far (caplog's); each page's are those it added."""
+    pages: list[tuple[Any, ...]] = []
+    following: str | None = query
+    while following is not None:
+        seen = len(records())
+        event = rest_api_event(
+            method="GET",
+            path="/Encounter",
+            resource="/Encounter",
+            query=parse_qs(following, keep_blank_values=True),
+        )
+        status, _, bundle = invoke(with_claims(event, claims))
+        pages.append((read_cost(records()[seen:], "search answered"), search_page_shape(status, bundle)))
+        url = link(bundle, "next")
+        following = urlsplit(url).query if url else None
+    return pages
+
+
+def costed_read(
+    encounter_id: str, claims: Mapping[str, str], records: Callable[[], list[Any]]
+) -> tuple[Any, ...]:
+    """A read made with ``claims``: its read cost, status and OperationOutcome text (or the id read)."""
+    seen = len(records())
+    event = rest_api_event(
+        method="GET",
+        path=f"/Encounter/{encounter_id}",
+        resource="/Encounter/{id}",
+        path_parameters={"id": encounter_id},
+    )
+    status, _, body = invoke(with_claims(event, claims))
+    shown = body["issue"][0]["details"]["text"] if status == 404 else body["id"]
+    return read_cost(records()[seen:], "read answered"), status, shown

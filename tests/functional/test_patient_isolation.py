@@ -170,3 +170,45 @@ def test_a_token_in_the_query_string_is_refused_even_past_the_authorizer() -> No
     ):
         assert status == 400
         assert "Authorization header" in outcome["issue"][0]["details"]["text"]
+
+
+def walk_ids(query: str, token: dict[str, str]) -> tuple[list[str], list[int | None]]:
+    """Every id of a search with ``token``, following next links, and each page's total."""
+    ids: list[str] = []
+    totals: list[int | None] = []
+    following: str | None = query
+    while following is not None:
+        status, _, bundle = search(following, token)
+        assert status == 200, bundle
+        ids += ids_of(bundle)
+        totals.append(bundle.get("total"))
+        url = next((link["url"] for link in bundle["link"] if link["relation"] == "next"), None)
+        following = urlsplit(url).query if url else None
+    return ids, totals
+
+
+@pytest.mark.usefixtures("smart")
+@pytest.mark.parametrize(
+    "query",
+    [
+        "",
+        "_id=a-1,a-3,b-1,g-1",
+        "_id=a-1,b-1&_id=a-1,a-2,b-1",
+        "appointment=ap-a,ap-b",
+        "date=ge2021-01-10",
+        "date=lt2021-02-15&status=finished",
+        "status=planned",
+        "subject=pa",
+        "subject=Patient/pa,Group/pa",
+        "patient=pa,pb&date=2021",
+        "_id=a-2,g-1&subject=pa",
+    ],
+)
+@pytest.mark.parametrize("paging", ["", "&_count=1", "&_count=1&_total=none", "&_count=2"])
+def test_a_patient_search_answers_what_an_unrestricted_one_does_narrowed_to_its_encounters(
+    query: str, paging: str
+) -> None:
+    everything, _ = walk_ids(query + paging, claims("user/Encounter.rs"))
+    ids, totals = walk_ids(query + paging, PATIENT_A)
+    assert ids == [i for i in everything if i.startswith("a-")]
+    assert set(totals) == ({None} if "_total=none" in paging else {len(ids)})

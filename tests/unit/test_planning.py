@@ -11,7 +11,7 @@ import pytest
 
 from fhir_encounter.dates import NEG_INFINITY, POS_INFINITY, DateRange, PeriodBounds, parse_range
 from fhir_encounter.search.cursor import Cursor
-from fhir_encounter.search.parameters import DATE_PREFIXES, IndexRow
+from fhir_encounter.search.parameters import DATE_PREFIXES, SEARCH_PARAMETERS, IndexRow, ParamType
 from fhir_encounter.search.planning import (
     MAX_QUERY_LIMIT,
     Plan,
@@ -20,7 +20,7 @@ from fhir_encounter.search.planning import (
     plan,
     stream_limit,
 )
-from fhir_encounter.search.query import SearchQuery, parse_search
+from fhir_encounter.search.query import Criterion, SearchQuery, parse_search
 from fhir_encounter.store.items import index_row_of, period_partition
 from fhir_encounter.store.keys import APPOINTMENT_INDEX, PERIOD_START_INDEX, SUBJECT_INDEX
 from tests.support import encounter, micros
@@ -434,3 +434,145 @@ def test_a_plan_names_the_index_fields_its_criteria_match(query: str, fields: tu
 def test_a_compartment_adds_the_subject_field() -> None:
     query = parsed("date=ge2021").within_compartment("Patient/p1")
     assert plan(query, None, NOW).fields == ("period", "subject")
+
+
+# ---- under a compartment: the compartment is the partition read, whatever else is asked ---------------
+
+COMPARTMENT = "Patient/pa"
+# A value of each parameter type that parses: every parameter of the registry is planned below.
+EXAMPLE_VALUES = {ParamType.TOKEN: "x1", ParamType.REFERENCE: "x1", ParamType.DATE: "ge2021"}
+
+
+def compartment_plan(query: str, cursor: Cursor | None = None) -> Plan:
+    return plan(parsed(query).within_compartment(COMPARTMENT), cursor, NOW)
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "",
+        "patient=pa",
+        "patient=Patient/pa",
+        "patient=pa,pb",
+        "subject=pa",
+        "subject=Patient/pa,Group/g1",
+        "appointment=ap-b",
+        "appointment=ap-1,ap-2&appointment=ap-2",
+        "_id=b-1",
+        "_id=a-1,b-1,b-2",
+        "_id=a-1&_id=b-1",
+        "date=ge2021&date=lt2022",
+        "status=finished",
+        "patient=pa&appointment=ap-b&_id=b-1&date=2021&status=finished",
+        "_id=b-1&_total=none",
+        "appointment=ap-b&_count=0",
+        "_count=1&_offset=5",
+    ],
+)
+@pytest.mark.parametrize("cursor", [None, CURSOR])
+def test_a_compartment_plan_reads_only_the_compartments_partition(query: str, cursor: Cursor | None) -> None:
+    chosen = compartment_plan(query, cursor)
+    assert (chosen.index, chosen.partitions) == (SUBJECT_INDEX, (COMPARTMENT,))
+    assert [stream.partition for stream in chosen.streams()] == [COMPARTMENT]
+    assert not chosen.empty
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "patient=pb",
+        "patient=Patient/pb",
+        "patient=pb,pc",
+        "patient=pa&patient=pb",
+        "patient=https://other.example/fhir/Patient/pa",  # another server's Patient pa
+        "subject=Group/pa",
+        "subject=Patient/pb",
+        "subject=pb",
+        "subject=Group/g1,Patient/pb",
+        "patient=pb&appointment=ap-b&_id=b-1&date=2021&status=finished",
+        "subject=Group/pa&_total=none",
+        "patient=pb&_count=0",
+    ],
+)
+@pytest.mark.parametrize("cursor", [None, CURSOR])
+def test_a_criterion_that_contradicts_the_compartment_makes_an_empty_plan_with_no_query(
+    query: str, cursor: Cursor | None
+) -> None:
+    chosen = compartment_plan(query, cursor)
+    assert (chosen.index, chosen.partitions, chosen.streams()) == (SUBJECT_INDEX, (), [])
+    assert chosen.empty
+    assert not chosen.partitions_decide
+
+
+@pytest.mark.parametrize(
+    ("query", "decide"),
+    [
+        ("", True),
+        ("patient=pa", True),
+        ("subject=pa", True),
+        ("patient=pa,pb&subject=Patient/pa", True),
+        ("_total=none", True),
+        ("appointment=ap-a", False),
+        ("_id=a-1", False),
+        ("date=ge2021", False),
+        ("status=finished", False),
+        ("patient=pa&status=finished", False),
+        ("patient=pb", False),
+    ],
+)
+def test_the_compartments_partition_decides_only_when_every_criterion_is_on_the_subject(
+    query: str, decide: bool
+) -> None:
+    assert compartment_plan(query).partitions_decide is decide
+
+
+@pytest.mark.parametrize(
+    ("another_patients", "missing"),
+    [
+        ("patient=pb", "patient=nobody"),
+        ("subject=Patient/pb", "subject=Patient/nobody"),
+        ("subject=pb", "subject=nobody"),
+        ("subject=Group/g1", "subject=Group/nobody"),
+        ("appointment=ap-b", "appointment=ap-nobody"),
+        ("_id=b-1,b-2,b-3", "_id=x-1,x-2,x-3"),
+        ("_id=a-1,b-1&_count=1", "_id=a-1,x-1&_count=1"),
+        ("patient=pa,pb&appointment=ap-b&_total=none", "patient=pa,nobody&appointment=ap-nobody&_total=none"),
+        ("appointment=ap-b&_count=0", "appointment=ap-nobody&_count=0"),
+        ("_id=b-1&date=2021&status=finished", "_id=x-1&date=2021&status=finished"),
+    ],
+)
+@pytest.mark.parametrize("cursor", [None, CURSOR])
+def test_naming_another_patients_encounters_plans_as_naming_none_that_exist(
+    another_patients: str, missing: str, cursor: Cursor | None
+) -> None:
+    assert compartment_plan(another_patients, cursor) == compartment_plan(missing, cursor)
+
+
+@pytest.mark.parametrize("name", sorted(SEARCH_PARAMETERS))
+def test_every_search_parameter_is_planned_within_the_compartment(name: str) -> None:
+    """Every registry entry, including any added later: the plan reads the compartment's
+    partition, or nothing when the criterion rules the compartment out."""
+    value = EXAMPLE_VALUES[SEARCH_PARAMETERS[name].type]
+    for query in (f"{name}={value}", f"{name}={value}&patient=pb", f"{name}={value}&patient=pa"):
+        chosen = compartment_plan(query)
+        assert chosen.index == SUBJECT_INDEX
+        assert set(chosen.partitions) <= {COMPARTMENT}, query
+        assert chosen.empty or "patient=pb" not in query, query
+
+
+def test_dates_bound_the_compartments_sort_key() -> None:
+    chosen = compartment_plan("date=eq2021-06-15&appointment=ap-b")
+    assert (chosen.low, chosen.high) == ("2021-06-15T00:00:00.000000Z", "2021-06-15T23:59:59.999999Z#~")
+    assert compartment_plan("date=eq2021&date=eq2022").empty
+
+
+def test_a_compartment_plan_without_a_count_reads_about_a_page() -> None:
+    assert compartment_plan("_id=b-1&_total=none&_count=5").page_hint == 6
+    assert compartment_plan("_id=b-1", CURSOR).page_hint == 11
+
+
+def test_a_restriction_must_be_on_the_single_valued_key_of_an_index() -> None:
+    query = parsed("").within_compartment(COMPARTMENT)
+    appointment = Criterion(SEARCH_PARAMETERS["appointment"], "a", (frozenset({"Appointment/a"}),))
+    with pytest.raises(ValueError, match="single-valued key"):
+        plan(query.model_copy(update={"restrictions": (appointment,)}), None, NOW)

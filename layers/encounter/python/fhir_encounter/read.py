@@ -13,7 +13,10 @@ from fhir_encounter.formats import pretty_json, wants_pretty
 from fhir_encounter.gateway import Request, Response
 from fhir_encounter.references import is_fhir_id
 from fhir_encounter.runtime import Runtime, Store, fhir_response
-from fhir_encounter.store.repository import UNKNOWN_TEXT
+from fhir_encounter.store.dynamodb import ReadCost
+
+# A missing Encounter and one outside the caller's compartment: the same text.
+UNKNOWN_TEXT = "Unknown Encounter resource '{id}'"
 
 
 def read_encounter(request: Request, runtime: Runtime, store: Store) -> Response:
@@ -26,9 +29,24 @@ def read_encounter(request: Request, runtime: Runtime, store: Store) -> Response
         raise InvalidRequestError(
             "Invalid Encounter id: a FHIR id is 1 to 64 characters of A-Z, a-z, 0-9, '-' and '.'"
         )
-    stored = store.repository.get(encounter_id)
-    if access.compartment and stored.subject_ref != access.compartment:
-        raise NotFoundError(UNKNOWN_TEXT.format(id=encounter_id))  # as if missing: existence never leaks
+    # One GetItem by key, found or not, in the compartment or not: what a read costs does not
+    # depend on whether the Encounter exists or whose it is, and neither does the answer.
+    cost = ReadCost()
+    stored = store.repository.find(encounter_id, cost)
+    if stored is not None and access.compartment and stored.subject_ref != access.compartment:
+        stored = None  # as if missing: existence never leaks
+    runtime.logger.info(
+        "read answered",
+        extra={
+            "found": stored is not None,
+            "queries": cost.queries,
+            "rows_read": cost.rows,
+            "keys_read": cost.keys,
+            "read_units": round(cost.read_units, 2),
+        },
+    )
+    if stored is None:
+        raise NotFoundError(UNKNOWN_TEXT.format(id=encounter_id))
     etag = {"ETag": f'W/"{stored.version_id}"'}
     if_none_match = request.headers.get("If-None-Match")
     if if_none_match and _etag_matches(if_none_match, stored.version_id):

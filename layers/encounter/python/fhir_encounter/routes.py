@@ -106,6 +106,7 @@ def search_encounters(request: Request, runtime: Runtime, store: Store, remainin
             "index": search_plan.index,
             "queries": cost.queries,
             "rows_read": cost.rows,
+            "keys_read": cost.keys,
             "read_units": round(cost.read_units, 2),
             "total": page.total,
             "returned": len(resources),

@@ -81,17 +81,21 @@ class UnprocessedError(RuntimeError):
 
 @dataclass(slots=True)
 class ReadCost:
-    """What one request read: Queries made, index rows read, read capacity consumed. Queries run
-    on several threads: each response is recorded under the lock."""
+    """What one request read: Queries made, index rows read (returned or only counted), keys
+    looked up (GetItem, BatchGetItem), read capacity consumed. Queries run on several threads:
+    each response is recorded under the lock."""
 
     queries: int = 0
     rows: int = 0
+    keys: int = 0
     read_units: float = 0.0
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
-    def add(self, response: Mapping[str, Any]) -> None:
-        """The capacity a GetItem or BatchGetItem consumed."""
+    def record_lookup(self, response: Mapping[str, Any], keys: int) -> None:
+        """One GetItem or BatchGetItem: the keys it asked for, found or not (DynamoDB charges a
+        missing item's read as well), and the capacity it consumed."""
         with self._lock:
+            self.keys += keys
             self._add_units(response)
 
     def record_query(self, response: Mapping[str, Any]) -> None:
@@ -162,7 +166,7 @@ def batch_get(
         for attempt in range(UNPROCESSED_ATTEMPTS):
             response = call(client.batch_get_item, RequestItems=pending, ReturnConsumedCapacity="TOTAL")
             if cost is not None:
-                cost.add(dict(response))
+                cost.record_lookup(dict(response), len(pending[table]["Keys"]))
             for item in response.get("Responses", {}).get(table, []):
                 found[item[PARTITION_KEY]["S"]] = item
             pending = response.get("UnprocessedKeys") or {}

@@ -14,7 +14,7 @@ from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from fhir_encounter.errors import NotFoundError, StoreUnavailableError
+from fhir_encounter.errors import StoreUnavailableError
 from fhir_encounter.search.parameters import TABLE, IndexRow
 from fhir_encounter.search.planning import Plan, next_limit, stream_limit
 from fhir_encounter.store import keys
@@ -32,7 +32,6 @@ from fhir_encounter.store.periods import Stream
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
 
-UNKNOWN_TEXT = "Unknown Encounter resource '{id}'"
 # Every date or unfiltered search needs the bucket directory: each container keeps it this long,
 # so the item is never a hot key. A new month becomes searchable within this time.
 BUCKET_TTL_SECONDS = 10.0
@@ -66,7 +65,8 @@ class EncounterRepository:
         self._clock = clock
         self._bucket_cache: tuple[float, list[str], dict[str, tuple[str, str]]] | None = None
 
-    def get(self, encounter_id: str) -> StoredEncounter:
+    def find(self, encounter_id: str, cost: ReadCost | None = None) -> StoredEncounter | None:
+        """The stored Encounter or None: one GetItem by key either way."""
         response = call(
             self._client.get_item,
             TableName=self._table,
@@ -78,10 +78,13 @@ class EncounterRepository:
                 "#u": keys.ATTR_LAST_UPDATED,
                 "#s": keys.ATTR_SUBJECT,
             },
+            ReturnConsumedCapacity="TOTAL",
         )
+        if cost is not None:
+            cost.record_lookup(dict(response), 1)
         item = response.get("Item")
         if item is None:
-            raise NotFoundError(UNKNOWN_TEXT.format(id=encounter_id))
+            return None
         subject = item.get(keys.ATTR_SUBJECT)
         return StoredEncounter(
             item[keys.ATTR_RESOURCE]["S"],
@@ -123,7 +126,10 @@ class EncounterRepository:
 
     def count(self, plan: Plan, cost: ReadCost) -> Callable[[], int]:
         """Starts counting the rows of the plan's partitions (Select=COUNT, for a plan whose
-        partitions decide the match); the function returned waits for the sum."""
+        partitions decide the match); the function returned waits for the sum. An empty plan
+        counts 0 without a Query."""
+        if plan.empty:
+            return lambda: 0
         requests = [{**self._query(plan, stream), "Select": "COUNT"} for stream in plan.streams()]
         futures = [self._pool.submit(_count, self._client, request, cost) for request in requests]
         return lambda: sum(future.result() for future in futures)
@@ -160,7 +166,7 @@ class EncounterRepository:
             Key=keys.bucket_directory_key(),
             ReturnConsumedCapacity="TOTAL",
         )
-        cost.add(dict(response))
+        cost.record_lookup(dict(response), 1)
         item = response.get("Item", {})
         buckets = sorted(item.get(keys.ATTR_BUCKETS, {}).get("SS", []))
         spans = keys.directory_spans(item)
