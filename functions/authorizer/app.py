@@ -358,9 +358,7 @@ def stage_resource(method_arn: str) -> str:
     return f"{api}/{stage}/*/*"
 
 
-def policy(
-    principal: str, effect: str, resource: str, context: Mapping[str, str | int]
-) -> dict[str, Any]:
+def policy(principal: str, effect: str, resource: str, context: Mapping[str, str | int]) -> dict[str, Any]:
     return {
         "principalId": principal,
         "policyDocument": {

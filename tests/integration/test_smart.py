@@ -69,7 +69,10 @@ def token(
     fhir_user: str | None = None,
 ) -> str:
     arguments = ["token", "--dev-issuer-key", str(key_file), "--scope", scope, "--subject", subject]
-    options = [*(["--patient", patient] if patient else []), *(["--fhir-user", fhir_user] if fhir_user else [])]
+    options = [
+        *(["--patient", patient] if patient else []),
+        *(["--fhir-user", fhir_user] if fhir_user else []),
+    ]
     run = run_cli(*arguments, *options)
     assert run.status == 0, run.stderr
     return run.stdout.strip()
@@ -193,8 +196,12 @@ def test_a_token_in_the_query_string_is_never_accepted(smart: Api, key_file: Pat
     value = token(key_file, "user/Encounter.rs")
     assert_unauthorized(smart.search(f"access_token={value}"), "Bearer")
     # Past the authorizer (it decides from the header alone), the functions refuse it.
-    assert_unauthorized(smart.search(f"access_token={value}", bearer(value)), 'Bearer error="invalid_request"')
-    assert_unauthorized(smart.read("enc-00001?access_token=x", bearer(value)), 'Bearer error="invalid_request"')
+    assert_unauthorized(
+        smart.search(f"access_token={value}", bearer(value)), 'Bearer error="invalid_request"'
+    )
+    assert_unauthorized(
+        smart.read("enc-00001?access_token=x", bearer(value)), 'Bearer error="invalid_request"'
+    )
     assert smart.search("_count=1", bearer(value)).status == 200  # the same token, as it should be sent
 
 
@@ -202,10 +209,14 @@ YEAR_2999 = 32_503_680_000
 
 
 @pytest.mark.parametrize("exp", [YEAR_2999, None], ids=["exp-in-2999", "a-day-and-10-minutes-ahead"])
-def test_a_token_that_lives_too_long_is_401_invalid_token(smart: Api, key_file: Path, exp: int | None) -> None:
+def test_a_token_that_lives_too_long_is_401_invalid_token(
+    smart: Api, key_file: Path, exp: int | None
+) -> None:
     now = int(time.time())
     lifetime = (exp - now) if exp else 86_400 + 600
-    long_lived = DevIssuer.from_key_file(key_file).token(scope="user/Encounter.rs", now=now, expires_in=lifetime)
+    long_lived = DevIssuer.from_key_file(key_file).token(
+        scope="user/Encounter.rs", now=now, expires_in=lifetime
+    )
     assert_unauthorized(smart.search("", bearer(long_lived)), 'Bearer error="invalid_token"')
 
 

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from fhir_encounter.access import (
+    DEFAULT_POLICY,
     LEEWAY_SECONDS,
     Access,
     Action,
@@ -46,7 +47,7 @@ def context(
 def decide(
     request_context: dict[str, Any] | None,
     action: Action,
-    policy: ScopePolicy = ScopePolicy(),  # noqa: B008 (frozen)
+    policy: ScopePolicy = DEFAULT_POLICY,
     mode: AuthMode = AuthMode.SMART,
 ) -> Access:
     return access_for(mode, request_context, action, now=NOW, policy=policy, bases=(BASE,))

@@ -550,7 +550,6 @@ def test_jwks_cache_seconds_may_be_shortened(seconds: str) -> None:
     assert verifier.keys._cache_seconds == float(seconds)
 
 
-
 def test_keys_are_fetched_once_and_kept_for_the_cache_time() -> None:
     source, clock = Source(), Clock()
     keys = app.KeySet(source, cache_seconds=3600, clock=clock)

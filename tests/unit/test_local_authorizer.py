@@ -513,7 +513,15 @@ def test_the_token_command_prints_only_a_token_that_the_authorizer_allows(tmp_pa
         ["--dev-issuer-key", "k.pem", "--scope", " "],
         ["--dev-issuer-key", "k.pem", "--scope", "x", "--fhir-user", " "],
     ],
-    ids=["no-key", "no-scope", "bad-patient", "zero-lifetime", "over-a-day", "blank-scope", "blank-fhir-user"],
+    ids=[
+        "no-key",
+        "no-scope",
+        "bad-patient",
+        "zero-lifetime",
+        "over-a-day",
+        "blank-scope",
+        "blank-fhir-user",
+    ],
 )
 def test_the_token_command_rejects_bad_arguments_with_nothing_on_stdout(arguments: list[str]) -> None:
     run = run_cli("token", *arguments)

@@ -127,7 +127,12 @@ def test_the_smart_configuration_document_with_the_defaults() -> None:
 @pytest.mark.parametrize(
     ("variable", "value", "field", "expected"),
     [
-        ("SMART_CAPABILITIES", "launch-ehr,context-ehr-patient", "capabilities", ["launch-ehr", "context-ehr-patient"]),
+        (
+            "SMART_CAPABILITIES",
+            "launch-ehr,context-ehr-patient",
+            "capabilities",
+            ["launch-ehr", "context-ehr-patient"],
+        ),
         ("SMART_GRANT_TYPES", "authorization_code", "grant_types_supported", ["authorization_code"]),
         (
             "SMART_TOKEN_AUTH_METHODS",

@@ -320,7 +320,8 @@ def test_the_scope_prefix_pattern_is_the_codes(prefix: str, allowed: bool) -> No
 
 
 @pytest.mark.parametrize(
-    "parameter", ["SmartCapabilities", "SmartGrantTypes", "SmartTokenAuthMethods", "SmartTokenAuthSigningAlgs"]
+    "parameter",
+    ["SmartCapabilities", "SmartGrantTypes", "SmartTokenAuthMethods", "SmartTokenAuthSigningAlgs"],
 )
 def test_the_list_parameters_take_comma_separated_names(parameter: str) -> None:
     pattern = TEMPLATE["Parameters"][parameter]["AllowedPattern"]

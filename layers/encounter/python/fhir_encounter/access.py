@@ -69,6 +69,9 @@ class ScopePolicy:
     user_scopes: bool = True
 
 
+DEFAULT_POLICY = ScopePolicy()
+
+
 @dataclass(frozen=True, slots=True)
 class Scope:
     context: str
@@ -105,7 +108,7 @@ def access_for(
     action: Action,
     *,
     now: float,
-    policy: ScopePolicy = ScopePolicy(),  # noqa: B008 (frozen)
+    policy: ScopePolicy = DEFAULT_POLICY,
     bases: Collection[str] = (),
 ) -> Access:
     """The access a request has; InvalidTokenError (401) for a token past its ``exp``, however
@@ -189,7 +192,7 @@ def principal_of(mode: AuthMode, request_context: Mapping[str, Any]) -> str:
     return "local"
 
 
-def needed_scope(action: Action, policy: ScopePolicy = ScopePolicy()) -> str:  # noqa: B008 (frozen)
+def needed_scope(action: Action, policy: ScopePolicy = DEFAULT_POLICY) -> str:
     letter = "r" if action is Action.READ else "s"
     lead = f"{policy.prefix}/" if policy.prefix else ""
     contexts = ("patient", "user", "system") if policy.user_scopes else ("patient", "system")

@@ -127,7 +127,11 @@ def scopes_supported(settings: Settings) -> list[str]:
     contexts = [context for context in RESOURCE_CONTEXTS if context != "user" or settings.user_scopes]
     return [
         *IDENTITY_SCOPES,
-        *(f"{lead}{context}/Encounter.{permissions}" for context in contexts for permissions in ("rs", "read")),
+        *(
+            f"{lead}{context}/Encounter.{permissions}"
+            for context in contexts
+            for permissions in ("rs", "read")
+        ),
     ]
 
 
