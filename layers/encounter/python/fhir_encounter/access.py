@@ -156,7 +156,7 @@ def check_lifetime(exp: Any, now: float) -> None:
     if isinstance(exp, str) and exp.isascii() and exp.isdigit():
         exp = int(exp)
     if isinstance(exp, bool) or not isinstance(exp, int | float) or not math.isfinite(exp):
-        raise InvalidTokenError("The bearer token's lifetime is unknown; present the token again")
+        raise InvalidTokenError("The bearer token's lifetime (exp) is unknown")
     if now >= exp + LEEWAY_SECONDS:
         raise InvalidTokenError("The bearer token has expired")
 
