@@ -274,11 +274,6 @@ def test_each_scope_and_discovery_parameter_reaches_the_functions_with_the_codes
     assert TEMPLATE["Globals"]["Function"]["Environment"]["Variables"][variable] == {"Ref": parameter}
 
 
-def test_the_new_parameters_come_last_in_their_order() -> None:
-    """Appended, so that other changes to the Parameters section merge without conflict."""
-    assert list(TEMPLATE["Parameters"])[-len(NEW_PARAMETERS) :] == list(NEW_PARAMETERS)
-
-
 def test_user_scopes_are_enabled_or_disabled() -> None:
     assert TEMPLATE["Parameters"]["UserScopes"]["AllowedValues"] == ["enabled", "disabled"]
 

@@ -84,7 +84,8 @@ class Settings:
         if settings.auth_mode is AuthMode.NONE and settings.in_lambda and not settings.sam_local:
             raise ConfigurationError(
                 "AUTH_MODE none serves every request without authentication: it is for local "
-                "development only, and refused in Lambda (AWS_LAMBDA_FUNCTION_NAME is set)"
+                "development only, and refused in Lambda (AWS_LAMBDA_FUNCTION_NAME or "
+                "LAMBDA_TASK_ROOT set, AWS_SAM_LOCAL not true)"
             )
         return settings
 
