@@ -7,6 +7,7 @@ TEST_ENVIRONMENT = {
     "AWS_ACCESS_KEY_ID": "testing",
     "AWS_SECRET_ACCESS_KEY": "testing",
     "AWS_DEFAULT_REGION": "us-east-1",
+    "AUTH_MODE": "iam",  # required: a function without it refuses to start
     "ENCOUNTER_TABLE": TEST_TABLE,
     "CURSOR_SECRET": TEST_SECRET,
     "POWERTOOLS_SERVICE_NAME": "fhir-encounter",

@@ -673,7 +673,28 @@ def assert_event_outcome(name: str, status: int, headers: Mapping[str, str], bod
 # ---- what a request read, from its log line (a patient token's cost must not depend on others' data) ----
 
 READ_COST = ("queries", "rows_read", "keys_read", "read_units")  # the figures the routes log
-USER_TOKEN = {"principalId": "user-1", "sub": "user-1", "client_id": "app-1", "scope": "user/Encounter.rs"}
+
+
+def authorizer_context(
+    scope: str, patient: str | None = None, fhir_user: str | None = None, expires_in: int = 3600
+) -> dict[str, str]:
+    """The SMART authorizer's context as a function receives it (numbers as text), for a token
+    that expires ``expires_in`` seconds from now."""
+    context = {
+        "principalId": "user-1",
+        "sub": "user-1",
+        "client_id": "app-1",
+        "scope": scope,
+        "exp": str(int(time.time()) + expires_in),
+    }
+    if patient:
+        context["patient"] = patient
+    if fhir_user:
+        context["fhirUser"] = fhir_user
+    return context
+
+
+USER_TOKEN = authorizer_context("user/Encounter.rs")
 
 BUSY = 300  # Encounters of patient pb, and of Group g1: another patient's busy partitions
 OWN = 4  # Encounters of patient pa, whose token asks
@@ -744,7 +765,7 @@ def with_claims(event: dict[str, Any], claims: Mapping[str, str]) -> dict[str, A
 
 def patient_token(patient: str) -> dict[str, str]:
     """The claims of a ``patient/Encounter.rs`` token for ``patient``."""
-    return {**USER_TOKEN, "scope": "patient/Encounter.rs", "patient": patient}
+    return authorizer_context("patient/Encounter.rs", patient=patient)
 
 
 def search_page_shape(status: int, bundle: dict[str, Any]) -> tuple[Any, ...]:

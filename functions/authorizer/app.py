@@ -1,10 +1,13 @@
 """Lambda REQUEST authorizer: checks the bearer JWT and answers with a policy for the stage and the
-context (sub, client_id, scope, patient) that the read and search functions enforce. PyJWT with
-``cryptography``: well kept, small, OpenSSL's signatures, reads JWK sets; only this function has it."""
+context (sub, client_id, scope, exp, and patient and fhirUser when the token has them) that the
+read and search functions enforce. It decides from its identity source alone (the Authorization
+header, API Gateway's cache key): never from the query string. PyJWT with ``cryptography``: well
+kept, small, OpenSSL's signatures, reads JWK sets; only this function has it."""
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import threading
@@ -25,11 +28,13 @@ Fetch = Callable[[str], Any]  # an https URL -> its JSON document
 
 # alg -> (JWK kty, JWK crv): RS256 and ES256 only; "none", HS* and everything else are refused.
 ALGORITHMS = {"RS256": ("RSA", None), "ES256": ("EC", "P-256")}
-LEEWAY_SECONDS = 60
+LEEWAY_SECONDS = 60  # clock skew, for exp, nbf and iat (the functions apply it to exp too)
 FETCH_TIMEOUT_SECONDS = 2.0
 MAX_DOCUMENT_BYTES = 512 * 1024
-DEFAULT_CACHE_SECONDS = 3600
+DEFAULT_CACHE_SECONDS = 300  # the keys are fetched again at least this often (at most 300)
 REFETCH_SECONDS = 30.0  # an unknown kid or a failed fetch fetches again at most this often
+DEFAULT_MAX_LIFETIME_SECONDS = 86_400  # an exp further ahead than this is refused
+TIME_CLAIMS = ("exp", "nbf", "iat")  # NumericDate (RFC 7519 2): JSON numbers, never strings
 DISCOVERY_PATH = "/.well-known/openid-configuration"
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1"})  # plain http only there (tests, the dev issuer)
 AUDIT_SERVICE = "fhir-encounter-audit"  # the functions' audit logger's service name
@@ -58,14 +63,23 @@ class Claims(NamedTuple):  # not a dataclass: the module may be loaded from its 
 
     subject: str
     client_id: str
-    scope: str  # space-separated
+    scope: str  # space-separated, as the token grants it (the functions read it)
     patient: str | None  # the SMART launch context
+    exp: int  # the token's end: the functions refuse it from then on, whatever API Gateway cached
+    fhir_user: str | None = None  # the SMART fhirUser claim: narrows a Patient's user/ scopes
 
-    def context(self) -> dict[str, str]:
+    def context(self) -> dict[str, str | int]:
         """The authorizer context (API Gateway takes strings, numbers and booleans only)."""
-        context = {"sub": self.subject, "client_id": self.client_id, "scope": self.scope}
+        context: dict[str, str | int] = {
+            "sub": self.subject,
+            "client_id": self.client_id,
+            "scope": self.scope,
+            "exp": self.exp,
+        }
         if self.patient is not None:
             context["patient"] = self.patient
+        if self.fhir_user is not None:
+            context["fhirUser"] = self.fhir_user
         return context
 
 
@@ -194,30 +208,52 @@ def _signature_key(jwk: Any) -> jwt.PyJWK | None:
 class TokenVerifier:
     """Checks a bearer JWT: RS256 or ES256 with a kid of the issuer's JWKS, the key's own
     algorithm, ``iss``, ``aud`` (or, without one, ``client_id`` as Cognito access tokens carry
-    it), ``exp`` required and ``nbf`` with 60 s leeway, a ``sub``, an RSA key of 2048 bits or more;
+    it), ``exp`` required, ``exp``, ``nbf`` and ``iat`` JSON numbers checked with 60 s leeway,
+    ``exp`` at most ``max_lifetime`` seconds ahead, a ``sub``, an RSA key of 2048 bits or more;
     then reads the claims."""
 
-    def __init__(self, *, issuer: str, audiences: Sequence[str], keys: KeySet) -> None:
+    def __init__(
+        self,
+        *,
+        issuer: str,
+        audiences: Sequence[str],
+        keys: KeySet,
+        max_lifetime: float = DEFAULT_MAX_LIFETIME_SECONDS,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self.issuer = issuer
         self.audiences = tuple(audiences)
         self.keys = keys
+        self.max_lifetime = max_lifetime
+        self._clock = clock
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str], fetch: Fetch = fetch_json) -> TokenVerifier:
         """OIDC_ISSUER, OIDC_AUDIENCE (comma-separated for several), JWKS_URL (optional: else
-        discovered), JWKS_CACHE_SECONDS (default 3600). Nothing is fetched here."""
+        discovered), JWKS_CACHE_SECONDS (0 to 300, default 300), MAX_TOKEN_LIFETIME_SECONDS (a
+        whole number of seconds, default 86400). Nothing is fetched here."""
         issuer = environ.get("OIDC_ISSUER", "").strip()
         audiences = [part.strip() for part in environ.get("OIDC_AUDIENCE", "").split(",") if part.strip()]
         if not issuer or not audiences:
             raise ConfigurationError("OIDC_ISSUER and OIDC_AUDIENCE must be set")
         try:
             cache_seconds = float(environ.get("JWKS_CACHE_SECONDS") or DEFAULT_CACHE_SECONDS)
+            if not 0 <= cache_seconds <= DEFAULT_CACHE_SECONDS:
+                raise ValueError("JWKS_CACHE_SECONDS must be 0 to 300")
             source = jwks_source(issuer, environ.get("JWKS_URL") or None, fetch)
         except ValueError as error:
             raise ConfigurationError(
                 f"invalid JWKS_CACHE_SECONDS, JWKS_URL or OIDC_ISSUER: {error}"
             ) from None
-        return cls(issuer=issuer, audiences=audiences, keys=KeySet(source, cache_seconds=cache_seconds))
+        lifetime = environ.get("MAX_TOKEN_LIFETIME_SECONDS") or str(DEFAULT_MAX_LIFETIME_SECONDS)
+        if not (lifetime.isascii() and lifetime.isdigit() and int(lifetime) > 0):
+            raise ConfigurationError("invalid MAX_TOKEN_LIFETIME_SECONDS: a whole number of seconds over 0")
+        return cls(
+            issuer=issuer,
+            audiences=audiences,
+            keys=KeySet(source, cache_seconds=cache_seconds),
+            max_lifetime=int(lifetime),
+        )
 
     def verify(self, token: str) -> Claims:
         try:
@@ -250,8 +286,21 @@ class TokenVerifier:
             raise InvalidTokenError("wrong issuer") from None
         except jwt.PyJWTError:
             raise InvalidTokenError("bad signature or claims") from None
+        self._check_times(payload)
         self._check_audience(payload)
         return claims_of(payload)
+
+    def _check_times(self, payload: Mapping[str, Any]) -> None:
+        """exp, nbf and iat are finite JSON numbers (PyJWT would take "123" or true); exp is at
+        most ``max_lifetime`` seconds ahead."""
+        for name in TIME_CLAIMS:
+            value = payload.get(name)
+            if name in payload and not (
+                isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+            ):
+                raise InvalidTokenError(f"{name} is not a number")
+        if payload["exp"] - self._clock() > self.max_lifetime:
+            raise InvalidTokenError("lifetime over the maximum")
 
     def _check_audience(self, payload: Mapping[str, Any]) -> None:
         audience = payload.get("aud")
@@ -266,8 +315,9 @@ class TokenVerifier:
 
 
 def claims_of(payload: Mapping[str, Any]) -> Claims:
-    """sub; client_id (or azp, cid); scope (a string, or scp as a list or a string); patient
-    (the SMART launch context claim only, when it is a string)."""
+    """sub; client_id (or azp, cid); scope (a string, or scp as a list or a string); exp (a
+    number, checked); patient (the SMART launch context claim only) and fhirUser, each when it is
+    a string."""
     subject = payload.get("sub")
     if not isinstance(subject, str) or not subject:
         raise InvalidTokenError("no subject")
@@ -277,12 +327,14 @@ def claims_of(payload: Mapping[str, Any]) -> Claims:
     scope = payload.get("scope", payload.get("scp", ""))
     if isinstance(scope, list):
         scope = " ".join(item for item in scope if isinstance(item, str))
-    patient = payload.get("patient")
+    patient, fhir_user = payload.get("patient"), payload.get("fhirUser")
     return Claims(
         subject,
         client_id,
         scope if isinstance(scope, str) else "",
         patient if isinstance(patient, str) and patient else None,
+        int(payload["exp"]),
+        fhir_user if isinstance(fhir_user, str) and fhir_user else None,
     )
 
 
@@ -306,7 +358,7 @@ def stage_resource(method_arn: str) -> str:
     return f"{api}/{stage}/*/*"
 
 
-def policy(principal: str, effect: str, resource: str, context: Mapping[str, str]) -> dict[str, Any]:
+def policy(principal: str, effect: str, resource: str, context: Mapping[str, str | int]) -> dict[str, Any]:
     return {
         "principalId": principal,
         "policyDocument": {
@@ -319,8 +371,10 @@ def policy(principal: str, effect: str, resource: str, context: Mapping[str, str
 
 def create_handler(verifier: TokenVerifier) -> AuthorizerHandler:
     """The authorizer for ``verifier``: Allow with the token's claims, Deny (``error``:
-    ``invalid_token``) for a token that fails a check or one in the query string, "Unauthorized"
-    without a bearer token, KeysUnavailableError when the keys cannot be fetched."""
+    ``invalid_token``) for a token that fails a check, "Unauthorized" without a bearer token,
+    KeysUnavailableError when the keys cannot be fetched. It reads the Authorization header only:
+    API Gateway caches its answer by that header, for every route and query string (a token in
+    the query string is the functions' to refuse)."""
 
     def lambda_handler(event: AuthorizerEvent, context: Any) -> dict[str, Any]:
         resource = stage_resource(str(event["methodArn"]))
@@ -328,9 +382,6 @@ def create_handler(verifier: TokenVerifier) -> AuthorizerHandler:
         if token is None:  # (API Gateway does not even call it without the header, unless TTL is 0)
             audit(event, 401, "no bearer token")
             raise Exception("Unauthorized")  # API Gateway's contract for a 401
-        if "access_token" in (event.get("multiValueQueryStringParameters") or {}):
-            audit(event, 401, "token in the query string")
-            return policy("anonymous", "Deny", resource, {"error": "invalid_token"})
         try:
             claims = verifier.verify(token)
         except InvalidTokenError as error:

@@ -73,6 +73,7 @@ def function_environment(endpoint: str, table: str, secret: str) -> dict[str, st
         "ENCOUNTER_TABLE": table,
         "CURSOR_SECRET": secret,
         "DYNAMODB_ENDPOINT_URL": endpoint,
+        "AUTH_MODE": "iam",  # the template's default; required
     }
 
 

@@ -1,5 +1,7 @@
 """SMART mode through the handlers: a patient/ token sees its own Encounters and nothing else,
-not even whether others exist; user/ and system/ tokens see everything their scopes allow."""
+not even whether others exist; a user/ token whose fhirUser is a Patient sees that Patient's;
+other user/ and system/ tokens see everything their scopes allow; a string that is not a SMART
+scope grants nothing; an expired token is refused whatever decision API Gateway cached."""
 
 from __future__ import annotations
 
@@ -13,15 +15,9 @@ from fhir_encounter.config import Settings
 from fhir_encounter_tools.devserver.events import rest_api_event
 from tests.environment import TEST_ENVIRONMENT
 from tests.support import Response, Writer, encounter, handlers_on, ids_of, invoke
+from tests.support import authorizer_context as claims
 
 SMART = Settings.from_environment({**TEST_ENVIRONMENT, "AUTH_MODE": "smart"})
-
-
-def claims(scope: str, patient: str | None = None) -> dict[str, str]:
-    token = {"principalId": "user-1", "sub": "user-1", "client_id": "app-1", "scope": scope}
-    if patient:
-        token["patient"] = patient
-    return token
 
 
 def as_token(event: dict[str, Any], token: dict[str, str] | None) -> dict[str, Any]:
@@ -153,7 +149,7 @@ def test_a_search_only_token_cannot_read() -> None:
 @pytest.mark.usefixtures("smart")
 def test_a_token_in_the_query_string_is_refused_even_past_the_authorizer() -> None:
     """A cached authorizer decision could let it through: the handlers refuse it themselves."""
-    for status, _, outcome in (
+    for status, headers, outcome in (
         search("access_token=abc", claims("user/Encounter.rs")),
         invoke(
             as_token(
@@ -168,7 +164,9 @@ def test_a_token_in_the_query_string_is_refused_even_past_the_authorizer() -> No
             )
         ),
     ):
-        assert status == 400
+        assert status == 401
+        assert headers["WWW-Authenticate"] == 'Bearer error="invalid_request"'
+        assert outcome["issue"][0]["code"] == "login"
         assert "Authorization header" in outcome["issue"][0]["details"]["text"]
 
 
@@ -212,3 +210,118 @@ def test_a_patient_search_answers_what_an_unrestricted_one_does_narrowed_to_its_
     ids, totals = walk_ids(query + paging, PATIENT_A)
     assert ids == [i for i in everything if i.startswith("a-")]
     assert set(totals) == ({None} if "_total=none" in paging else {len(ids)})
+
+
+# ---- what is not a SMART scope, fhirUser, the scope policy, the token's lifetime ----------
+
+NOT_SCOPES = [
+    "x/user/Encounter.rs",
+    "https://other.api/system/*.read",
+    "patient/Encounter.rs/user/Encounter.rs",
+    "a\x1fuser/Encounter.rs",
+    "openid\u00a0user/Encounter.rs",
+    "patient/Encounter.rs?x=1\u2028user/Encounter.rs",
+]
+EVENT_BASE = "http://127.0.0.1:3000/v1"  # what rest_api_event's Host and stage make
+
+
+@pytest.mark.usefixtures("smart")
+@pytest.mark.parametrize("scope", NOT_SCOPES)
+def test_a_string_that_is_not_a_smart_scope_reads_and_searches_nothing(scope: str) -> None:
+    for status, _, outcome in (search("", claims(scope, patient="pa")), read("b-1", claims(scope))):
+        assert status == 403
+        assert outcome["issue"][0]["code"] == "forbidden"
+        assert "b-1" not in str(outcome)
+
+
+@pytest.mark.usefixtures("smart")
+@pytest.mark.parametrize("fhir_user", ["Patient/pb", f"{EVENT_BASE}/Patient/pb"])
+def test_a_user_token_of_a_patient_sees_only_that_patients_encounters(fhir_user: str) -> None:
+    token = claims("user/*.read", fhir_user=fhir_user)  # and no patient claim
+    status, _, bundle = search("", token)
+    assert (status, ids_of(bundle), bundle["total"]) == (200, ["b-1"], 1)
+    assert read("b-1", token)[0] == 200
+    status, _, outcome = read("a-1", token)
+    assert (status, outcome["issue"][0]["details"]["text"]) == (404, "Unknown Encounter resource 'a-1'")
+    assert ids_of(search("patient=pa", token)[2]) == []
+
+
+@pytest.mark.usefixtures("smart")
+@pytest.mark.parametrize(
+    "fhir_user",
+    ["https://other.example.org/fhir/Patient/pb", "RelatedPerson/rp-1", "Person/pe-1", "not a reference"],
+)
+def test_a_user_token_whose_fhir_user_cannot_be_placed_is_forbidden(fhir_user: str) -> None:
+    status, _, outcome = search("", claims("user/Encounter.rs", fhir_user=fhir_user))
+    assert (status, outcome["issue"][0]["code"]) == (403, "forbidden")
+
+
+@pytest.mark.usefixtures("smart")
+@pytest.mark.parametrize("fhir_user", ["Practitioner/dr-1", "PractitionerRole/r-1", None])
+def test_a_practitioners_user_token_sees_every_encounter(fhir_user: str | None) -> None:
+    status, _, bundle = search("", claims("user/Encounter.rs", fhir_user=fhir_user))
+    assert (status, bundle["total"]) == (200, 5)
+
+
+def settings_with(**variables: str) -> Settings:
+    return Settings.from_environment({**TEST_ENVIRONMENT, "AUTH_MODE": "smart", **variables})
+
+
+@pytest.mark.usefixtures("smart")
+def test_with_user_scopes_disabled_a_user_token_sees_nothing(table: Any) -> None:
+    with handlers_on(table, settings_with(USER_SCOPES="disabled")):
+        status, _, outcome = search("", claims("user/Encounter.rs"))
+        assert (status, outcome["issue"][0]["code"]) == (403, "forbidden")
+        assert read("b-1", claims("user/*.read"))[0] == 403
+        assert ids_of(search("", PATIENT_A)[2]) == ["a-1", "a-2", "a-3"]
+        assert search("", claims("system/Encounter.rs"))[2]["total"] == 5
+
+
+@pytest.mark.usefixtures("smart")
+@pytest.mark.parametrize(
+    ("scope", "total"),
+    [
+        ("fhir/user/Encounter.rs", 5),
+        ("fhir/system/Encounter.read", 5),
+        ("user/Encounter.rs", None),  # unprefixed: another resource server could mint it
+        ("other/user/Encounter.rs", None),  # another resource server of the same user pool
+        ("fhir/user/Encounter.rs?status=finished", None),
+    ],
+)
+def test_with_a_scope_prefix_only_scopes_of_that_resource_server_grant(
+    table: Any, scope: str, total: int | None
+) -> None:
+    with handlers_on(table, settings_with(SCOPE_PREFIX="fhir")):
+        status, _, body = search("", claims(scope))
+    if total is None:
+        assert (status, body["issue"][0]["code"]) == (403, "forbidden")
+        assert "fhir/patient/Encounter.s" in body["issue"][0]["details"]["text"]
+    else:
+        assert (status, body["total"]) == (200, total)
+
+
+@pytest.mark.usefixtures("smart")
+@pytest.mark.parametrize(
+    "token",
+    [
+        claims("user/Encounter.rs", expires_in=-3600),  # a decision API Gateway cached an hour ago
+        claims("user/Encounter.rs", expires_in=-61),  # past the 60 s leeway
+        claims("patient/Encounter.rs", patient="pa", expires_in=-120),
+        claims("openid", expires_in=-120),  # refused as expired, not as lacking a scope
+        {k: v for k, v in claims("user/Encounter.rs").items() if k != "exp"},  # a context without exp
+    ],
+    ids=["an-hour-ago", "past-leeway", "patient", "no-scope", "no-exp"],
+)
+def test_an_expired_token_is_401_invalid_token_even_from_a_cached_decision(token: dict[str, str]) -> None:
+    for status, headers, outcome in (search("", token), read("a-1", token)):
+        assert status == 401
+        assert headers["WWW-Authenticate"] == 'Bearer error="invalid_token"'
+        assert outcome["resourceType"] == "OperationOutcome"
+        assert outcome["issue"][0]["code"] == "login"
+        assert "a-1" not in str(outcome)
+
+
+@pytest.mark.usefixtures("smart")
+def test_a_token_within_the_leeway_is_still_served() -> None:
+    status, _, bundle = search("", claims("user/Encounter.rs", expires_in=-30))
+    assert (status, bundle["total"]) == (200, 5)

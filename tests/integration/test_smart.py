@@ -61,9 +61,19 @@ def smart(smart_server: Server) -> Api:
     return Api(smart_server.base_url)
 
 
-def token(key_file: Path, scope: str, patient: str | None = None, subject: str = "dev-user") -> str:
+def token(
+    key_file: Path,
+    scope: str,
+    patient: str | None = None,
+    subject: str = "dev-user",
+    fhir_user: str | None = None,
+) -> str:
     arguments = ["token", "--dev-issuer-key", str(key_file), "--scope", scope, "--subject", subject]
-    run = run_cli(*arguments, *(["--patient", patient] if patient else []))
+    options = [
+        *(["--patient", patient] if patient else []),
+        *(["--fhir-user", fhir_user] if fhir_user else []),
+    ]
+    run = run_cli(*arguments, *options)
     assert run.status == 0, run.stderr
     return run.stdout.strip()
 
@@ -152,7 +162,9 @@ def test_metadata_and_the_smart_configuration_are_public(smart: Api) -> None:
     assert metadata.body["rest"][0]["security"]["service"][0]["coding"][0]["code"] == "SMART-on-FHIR"
     configuration = smart.request("/.well-known/smart-configuration")
     assert configuration.status == 200, configuration.text
-    assert configuration.body["issuer"] == "urn:fhir-encounter:dev-issuer"
+    assert "issuer" not in configuration.body  # the dev issuer is no https URL
+    assert "sso-openid-connect" not in configuration.body["capabilities"]
+    assert "permission-user" in configuration.body["capabilities"]
     assert configuration.body["jwks_uri"] == f"{smart.base_url}/.well-known/jwks.json"
     assert configuration.body["token_endpoint"].startswith(smart.base_url)
 
@@ -183,7 +195,39 @@ def test_an_expired_token_is_401_invalid_token(smart: Api, key_file: Path) -> No
 def test_a_token_in_the_query_string_is_never_accepted(smart: Api, key_file: Path) -> None:
     value = token(key_file, "user/Encounter.rs")
     assert_unauthorized(smart.search(f"access_token={value}"), "Bearer")
-    assert_unauthorized(smart.search(f"access_token={value}", bearer(value)), 'Bearer error="invalid_token"')
+    # Past the authorizer (it decides from the header alone), the functions refuse it.
+    assert_unauthorized(
+        smart.search(f"access_token={value}", bearer(value)), 'Bearer error="invalid_request"'
+    )
+    assert_unauthorized(
+        smart.read("enc-00001?access_token=x", bearer(value)), 'Bearer error="invalid_request"'
+    )
+    assert smart.search("_count=1", bearer(value)).status == 200  # the same token, as it should be sent
+
+
+YEAR_2999 = 32_503_680_000
+
+
+@pytest.mark.parametrize("exp", [YEAR_2999, None], ids=["exp-in-2999", "a-day-and-10-minutes-ahead"])
+def test_a_token_that_lives_too_long_is_401_invalid_token(
+    smart: Api, key_file: Path, exp: int | None
+) -> None:
+    now = int(time.time())
+    lifetime = (exp - now) if exp else 86_400 + 600
+    long_lived = DevIssuer.from_key_file(key_file).token(
+        scope="user/Encounter.rs", now=now, expires_in=lifetime
+    )
+    assert_unauthorized(smart.search("", bearer(long_lived)), 'Bearer error="invalid_token"')
+
+
+@pytest.mark.parametrize(
+    "scope",
+    ["x/user/Encounter.rs", "patient/Encounter.rs/user/Encounter.rs", "openid\u00a0user/Encounter.rs"],
+)
+def test_a_string_that_is_not_a_smart_scope_is_403(smart: Api, key_file: Path, scope: str) -> None:
+    minted = DevIssuer.from_key_file(key_file).token(scope=scope, patient=SEED_PATIENT)
+    reply = smart.search("", bearer(minted))
+    assert (reply.status, issue(reply)["code"]) == (403, "forbidden")
 
 
 def test_a_token_without_a_granting_scope_is_403_naming_the_scope(smart: Api, key_file: Path) -> None:
@@ -250,6 +294,20 @@ def test_a_user_token_sees_every_encounter(smart: Api, key_file: Path) -> None:
     reply = smart.search("_total=accurate&_count=1", bearer(token(key_file, "user/Encounter.rs")))
     assert reply.status == 200
     assert reply.body["total"] == SEED_COUNT
+
+
+@pytest.mark.parametrize("absolute", [False, True], ids=["relative", "absolute"])
+def test_a_user_token_whose_fhir_user_is_a_patient_sees_only_its_encounters(
+    smart: Api, key_file: Path, absolute: bool
+) -> None:
+    fhir_user = f"{smart.base_url if absolute else ''}{'/' if absolute else ''}Patient/{SEED_PATIENT}"
+    own = bearer(token(key_file, "user/*.read", fhir_user=fhir_user))  # no patient launch context
+    everyone = bearer(token(key_file, "user/Encounter.rs"))
+    expected = walk(smart, f"patient={SEED_PATIENT}&_count=5", everyone)
+    assert walk(smart, "_count=5", own) == expected
+    _, other_id = another_patient(smart, key_file)
+    hidden = smart.read(other_id, own)
+    assert (hidden.status, issue(hidden)["code"]) == (404, "not-found")
 
 
 def test_a_smart_v1_user_read_scope_searches_too(smart: Api, key_file: Path) -> None:

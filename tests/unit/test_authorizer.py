@@ -25,6 +25,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
+from fhir_encounter_tools.template import load_template
 from tests.support import ROOT, load_function
 
 ISSUER = "https://issuer.test/oauth2"
@@ -156,7 +157,8 @@ def assert_denied(result: dict[str, Any]) -> None:
 
 
 def test_an_rs256_token_is_allowed_on_the_whole_stage_with_its_claims_as_context() -> None:
-    result = authorize(sign())
+    exp = int(time.time()) + 300
+    result = authorize(sign(exp=exp))
     assert result == {
         "principalId": "user-7",
         "policyDocument": {
@@ -167,6 +169,7 @@ def test_an_rs256_token_is_allowed_on_the_whole_stage_with_its_claims_as_context
             "sub": "user-7",
             "client_id": "app-3",
             "scope": "launch/patient patient/Encounter.rs",
+            "exp": exp,
             "patient": "pat-1",
         },
     }
@@ -179,8 +182,14 @@ def test_an_es256_token_is_allowed() -> None:
 
 
 def test_without_a_patient_claim_the_context_has_no_patient() -> None:
-    result = authorize(sign(patient=None, scope="user/Encounter.rs"))
-    assert result["context"] == {"sub": "user-7", "client_id": "app-3", "scope": "user/Encounter.rs"}
+    exp = int(time.time()) + 300
+    result = authorize(sign(patient=None, scope="user/Encounter.rs", exp=exp))
+    assert result["context"] == {
+        "sub": "user-7",
+        "client_id": "app-3",
+        "scope": "user/Encounter.rs",
+        "exp": exp,
+    }
 
 
 @pytest.mark.parametrize(
@@ -355,11 +364,25 @@ def test_a_token_whose_claims_fail_a_check_is_denied(changes: dict[str, Any]) ->
     assert_denied(authorize(sign(**changes)))
 
 
-def test_a_token_in_the_query_string_is_never_accepted() -> None:
-    token = sign()
+def test_a_token_in_the_query_string_alone_is_unauthorized() -> None:
     with pytest.raises(Exception, match=r"^Unauthorized$"):
-        authorize(None, query={"access_token": [token]})
-    assert_denied(authorize(token, query={"access_token": [token]}))  # even beside a good header
+        authorize(None, query={"access_token": [sign()]})
+
+
+@pytest.mark.parametrize(
+    "query",
+    [{"access_token": ["x"]}, {"access_token": [""]}, {"_count": ["5"], "access_token": ["a", "b"]}],
+    ids=["token", "empty", "repeated"],
+)
+def test_the_decision_depends_on_the_authorization_header_alone(query: dict[str, list[str]]) -> None:
+    """API Gateway caches the answer by the header (its identity source), for every route and
+    query string: the query string must not change it. The functions refuse ?access_token=."""
+    handler = app.create_handler(verifier())
+    good, bad = sign(), sign(iss="https://issuer.test/other")
+    assert authorize(good, handler, query=query) == authorize(good, handler)
+    assert authorize(good, handler)["policyDocument"]["Statement"][0]["Effect"] == "Allow"
+    assert authorize(bad, handler, query=query) == authorize(bad, handler)
+    assert_denied(authorize(bad, handler))
 
 
 def test_keys_that_cannot_be_fetched_fail_the_authorizer_and_never_allow() -> None:
@@ -395,7 +418,136 @@ def test_a_refusal_writes_one_audit_line_without_the_token(capsys: pytest.Captur
     assert token.split(".")[1] not in json.dumps(lines)
 
 
+# ---- time claims: JSON numbers, and a lifetime of at most a day ----------------------------------
+
+YEAR_2999 = 32_503_680_000
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"exp": str(int(time.time()) + 300)},
+        {"exp": YEAR_2999},
+        {"exp": str(YEAR_2999)},
+        {"exp": True},
+        {"exp": [int(time.time()) + 300]},
+        {"nbf": str(int(time.time()))},
+        {"nbf": False},
+        {"iat": True},
+        {"iat": False},
+        {"iat": str(int(time.time()))},
+        {"iat": None, "nbf": None, "exp": FromNow(86_400 + 120)},
+    ],
+    ids=[
+        "string-exp",
+        "exp-in-2999",
+        "string-exp-in-2999",
+        "bool-exp",
+        "list-exp",
+        "string-nbf",
+        "bool-nbf",
+        "bool-iat-true",
+        "bool-iat-false",
+        "string-iat",
+        "exp-a-day-and-2-minutes-ahead",
+    ],
+)
+def test_a_time_claim_that_is_not_a_number_or_an_exp_too_far_ahead_is_denied(changes: dict[str, Any]) -> None:
+    assert_denied(authorize(sign(**changes)))
+
+
+@pytest.mark.parametrize("literal", ["NaN", "Infinity", "-Infinity", "1e400"])
+@pytest.mark.parametrize("claim", ["exp", "nbf", "iat"])
+def test_a_time_claim_that_is_not_a_finite_number_is_denied_never_an_error(claim: str, literal: str) -> None:
+    """Python's JSON reader takes NaN and Infinity; signed over such a payload, they are refused."""
+    payload = json.dumps({**claims(), claim: 0}).replace(f'"{claim}": 0', f'"{claim}": {literal}')
+    header = {"alg": "RS256", "kid": "rsa-1", "typ": "JWT"}
+    signing_input = f"{b64(json.dumps(header).encode())}.{b64(payload.encode())}"
+    signature = jwt.algorithms.RSAAlgorithm(jwt.algorithms.RSAAlgorithm.SHA256).sign(
+        signing_input.encode(), RSA_KEY
+    )
+    assert_denied(authorize(f"{signing_input}.{b64(signature)}"))
+
+
+@pytest.mark.parametrize(
+    "exp",
+    [FromNow(300), FromNow(86_400 - 60), int(time.time()) + 300.5],
+    ids=["5-minutes", "a-day-less-a-minute", "fractional"],
+)
+def test_a_token_within_a_day_with_numeric_times_is_allowed(exp: Any) -> None:
+    result = authorize(sign(exp=exp, nbf=FromNow(0)))
+    assert result["policyDocument"]["Statement"][0]["Effect"] == "Allow"
+    assert isinstance(result["context"]["exp"], int)
+
+
+def test_the_maximum_lifetime_is_configurable() -> None:
+    hour = app.TokenVerifier.from_environment({**ENVIRONMENT, "MAX_TOKEN_LIFETIME_SECONDS": "3600"})
+    assert hour.max_lifetime == 3600
+    keys = app.KeySet(Source(), clock=Clock())
+    handler = app.create_handler(
+        app.TokenVerifier(issuer=ISSUER, audiences=[AUDIENCE], keys=keys, max_lifetime=3600)
+    )
+    assert_denied(authorize(sign(exp=FromNow(3600 + 60)), handler))
+    assert authorize(sign(exp=FromNow(3600 - 60)), handler)["policyDocument"]["Statement"][0]["Effect"] == (
+        "Allow"
+    )
+    default = app.TokenVerifier.from_environment(ENVIRONMENT)
+    template = load_template(ROOT / "template.yaml")
+    assert default.max_lifetime == app.DEFAULT_MAX_LIFETIME_SECONDS == 86_400
+    assert template["Parameters"]["MaxTokenLifetimeSeconds"]["Default"] == app.DEFAULT_MAX_LIFETIME_SECONDS
+
+
+# ---- the context: what the functions enforce ----------------------------------------------------
+
+
+def test_the_context_carries_exp_scope_and_fhir_user() -> None:
+    exp = int(time.time()) + 600
+    context = authorize(sign(exp=exp, scope="openid fhirUser user/*.read", fhirUser="Patient/patient-0012"))[
+        "context"
+    ]
+    assert context == {
+        "sub": "user-7",
+        "client_id": "app-3",
+        "scope": "openid fhirUser user/*.read",
+        "exp": exp,
+        "patient": "pat-1",
+        "fhirUser": "Patient/patient-0012",
+    }
+    assert all(isinstance(value, str | int) and not isinstance(value, bool) for value in context.values())
+
+
+@pytest.mark.parametrize("fhir_user", [123, "", ["Patient/p1"], {"reference": "Patient/p1"}])
+def test_a_fhir_user_that_is_not_a_string_is_left_out(fhir_user: Any) -> None:
+    assert "fhirUser" not in authorize(sign(fhirUser=fhir_user))["context"]
+
+
+def test_the_functions_leeway_is_the_authorizers() -> None:
+    from fhir_encounter.access import LEEWAY_SECONDS
+
+    assert app.LEEWAY_SECONDS == LEEWAY_SECONDS
+
+
 # ---- the key set: cached, refetched for an unknown kid, rate-limited ---------------------------
+
+
+def test_keys_are_fetched_again_at_least_every_five_minutes_by_default() -> None:
+    source, clock = Source(), Clock()
+    keys = app.KeySet(source, clock=clock)
+    keys.key("rsa-1")
+    clock.now += 299
+    keys.key("rsa-1")
+    assert source.fetches == 1
+    clock.now += 1
+    keys.key("rsa-1")
+    assert source.fetches == 2
+    assert app.DEFAULT_CACHE_SECONDS == 300
+    assert app.TokenVerifier.from_environment(ENVIRONMENT).keys._cache_seconds == 300
+
+
+@pytest.mark.parametrize("seconds", ["0", "60", "300"])
+def test_jwks_cache_seconds_may_be_shortened(seconds: str) -> None:
+    verifier = app.TokenVerifier.from_environment({**ENVIRONMENT, "JWKS_CACHE_SECONDS": seconds})
+    assert verifier.keys._cache_seconds == float(seconds)
 
 
 def test_keys_are_fetched_once_and_kept_for_the_cache_time() -> None:
@@ -588,6 +740,13 @@ def test_a_failing_or_downgrading_jwks_url_is_refused(issuer: IssuerServer, path
         {"OIDC_ISSUER": "http://issuer.test", "OIDC_AUDIENCE": AUDIENCE},
         {"OIDC_ISSUER": "urn:no-discovery", "OIDC_AUDIENCE": AUDIENCE},
         {**ENVIRONMENT, "JWKS_CACHE_SECONDS": "an hour"},
+        {**ENVIRONMENT, "JWKS_CACHE_SECONDS": "3600"},
+        {**ENVIRONMENT, "JWKS_CACHE_SECONDS": "-1"},
+        {**ENVIRONMENT, "JWKS_CACHE_SECONDS": "nan"},
+        {**ENVIRONMENT, "MAX_TOKEN_LIFETIME_SECONDS": "a day"},
+        {**ENVIRONMENT, "MAX_TOKEN_LIFETIME_SECONDS": "0"},
+        {**ENVIRONMENT, "MAX_TOKEN_LIFETIME_SECONDS": "-5"},
+        {**ENVIRONMENT, "MAX_TOKEN_LIFETIME_SECONDS": "86400.5"},
     ],
     ids=[
         "no-issuer",
@@ -597,6 +756,13 @@ def test_a_failing_or_downgrading_jwks_url_is_refused(issuer: IssuerServer, path
         "plain-http-issuer",
         "urn-issuer-without-jwks",
         "cache",
+        "cache-over-5-minutes",
+        "cache-negative",
+        "cache-nan",
+        "lifetime-words",
+        "lifetime-zero",
+        "lifetime-negative",
+        "lifetime-fraction",
     ],
 )
 def test_an_incomplete_or_unsafe_environment_fails_at_init(environment: dict[str, str]) -> None:

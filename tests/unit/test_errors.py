@@ -121,7 +121,9 @@ def test_an_invalid_variable_is_a_configuration_error_naming_it_not_its_value(
 def test_every_invalid_variable_is_named() -> None:
     with pytest.raises(ConfigurationError) as raised:
         Settings.from_environment({"ENCOUNTER_TABLE": "ab", "CURSOR_SECRET": "short"})
-    assert str(raised.value) == "missing or invalid environment variables: CURSOR_SECRET, ENCOUNTER_TABLE"
+    assert str(raised.value) == (
+        "missing or invalid environment variables: AUTH_MODE, CURSOR_SECRET, ENCOUNTER_TABLE"
+    )
 
 
 @pytest.mark.parametrize(

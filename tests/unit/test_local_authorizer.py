@@ -183,12 +183,14 @@ def test_a_token_carries_the_issuer_audience_kid_and_the_claims_asked_for(issuer
 
 
 def test_a_dev_token_is_allowed_and_its_claims_reach_the_function(issuer: DevIssuer) -> None:
-    event = read_event(f"Bearer {issuer.token(scope='patient/Encounter.rs', patient='p-1')}")
+    now = int(time.time())
+    event = read_event(f"Bearer {issuer.token(scope='patient/Encounter.rs', patient='p-1', now=now)}")
     assert dev_authorizer(issuer).refusal("/Encounter/{id}", event) is None
     assert event["requestContext"]["authorizer"] == {
         "sub": "dev-user",
         "client_id": "fhir-encounter-dev",
         "scope": "patient/Encounter.rs",
+        "exp": str(now + 3600),  # API Gateway hands context numbers on as text
         "patient": "p-1",
         "principalId": "dev-user",
     }
@@ -235,10 +237,13 @@ def test_a_refused_token_is_401_invalid_token(issuer: DevIssuer, tmp_path: Path,
     assert "authorizer" not in event["requestContext"]
 
 
-def test_a_token_in_the_query_string_is_401_invalid_token(issuer: DevIssuer) -> None:
+def test_a_token_in_the_query_string_is_left_to_the_functions(issuer: DevIssuer) -> None:
+    """The authorizer decides from the Authorization header alone, as API Gateway caches it;
+    the read and search functions refuse ?access_token= themselves (401)."""
     token = issuer.token(scope="user/Encounter.rs")
     event = read_event(f"Bearer {token}", query=f"access_token={token}")
-    assert refused(dev_authorizer(issuer).refusal("/Encounter/{id}", event))[0] == 401
+    assert dev_authorizer(issuer).refusal("/Encounter/{id}", event) is None
+    assert event["requestContext"]["authorizer"]["scope"] == "user/Encounter.rs"
 
 
 def test_keys_that_cannot_be_fetched_are_503_with_retry_after_never_an_allow(issuer: DevIssuer) -> None:
@@ -476,7 +481,7 @@ def test_the_token_command_prints_only_a_token_that_the_authorizer_allows(tmp_pa
     key = tmp_path / "key.pem"
     run = run_cli(
         "token", "--dev-issuer-key", str(key), "--scope", "patient/Encounter.rs", "--patient", "pat-1",
-        "--expires-in", "90", "--client-id", "app-9", "--subject", "sub-9",
+        "--expires-in", "90", "--client-id", "app-9", "--subject", "sub-9", "--fhir-user", "Patient/pat-1",
     )  # fmt: skip
     assert run.status == 0, run.stderr
     token = run.stdout.removesuffix("\n")
@@ -485,11 +490,14 @@ def test_the_token_command_prints_only_a_token_that_the_authorizer_allows(tmp_pa
     assert "created the dev issuer key" in run.stderr
     event = read_event(f"Bearer {token}")
     assert dev_authorizer(DevIssuer.from_key_file(key)).refusal("/Encounter/{id}", event) is None
-    assert event["requestContext"]["authorizer"] == {
+    context = event["requestContext"]["authorizer"]
+    assert abs(int(context.pop("exp")) - (time.time() + 90)) < 60
+    assert context == {
         "sub": "sub-9",
         "client_id": "app-9",
         "scope": "patient/Encounter.rs",
         "patient": "pat-1",
+        "fhirUser": "Patient/pat-1",
         "principalId": "sub-9",
     }
 
@@ -503,8 +511,17 @@ def test_the_token_command_prints_only_a_token_that_the_authorizer_allows(tmp_pa
         ["--dev-issuer-key", "k.pem", "--scope", "x", "--expires-in", "0"],
         ["--dev-issuer-key", "k.pem", "--scope", "x", "--expires-in", "86401"],
         ["--dev-issuer-key", "k.pem", "--scope", " "],
+        ["--dev-issuer-key", "k.pem", "--scope", "x", "--fhir-user", " "],
     ],
-    ids=["no-key", "no-scope", "bad-patient", "zero-lifetime", "over-a-day", "blank-scope"],
+    ids=[
+        "no-key",
+        "no-scope",
+        "bad-patient",
+        "zero-lifetime",
+        "over-a-day",
+        "blank-scope",
+        "blank-fhir-user",
+    ],
 )
 def test_the_token_command_rejects_bad_arguments_with_nothing_on_stdout(arguments: list[str]) -> None:
     run = run_cli("token", *arguments)

@@ -81,6 +81,7 @@ def test_the_env_file_points_every_function_at_dynamodb_local_through_the_bridge
             "true",
         )
         assert "FHIR_BASE_URL" not in environment  # links follow the request, or FhirBaseUrl
+        assert environment["AUTH_MODE"] == "iam"  # required; the template's default
         assert all(isinstance(value, str) for value in environment.values())
     assert path.stat().st_mode & 0o777 == 0o600
 

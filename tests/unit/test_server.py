@@ -429,6 +429,11 @@ ROUTES = api_routes(TEMPLATE, ROOT)
 LOCAL = {"endpoint_url": "http://127.0.0.1:8000", "table_name": "local-table"}
 
 
+def served_environment(base_url: str | None) -> dict[str, str]:
+    """A function's environment as serve gives it: the template's, and its AUTH_MODE (required)."""
+    return {**function_environment(TEMPLATE, **LOCAL, base_url=base_url), "AUTH_MODE": "none"}
+
+
 def capability_route() -> Route:
     return next(route for route in ROUTES if route.path == "/metadata")
 
@@ -477,7 +482,7 @@ def test_a_function_is_initialised_under_its_environment_and_the_process_environ
 ) -> None:
     monkeypatch.setenv("FHIR_BASE_URL", "http://process.example")
     before = dict(os.environ)
-    environment = function_environment(TEMPLATE, **LOCAL, base_url="http://127.0.0.1:4567")
+    environment = served_environment("http://127.0.0.1:4567")
     assert metadata_url(environment) == "http://127.0.0.1:4567"
     assert dict(os.environ) == before
 
@@ -486,20 +491,20 @@ def test_a_setting_the_function_environment_lacks_is_not_inherited_from_the_proc
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("FHIR_BASE_URL", "http://process.example")
-    assert metadata_url(function_environment(TEMPLATE, **LOCAL, base_url=None)) == "http://h:1"
+    assert metadata_url(served_environment(None)) == "http://h:1"
     assert os.environ["FHIR_BASE_URL"] == "http://process.example"
 
 
 def test_each_function_keeps_the_environment_it_was_loaded_under() -> None:
-    first = load_handler(capability_route(), function_environment(TEMPLATE, **LOCAL, base_url="http://a:1"))
-    assert metadata_url(function_environment(TEMPLATE, **LOCAL, base_url="http://b:2")) == "http://b:2"
+    first = load_handler(capability_route(), served_environment("http://a:1"))
+    assert metadata_url(served_environment("http://b:2")) == "http://b:2"
     assert (
         json.loads(first(metadata_event(), LocalContext())["body"])["implementation"]["url"] == "http://a:1"
     )
 
 
 def test_every_template_route_is_served_by_its_function_literal_paths_first() -> None:
-    served = local_routes(ROUTES, function_environment(TEMPLATE, **LOCAL, base_url=None))
+    served = local_routes(ROUTES, served_environment(None))
     paths = sorted((r.route.method, r.route.path) for r in served)
     assert paths == sorted((route.method, route.path) for route in ROUTES)
     assert {("GET", "/Encounter"), ("GET", "/Encounter/{id}"), ("GET", "/metadata")} <= set(paths)

@@ -85,22 +85,128 @@ def test_without_smart_there_is_no_smart_configuration(mode: str) -> None:
         discovery.endpoints()
 
 
-def test_the_smart_configuration_document() -> None:
-    endpoints = OAuthEndpoints(ISSUER, "https://a/authorize", "https://a/token", "https://a/jwks")
-    document = smart_configuration(endpoints)
-    assert document["issuer"] == ISSUER
-    assert (document["authorization_endpoint"], document["token_endpoint"]) == (
-        "https://a/authorize",
-        "https://a/token",
+ENDPOINTS = OAuthEndpoints(ISSUER, "https://a/authorize", "https://a/token", "https://a/jwks")
+
+
+def test_the_smart_configuration_document_with_the_defaults() -> None:
+    document = smart_configuration(ENDPOINTS, settings())
+    assert document == {
+        "issuer": ISSUER,
+        "authorization_endpoint": "https://a/authorize",
+        "token_endpoint": "https://a/token",
+        "grant_types_supported": ["authorization_code", "client_credentials"],
+        "response_types_supported": ["code"],
+        "scopes_supported": [
+            "openid",
+            "fhirUser",
+            "launch",
+            "launch/patient",
+            "offline_access",
+            "patient/Encounter.rs",
+            "patient/Encounter.read",
+            "user/Encounter.rs",
+            "user/Encounter.read",
+            "system/Encounter.rs",
+            "system/Encounter.read",
+        ],
+        "code_challenge_methods_supported": ["S256"],
+        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+        "capabilities": [
+            "launch-standalone",
+            "client-public",
+            "client-confidential-symmetric",
+            "permission-v1",
+            "permission-v2",
+            "permission-patient",
+            "permission-user",
+        ],
+        "jwks_uri": "https://a/jwks",
+    }
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "field", "expected"),
+    [
+        (
+            "SMART_CAPABILITIES",
+            "launch-ehr,context-ehr-patient",
+            "capabilities",
+            ["launch-ehr", "context-ehr-patient"],
+        ),
+        ("SMART_GRANT_TYPES", "authorization_code", "grant_types_supported", ["authorization_code"]),
+        (
+            "SMART_TOKEN_AUTH_METHODS",
+            "client_secret_basic,private_key_jwt",
+            "token_endpoint_auth_methods_supported",
+            ["client_secret_basic", "private_key_jwt"],
+        ),
+    ],
+)
+def test_what_discovery_offers_comes_from_the_stack_parameters(
+    variable: str, value: str, field: str, expected: list[str]
+) -> None:
+    assert smart_configuration(ENDPOINTS, settings(**{variable: value}))[field] == expected
+
+
+@pytest.mark.parametrize(
+    ("methods", "algs", "expected"),
+    [
+        ("private_key_jwt", None, ["RS384", "ES384"]),
+        ("client_secret_basic,private_key_jwt", "ES384", ["ES384"]),
+        ("client_secret_basic", "ES384", None),
+        (None, None, None),
+    ],
+)
+def test_private_key_jwt_always_comes_with_its_signing_algorithms(
+    methods: str | None, algs: str | None, expected: list[str] | None
+) -> None:
+    values = {"SMART_TOKEN_AUTH_METHODS": methods, "SMART_TOKEN_SIGNING_ALGS": algs}
+    document = smart_configuration(ENDPOINTS, settings(**{k: v for k, v in values.items() if v}))
+    assert document.get("token_endpoint_auth_signing_alg_values_supported") == expected
+    advertised = "private_key_jwt" in document["token_endpoint_auth_methods_supported"]
+    assert advertised == ("token_endpoint_auth_signing_alg_values_supported" in document)
+
+
+@pytest.mark.parametrize(
+    ("issuer", "https"),
+    [
+        (ISSUER, True),
+        ("http://127.0.0.1:9000/issuer", False),
+        ("urn:fhir-encounter:dev-issuer", False),
+        ("HTTPS-less.example.org", False),
+    ],
+)
+def test_issuer_and_sso_openid_connect_only_with_an_https_issuer(issuer: str, https: bool) -> None:
+    capabilities = "launch-standalone,sso-openid-connect,permission-v2"
+    document = smart_configuration(
+        OAuthEndpoints(issuer, "https://a/authorize", "https://a/token", None),
+        settings(SMART_CAPABILITIES=capabilities, OIDC_ISSUER=issuer),
     )
-    assert document["jwks_uri"] == "https://a/jwks"
-    assert {"authorization_code", "client_credentials"} <= set(document["grant_types_supported"])
-    assert {"permission-v2", "permission-v1", "launch-standalone", "context-standalone-patient"} <= set(
-        document["capabilities"]
+    assert ("issuer" in document) is https
+    assert document.get("issuer", issuer) == issuer
+    assert document["capabilities"] == (
+        ["launch-standalone", "sso-openid-connect", "permission-v2"]
+        if https
+        else ["launch-standalone", "permission-v2"]
     )
-    assert {"patient/Encounter.rs", "user/Encounter.rs", "system/Encounter.rs", "launch/patient"} <= set(
-        document["scopes_supported"]
-    )
+
+
+def test_with_user_scopes_disabled_neither_permission_user_nor_user_scopes_are_advertised() -> None:
+    document = smart_configuration(ENDPOINTS, settings(USER_SCOPES="disabled"))
+    assert "permission-user" not in document["capabilities"]
+    assert "permission-patient" in document["capabilities"]
+    assert not [scope for scope in document["scopes_supported"] if scope.startswith("user/")]
+    assert "system/Encounter.rs" in document["scopes_supported"]
+
+
+def test_with_a_scope_prefix_the_resource_scopes_are_advertised_as_the_provider_writes_them() -> None:
+    scopes = smart_configuration(ENDPOINTS, settings(SCOPE_PREFIX="fhir"))["scopes_supported"]
+    assert [scope for scope in scopes if "Encounter" in scope] == [
+        f"fhir/{context}/Encounter.{permissions}"
+        for context in ("patient", "user", "system")
+        for permissions in ("rs", "read")
+    ]
+    assert "openid" in scopes
 
 
 def test_the_capability_statement_security_names_smart_and_its_oauth_uris() -> None:

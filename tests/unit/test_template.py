@@ -3,13 +3,22 @@
 from __future__ import annotations
 
 import json
+import re
 import tomllib
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from fhir_encounter.config import ENVIRONMENT
+from fhir_encounter.config import (
+    DEFAULT_CAPABILITIES,
+    DEFAULT_GRANT_TYPES,
+    DEFAULT_TOKEN_AUTH_METHODS,
+    DEFAULT_TOKEN_SIGNING_ALGS,
+    ENVIRONMENT,
+    ConfigurationError,
+    Settings,
+)
 from fhir_encounter.search.parameters import RESULT_PARAMETERS, SEARCH_PARAMETERS
 from fhir_encounter.store import keys as schema
 from fhir_encounter.store.items import projections
@@ -241,3 +250,76 @@ def test_every_route_is_in_the_readme() -> None:
     readme = (ROOT / "README.md").read_text()
     for route in api_routes(TEMPLATE, ROOT):
         assert f"`{route.method} {route.path}" in readme, route.path
+
+
+# ---- scopes, token lifetime and SMART discovery (issue 16) ----------------------------------------
+
+NEW_PARAMETERS = {  # parameter -> (the functions' variable, default)
+    "ScopePrefix": ("SCOPE_PREFIX", ""),
+    "UserScopes": ("USER_SCOPES", "enabled"),
+    "MaxTokenLifetimeSeconds": ("MAX_TOKEN_LIFETIME_SECONDS", 86400),
+    "SmartCapabilities": ("SMART_CAPABILITIES", ",".join(DEFAULT_CAPABILITIES)),
+    "SmartGrantTypes": ("SMART_GRANT_TYPES", ",".join(DEFAULT_GRANT_TYPES)),
+    "SmartTokenAuthMethods": ("SMART_TOKEN_AUTH_METHODS", ",".join(DEFAULT_TOKEN_AUTH_METHODS)),
+    "SmartTokenAuthSigningAlgs": ("SMART_TOKEN_SIGNING_ALGS", ",".join(DEFAULT_TOKEN_SIGNING_ALGS)),
+}
+
+
+@pytest.mark.parametrize("parameter", sorted(NEW_PARAMETERS))
+def test_each_scope_and_discovery_parameter_reaches_the_functions_with_the_codes_default(
+    parameter: str,
+) -> None:
+    variable, default = NEW_PARAMETERS[parameter]
+    assert TEMPLATE["Parameters"][parameter]["Default"] == default
+    assert TEMPLATE["Globals"]["Function"]["Environment"]["Variables"][variable] == {"Ref": parameter}
+
+
+def test_user_scopes_are_enabled_or_disabled() -> None:
+    assert TEMPLATE["Parameters"]["UserScopes"]["AllowedValues"] == ["enabled", "disabled"]
+
+
+def test_the_authorizer_cache_keeps_a_decision_a_minute_and_at_most_five() -> None:
+    ttl = TEMPLATE["Parameters"]["AuthorizerCacheTtl"]
+    assert (ttl["Default"], ttl["MinValue"], ttl["MaxValue"]) == (60, 0, 300)
+    lifetime = TEMPLATE["Parameters"]["MaxTokenLifetimeSeconds"]
+    assert (lifetime["MinValue"], lifetime["MaxValue"]) == (60, 604800)
+
+
+def test_auth_mode_none_cannot_be_deployed() -> None:
+    assert TEMPLATE["Parameters"]["AuthMode"]["AllowedValues"] == ["iam", "smart"]
+    assert TEMPLATE["Globals"]["Function"]["Environment"]["Variables"]["AUTH_MODE"] == {"Ref": "AuthMode"}
+
+
+@pytest.mark.parametrize(
+    ("prefix", "allowed"),
+    [
+        ("", True),
+        ("fhir", True),
+        ("https://api.example.org", True),
+        ("fhir/", False),
+        ("fhir api", False),
+        ('fh"ir', False),
+        ("fh\\ir", False),
+        ("caf\u00e9", False),
+    ],
+)
+def test_the_scope_prefix_pattern_is_the_codes(prefix: str, allowed: bool) -> None:
+    pattern = TEMPLATE["Parameters"]["ScopePrefix"]["AllowedPattern"]
+    assert (re.fullmatch(pattern, prefix) is not None) is allowed
+    environment = {"AUTH_MODE": "smart", "SCOPE_PREFIX": prefix}
+    if allowed:
+        assert Settings.from_environment(environment).scope_prefix == prefix
+    else:
+        with pytest.raises(ConfigurationError):
+            Settings.from_environment(environment)
+
+
+@pytest.mark.parametrize(
+    "parameter",
+    ["SmartCapabilities", "SmartGrantTypes", "SmartTokenAuthMethods", "SmartTokenAuthSigningAlgs"],
+)
+def test_the_list_parameters_take_comma_separated_names(parameter: str) -> None:
+    pattern = TEMPLATE["Parameters"][parameter]["AllowedPattern"]
+    assert re.fullmatch(pattern, "a-b,c_d,e.f")
+    for wrong in ("", "a,,b", "a b", "a,"):
+        assert re.fullmatch(pattern, wrong) is None

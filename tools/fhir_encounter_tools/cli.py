@@ -140,6 +140,7 @@ def _token(args: argparse.Namespace) -> int:
         expires_in=args.expires_in,
         client_id=args.client_id,
         subject=args.subject,
+        fhir_user=args.fhir_user,
     )
     print(token)
     return EXIT_OK
@@ -362,5 +363,11 @@ def _parser() -> argparse.ArgumentParser:
         default=DEFAULT_SUBJECT,
         metavar="SUB",
         help=f"the sub claim (default: {DEFAULT_SUBJECT})",
+    )
+    token.add_argument(
+        "--fhir-user",
+        type=_text,
+        metavar="REFERENCE",
+        help="the SMART fhirUser claim, e.g. Patient/ID (narrows user/ scopes) or Practitioner/ID",
     )
     return parser

@@ -78,9 +78,11 @@ class DevIssuer:
         expires_in: int = DEFAULT_EXPIRES_IN,
         client_id: str = DEFAULT_CLIENT_ID,
         subject: str = DEFAULT_SUBJECT,
+        fhir_user: str | None = None,
         now: float | None = None,
     ) -> str:
-        """A signed access token for ``scope`` (and the SMART ``patient`` launch context)."""
+        """A signed access token for ``scope`` (and the SMART ``patient`` launch context and
+        ``fhirUser`` claim)."""
         issued = int(time.time() if now is None else now)
         claims: dict[str, Any] = {
             "iss": DEV_ISSUER,
@@ -95,6 +97,8 @@ class DevIssuer:
         }
         if patient is not None:
             claims["patient"] = patient
+        if fhir_user is not None:
+            claims["fhirUser"] = fhir_user
         return jwt.encode(claims, self.private_key, algorithm="RS256", headers={"kid": self.kid})
 
 

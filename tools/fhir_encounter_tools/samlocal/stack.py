@@ -97,7 +97,8 @@ class SamLocal:
 
     def write_env_file(self, path: Path, table: str, log_level: str = DEFAULT_LOG_LEVEL) -> Path:
         """The functions' env.json: the settings `make run` gives them, pointed at DynamoDB Local
-        through the bridge (tracing and metrics off, a fresh cursor key)."""
+        through the bridge (tracing and metrics off, a fresh cursor key), with the template's
+        default AuthMode (iam: `sam local` checks no signatures; AWS_SAM_LOCAL is set there)."""
         template = load_template(self.project / "template.yaml")
         environment = function_environment(
             template,
@@ -106,6 +107,8 @@ class SamLocal:
             base_url=None,
             log_level=log_level,
         )
+        # Required (a function without it refuses to start): the template's AuthMode, as deployed.
+        environment["AUTH_MODE"] = str(template["Parameters"]["AuthMode"]["Default"])
         path.parent.mkdir(parents=True, exist_ok=True)
         path.touch(mode=0o600)
         path.chmod(0o600)  # before the cursor key is written into it

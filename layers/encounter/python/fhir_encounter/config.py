@@ -3,12 +3,26 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
-from fhir_encounter.access import AuthMode
+from fhir_encounter.access import SCOPE_TOKEN, AuthMode, ScopePolicy
 
+# SMART discovery's defaults: what a Cognito user pool supports (template.yaml's defaults too).
+DEFAULT_CAPABILITIES = (
+    "launch-standalone",
+    "client-public",
+    "client-confidential-symmetric",
+    "permission-v1",
+    "permission-v2",
+    "permission-patient",
+    "permission-user",
+)
+DEFAULT_GRANT_TYPES = ("authorization_code", "client_credentials")
+DEFAULT_TOKEN_AUTH_METHODS = ("client_secret_basic", "client_secret_post")
+DEFAULT_TOKEN_SIGNING_ALGS = ("RS384", "ES384")  # SMART's for private_key_jwt, when it is offered
 _TRUE = frozenset({"1", "true", "t", "yes", "y", "on"})
 _FALSE = frozenset({"0", "false", "f", "no", "n", "off"})
 
@@ -20,14 +34,15 @@ class ConfigurationError(RuntimeError):
 @dataclass(frozen=True, slots=True)
 class Settings:
     """A frozen dataclass, not a pydantic model: importing pydantic and building a model's
-    validator was a fifth of the read function's cold start, and these few checks need neither."""
+    validator was a fifth of the read function's cold start, and these few checks need neither.
+    ``auth_mode`` has no default: a function whose AUTH_MODE is missing refuses to start."""
 
+    auth_mode: AuthMode
     service_name: str = "fhir-encounter"
     log_level: str = "INFO"
     metrics_namespace: str = "FhirEncounterApi"
     metrics_disabled: bool = False
     trace_disabled: bool = False
-    auth_mode: AuthMode = AuthMode.IAM
     oidc_issuer: str | None = None
     smart_authorization_endpoint: str | None = None
     smart_token_endpoint: str | None = None
@@ -36,16 +51,24 @@ class Settings:
     cursor_secret: str | None = None  # at least 16 characters
     fhir_base_url: str | None = None  # without a trailing slash
     dynamodb_endpoint_url: str | None = None
+    scope_prefix: str = ""  # the resource-server prefix of the identity provider's scopes
+    user_scopes: bool = True  # USER_SCOPES enabled (the default) or disabled
+    smart_capabilities: tuple[str, ...] = DEFAULT_CAPABILITIES
+    smart_grant_types: tuple[str, ...] = DEFAULT_GRANT_TYPES
+    smart_token_auth_methods: tuple[str, ...] = DEFAULT_TOKEN_AUTH_METHODS
+    smart_token_signing_algs: tuple[str, ...] = DEFAULT_TOKEN_SIGNING_ALGS
     lambda_task_root: str | None = None  # set by Lambda (and by `sam local`)
+    lambda_function_name: str | None = None  # set by Lambda (and by `sam local`)
     sam_local: bool = False
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str] | None = None) -> Settings:
         """The settings from the variables that are set and not empty; ConfigurationError naming
-        every invalid one."""
+        every invalid one. AUTH_MODE is required, and ``none`` (local development) is refused in
+        Lambda (AWS_LAMBDA_FUNCTION_NAME or LAMBDA_TASK_ROOT set), unless under `sam local`."""
         source = os.environ if environ is None else environ
         values: dict[str, Any] = {}
-        invalid: list[str] = []
+        invalid: list[str] = [] if source.get(ENVIRONMENT["auth_mode"]) else [ENVIRONMENT["auth_mode"]]
         for name, variable in _READ.items():
             if not source.get(variable):
                 continue
@@ -57,7 +80,23 @@ class Settings:
             raise ConfigurationError(
                 f"missing or invalid environment variables: {', '.join(sorted(invalid))}"
             )
-        return cls(**values)
+        settings = cls(**values)
+        if settings.auth_mode is AuthMode.NONE and settings.in_lambda and not settings.sam_local:
+            raise ConfigurationError(
+                "AUTH_MODE none serves every request without authentication: it is for local "
+                "development only, and refused in Lambda (AWS_LAMBDA_FUNCTION_NAME or "
+                "LAMBDA_TASK_ROOT set, AWS_SAM_LOCAL not true)"
+            )
+        return settings
+
+    @property
+    def in_lambda(self) -> bool:
+        """Running in Lambda's runtime (or `sam local`'s, which sets AWS_SAM_LOCAL too)."""
+        return self.lambda_task_root is not None or self.lambda_function_name is not None
+
+    @property
+    def scope_policy(self) -> ScopePolicy:
+        return ScopePolicy(prefix=self.scope_prefix, user_scopes=self.user_scopes)
 
     @property
     def tracing(self) -> bool:
@@ -90,9 +129,19 @@ ENVIRONMENT = {
     "cursor_secret": "CURSOR_SECRET",
     "fhir_base_url": "FHIR_BASE_URL",
     "dynamodb_endpoint_url": "DYNAMODB_ENDPOINT_URL",
+    "scope_prefix": "SCOPE_PREFIX",
+    "user_scopes": "USER_SCOPES",
+    "smart_capabilities": "SMART_CAPABILITIES",
+    "smart_grant_types": "SMART_GRANT_TYPES",
+    "smart_token_auth_methods": "SMART_TOKEN_AUTH_METHODS",
+    "smart_token_signing_algs": "SMART_TOKEN_SIGNING_ALGS",
 }
-# Set by Lambda and by `sam local`, never by the template (Lambda reserves LAMBDA_TASK_ROOT).
-RUNTIME_ENVIRONMENT = {"lambda_task_root": "LAMBDA_TASK_ROOT", "sam_local": "AWS_SAM_LOCAL"}
+# Set by Lambda and by `sam local`, never by the template (Lambda reserves these names).
+RUNTIME_ENVIRONMENT = {
+    "lambda_task_root": "LAMBDA_TASK_ROOT",
+    "lambda_function_name": "AWS_LAMBDA_FUNCTION_NAME",
+    "sam_local": "AWS_SAM_LOCAL",
+}
 _READ = {**ENVIRONMENT, **RUNTIME_ENVIRONMENT}
 
 
@@ -103,6 +152,30 @@ def _flag(value: str) -> bool:
     if value.strip().lower() in _FALSE:
         return False
     raise ValueError(value)
+
+
+def _enabled(value: str) -> bool:
+    if value not in ("enabled", "disabled"):
+        raise ValueError(value)
+    return value == "enabled"
+
+
+def _scope_prefix(value: str) -> str:
+    """A prefix is one scope-token (RFC 6749 3.3) that does not end in a slash."""
+    if SCOPE_TOKEN.fullmatch(value) is None or value.endswith("/"):
+        raise ValueError(value)
+    return value
+
+
+def _names(value: str) -> tuple[str, ...]:
+    """A comma-separated list of names (capabilities, grant types, methods, algorithms)."""
+    names = tuple(part.strip() for part in value.split(","))
+    if not all(_NAME.fullmatch(name) for name in names):
+        raise ValueError(value)
+    return names
+
+
+_NAME = re.compile(r"[A-Za-z0-9_.:-]{1,100}")
 
 
 def _length(low: int, high: int | None = None) -> Callable[[str], str]:
@@ -121,4 +194,10 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "table_name": _length(3, 255),
     "cursor_secret": _length(16),
     "fhir_base_url": lambda value: value.rstrip("/") or None,
+    "scope_prefix": _scope_prefix,
+    "user_scopes": _enabled,
+    "smart_capabilities": _names,
+    "smart_grant_types": _names,
+    "smart_token_auth_methods": _names,
+    "smart_token_signing_algs": _names,
 }

@@ -47,6 +47,24 @@ class NotSupportedError(FhirError):
     code = "not-supported"
 
 
+class InvalidTokenError(FhirError):
+    """The bearer token is not (or no longer) usable: expired, or its lifetime unknown (401, as
+    API Gateway answers a Deny), whatever decision the authorizer cached."""
+
+    status = 401
+    code = "login"
+    challenge: ClassVar[str] = 'Bearer error="invalid_token"'  # RFC 6750 3.1
+
+    def headers(self) -> dict[str, str]:
+        return {"WWW-Authenticate": self.challenge}
+
+
+class TokenInUrlError(InvalidTokenError):
+    """An ``access_token`` query parameter: a token in a URL is never accepted (RFC 6750 2.3)."""
+
+    challenge = 'Bearer error="invalid_request"'
+
+
 class ForbiddenError(FhirError):
     """The token does not allow this interaction (its scopes, or a missing patient context)."""
 

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from email.utils import format_datetime
 
 from fhir_encounter.access import Action
-from fhir_encounter.errors import InvalidRequestError, NotFoundError
+from fhir_encounter.errors import InvalidRequestError, NotFoundError, TokenInUrlError
 from fhir_encounter.formats import pretty_json, wants_pretty
 from fhir_encounter.gateway import Request, Response
 from fhir_encounter.references import is_fhir_id
@@ -21,8 +21,8 @@ UNKNOWN_TEXT = "Unknown Encounter resource '{id}'"
 
 def read_encounter(request: Request, runtime: Runtime, store: Store) -> Response:
     """``request.path_parameters["id"]``: API Gateway decodes it (enc%2D1 is enc-1)."""
-    access = runtime.access(request, Action.READ)
     refuse_query_tokens(request)
+    access = runtime.access(request, Action.READ)
     pretty = wants_pretty(request.query, request.headers.get("Accept"))
     encounter_id = request.path_parameters.get("id", "")
     if not is_fhir_id(encounter_id):
@@ -60,10 +60,11 @@ def read_encounter(request: Request, runtime: Runtime, store: Store) -> Response
 
 
 def refuse_query_tokens(request: Request) -> None:
-    """A bearer token in a URL ends up in logs and histories: never accepted (RFC 6750 2.3), even
-    when a cached authorizer decision let the request through."""
+    """A bearer token in a URL ends up in logs and histories: never accepted (RFC 6750 2.3), 401
+    whatever the Authorization header holds. Here, not in the authorizer: its decision is cached
+    by the header alone, so it must not depend on the query string."""
     if "access_token" in request.query:
-        raise InvalidRequestError("Send the access token in the Authorization header, never in the URL")
+        raise TokenInUrlError("Send the access token in the Authorization header, never in the URL")
 
 
 def _etag_matches(if_none_match: str, version_id: str) -> bool:

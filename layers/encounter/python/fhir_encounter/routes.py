@@ -16,7 +16,14 @@ from fhir_encounter.errors import MAX_NAME_LENGTH, MAX_NAMED, TooCostlyError
 from fhir_encounter.formats import pretty_json, wants_pretty
 from fhir_encounter.gateway import Request, Response
 from fhir_encounter.read import refuse_query_tokens
-from fhir_encounter.runtime import COMMON_HEADERS, Runtime, Store, fhir_response
+from fhir_encounter.runtime import (
+    COMMON_HEADERS,
+    Runtime,
+    Store,
+    base_url,
+    fhir_response,
+    request_base_url,
+)
 from fhir_encounter.search.cursor import decode_cursor, encode_cursor, search_fingerprint
 from fhir_encounter.search.paging import fit_page, select_page
 from fhir_encounter.search.parameters import IndexRow, ParseContext
@@ -38,8 +45,8 @@ MAX_ENTRY_BYTES = 5_000_000
 def search_encounters(request: Request, runtime: Runtime, store: Store, remaining_seconds: float) -> Response:
     """``remaining_seconds``: the invocation's time left (Lambda context), which bounds counting."""
     started = time.monotonic()
-    access = runtime.access(request, Action.SEARCH)
     refuse_query_tokens(request)
+    access = runtime.access(request, Action.SEARCH)
     params = request.query
     pretty = wants_pretty(params, request.headers.get("Accept"))
     context = ParseContext(frozenset({base_url(request, runtime), request_base_url(request)}))
@@ -130,25 +137,11 @@ def capability_statement(request: Request, runtime: Runtime, smart: SmartDiscove
 
 def smart_configuration_document(request: Request, runtime: Runtime, smart: SmartDiscovery) -> Response:
     """GET /.well-known/smart-configuration: public, plain JSON (SMART App Launch 2.0)."""
-    body = json.dumps(smart_configuration(smart.endpoints()), separators=(",", ":"))
+    body = json.dumps(smart_configuration(smart.endpoints(), runtime.settings), separators=(",", ":"))
     runtime.audit(request, 200, PUBLIC, [])
     return Response(
         200, body, {"Content-Type": "application/json", **COMMON_HEADERS, "Cache-Control": "max-age=300"}
     )
-
-
-def base_url(request: Request, runtime: Runtime) -> str:
-    """The FHIR base: FHIR_BASE_URL, else scheme and Host plus what precedes the resource path
-    (the stage on an execute-api domain, a base path mapping on a custom domain, nothing locally)."""
-    return runtime.settings.fhir_base_url or request_base_url(request)
-
-
-def request_base_url(request: Request) -> str:
-    """Scheme and Host of the request, plus what precedes the resource path."""
-    headers = request.headers
-    scheme = headers.get("X-Forwarded-Proto") or "https"
-    host = headers.get("Host") or str(request.context.get("domainName") or "") or "localhost"
-    return f"{scheme.split(',')[0].strip()}://{host}{request.base_path.rstrip('/')}"
 
 
 def _prefers_strict(request: Request) -> bool:

@@ -4,6 +4,7 @@ one error map from exceptions to OperationOutcome responses."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -70,8 +71,17 @@ class Runtime:
         return cls.from_settings(Settings.from_environment())
 
     def access(self, request: Request, action: Action) -> Access:
-        """What the caller may see (ForbiddenError when its token does not allow ``action``)."""
-        return access_for(self.settings.auth_mode, request.context, action)
+        """What the caller may see: InvalidTokenError when its token has expired (even though
+        API Gateway's cached decision let it through), ForbiddenError when it does not allow
+        ``action``."""
+        return access_for(
+            self.settings.auth_mode,
+            request.context,
+            action,
+            now=time.time(),
+            policy=self.settings.scope_policy,
+            bases=(base_url(request, self), request_base_url(request)),
+        )
 
     def audit(self, request: Request, status: int, access: Access | None, encounter_ids: list[str]) -> None:
         """The request's one audit line: who, which route and parameter names, the compartment
@@ -82,7 +92,7 @@ class Runtime:
         if access is None:  # an error before or after the route knew it: work it out again
             action = Action.SEARCH if request.resource == "/Encounter" else Action.READ
             try:
-                access = access_for(self.settings.auth_mode, context, action)
+                access = self.access(request, action)
             except FhirError:
                 access = None
         names = sorted(request.query)
@@ -162,6 +172,20 @@ class Store:
         table_name, cursor_secret = settings.store_settings()
         client = client or dynamodb_client(settings.dynamodb_endpoint_url)
         return cls(EncounterRepository(client, table_name), cursor_secret)
+
+
+def base_url(request: Request, runtime: Runtime) -> str:
+    """The FHIR base: FHIR_BASE_URL, else scheme and Host plus what precedes the resource path
+    (the stage on an execute-api domain, a base path mapping on a custom domain, nothing locally)."""
+    return runtime.settings.fhir_base_url or request_base_url(request)
+
+
+def request_base_url(request: Request) -> str:
+    """Scheme and Host of the request, plus what precedes the resource path."""
+    headers = request.headers
+    scheme = headers.get("X-Forwarded-Proto") or "https"
+    host = headers.get("Host") or str(request.context.get("domainName") or "") or "localhost"
+    return f"{scheme.split(',')[0].strip()}://{host}{request.base_path.rstrip('/')}"
 
 
 def error_response(error: FhirError) -> Response:

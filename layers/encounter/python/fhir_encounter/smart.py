@@ -16,33 +16,9 @@ from fhir_encounter.config import Settings
 from fhir_encounter.errors import NotFoundError, RetryLaterError
 
 FETCH_TIMEOUT_SECONDS = 2.0
-SCOPES = (
-    "openid",
-    "fhirUser",
-    "launch",
-    "launch/patient",
-    "offline_access",
-    *(
-        f"{context}/Encounter.{permissions}"
-        for context in ("patient", "user", "system")
-        for permissions in ("rs", "read")
-    ),
-)
-CAPABILITIES = (
-    "launch-standalone",
-    "launch-ehr",
-    "client-public",
-    "client-confidential-symmetric",
-    "client-confidential-asymmetric",
-    "context-standalone-patient",
-    "context-ehr-patient",
-    "permission-patient",
-    "permission-user",
-    "permission-offline",
-    "permission-v1",
-    "permission-v2",
-    "sso-openid-connect",
-)
+IDENTITY_SCOPES = ("openid", "fhirUser", "launch", "launch/patient", "offline_access")
+RESOURCE_CONTEXTS = ("patient", "user", "system")
+PRIVATE_KEY_JWT = "private_key_jwt"
 Fetch = Callable[[str], dict[str, Any]]
 
 
@@ -116,26 +92,47 @@ class SmartDiscovery:
         return OAuthEndpoints(issuer, authorize, token, jwks_uri)
 
 
-def smart_configuration(endpoints: OAuthEndpoints) -> dict[str, Any]:
-    """The SMART App Launch 2.0 discovery document."""
+def smart_configuration(endpoints: OAuthEndpoints, settings: Settings) -> dict[str, Any]:
+    """The SMART App Launch 2.0 discovery document. What it offers comes from the stack's
+    parameters (capabilities, grant types, token endpoint auth methods and their signing
+    algorithms), less what this deployment does not do: ``permission-user`` and user/ scopes when
+    user scopes are disabled; ``issuer`` and ``sso-openid-connect`` unless the issuer is https."""
+    https_issuer = endpoints.issuer.startswith("https://")
+    unavailable = {"sso-openid-connect"} if not https_issuer else set()
+    if not settings.user_scopes:
+        unavailable.add("permission-user")
     document: dict[str, Any] = {
-        "issuer": endpoints.issuer,
         "authorization_endpoint": endpoints.authorize,
         "token_endpoint": endpoints.token,
-        "grant_types_supported": ["authorization_code", "client_credentials"],
+        "grant_types_supported": list(settings.smart_grant_types),
         "response_types_supported": ["code"],
-        "scopes_supported": list(SCOPES),
+        "scopes_supported": scopes_supported(settings),
         "code_challenge_methods_supported": ["S256"],
-        "token_endpoint_auth_methods_supported": [
-            "client_secret_basic",
-            "client_secret_post",
-            "private_key_jwt",
-        ],
-        "capabilities": list(CAPABILITIES),
+        "token_endpoint_auth_methods_supported": list(settings.smart_token_auth_methods),
+        "capabilities": [name for name in settings.smart_capabilities if name not in unavailable],
     }
+    if https_issuer:
+        document = {"issuer": endpoints.issuer, **document}
+    if PRIVATE_KEY_JWT in settings.smart_token_auth_methods:
+        document["token_endpoint_auth_signing_alg_values_supported"] = list(settings.smart_token_signing_algs)
     if endpoints.jwks_uri:
         document["jwks_uri"] = endpoints.jwks_uri
     return document
+
+
+def scopes_supported(settings: Settings) -> list[str]:
+    """The identity scopes and the Encounter scopes a client may ask for, v2 and v1, written as
+    the identity provider writes them (with ScopePrefix)."""
+    lead = f"{settings.scope_prefix}/" if settings.scope_prefix else ""
+    contexts = [context for context in RESOURCE_CONTEXTS if context != "user" or settings.user_scopes]
+    return [
+        *IDENTITY_SCOPES,
+        *(
+            f"{lead}{context}/Encounter.{permissions}"
+            for context in contexts
+            for permissions in ("rs", "read")
+        ),
+    ]
 
 
 def rest_security(endpoints: OAuthEndpoints) -> dict[str, Any]:
