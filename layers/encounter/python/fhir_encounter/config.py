@@ -8,6 +8,7 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 from fhir_encounter.access import AuthMode
+from fhir_encounter.cors import CorsPolicy
 
 _TRUE = frozenset({"1", "true", "t", "yes", "y", "on"})
 _FALSE = frozenset({"0", "false", "f", "no", "n", "off"})
@@ -35,6 +36,7 @@ class Settings:
     table_name: str | None = None  # 3 to 255 characters (DynamoDB's table name length)
     cursor_secret: str | None = None  # at least 16 characters
     fhir_base_url: str | None = None  # without a trailing slash
+    cors_allowed_origins: tuple[str, ...] = ()  # empty: no CORS; ("*",): any origin
     dynamodb_endpoint_url: str | None = None
     lambda_task_root: str | None = None  # set by Lambda (and by `sam local`)
     sam_local: bool = False
@@ -65,6 +67,10 @@ class Settings:
         listens) unless POWERTOOLS_TRACE_DISABLED. Off, the X-Ray SDK is never imported."""
         return self.lambda_task_root is not None and not self.sam_local and not self.trace_disabled
 
+    @property
+    def cors(self) -> CorsPolicy:
+        return CorsPolicy(self.cors_allowed_origins)
+
     def store_settings(self) -> tuple[str, str]:
         """(table name, cursor secret): what a function that reads the table needs."""
         missing = [
@@ -89,6 +95,7 @@ ENVIRONMENT = {
     "table_name": "ENCOUNTER_TABLE",
     "cursor_secret": "CURSOR_SECRET",
     "fhir_base_url": "FHIR_BASE_URL",
+    "cors_allowed_origins": "CORS_ALLOWED_ORIGINS",
     "dynamodb_endpoint_url": "DYNAMODB_ENDPOINT_URL",
 }
 # Set by Lambda and by `sam local`, never by the template (Lambda reserves LAMBDA_TASK_ROOT).
@@ -121,4 +128,5 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "table_name": _length(3, 255),
     "cursor_secret": _length(16),
     "fhir_base_url": lambda value: value.rstrip("/") or None,
+    "cors_allowed_origins": lambda value: CorsPolicy.parse(value).origins,
 }
