@@ -1,6 +1,7 @@
 """API Gateway REST proxy integration: the Request a route reads, the Response it returns, and the
-Router that picks a route by the event's resource template (and answers CORS preflights). Ours rather than Powertools'
-event_handler, whose package import (every resolver and event class) was ~40% of a cold start."""
+Router that picks a route by the event's resource template (and answers CORS preflights). Ours
+rather than Powertools' event_handler, whose package import (every resolver and event class) was
+~40% of a cold start."""
 
 from __future__ import annotations
 

@@ -122,10 +122,11 @@ def search_encounters(request: Request, runtime: Runtime, store: Store, remainin
 def capability_statement(request: Request, runtime: Runtime, smart: SmartDiscovery) -> Response:
     pretty = wants_pretty(request.query, request.headers.get("Accept"))
     cors = runtime.settings.cors.enabled
+    security: str | None = None
     if smart.enabled:
         security = json.dumps(rest_security(smart.endpoints(), cors=cors))
-    else:
-        security = json.dumps({"cors": True}) if cors else None
+    elif cors:
+        security = json.dumps({"cors": True})
     body = capability_statement_json(base_url(request, runtime), security)
     runtime.audit(request, 200, PUBLIC, [])
     return fhir_response(200, pretty_json(body) if pretty else body)
