@@ -95,9 +95,12 @@ class SamLocal:
             *(["--skip-pull-image"] if self.image.stand_in else []),
         ]
 
-    def write_env_file(self, path: Path, table: str, log_level: str = DEFAULT_LOG_LEVEL) -> Path:
+    def write_env_file(
+        self, path: Path, table: str, log_level: str = DEFAULT_LOG_LEVEL, cors_origins: str = ""
+    ) -> Path:
         """The functions' env.json: the settings `make run` gives them, pointed at DynamoDB Local
-        through the bridge (tracing and metrics off, a fresh cursor key)."""
+        through the bridge (tracing and metrics off, a fresh cursor key); ``cors_origins`` as
+        CorsAllowedOrigins (serve's --cors-origin)."""
         template = load_template(self.project / "template.yaml")
         environment = function_environment(
             template,
@@ -106,6 +109,8 @@ class SamLocal:
             base_url=None,
             log_level=log_level,
         )
+        if cors_origins:
+            environment["CORS_ALLOWED_ORIGINS"] = cors_origins
         path.parent.mkdir(parents=True, exist_ok=True)
         path.touch(mode=0o600)
         path.chmod(0o600)  # before the cursor key is written into it
