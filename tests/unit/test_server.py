@@ -113,7 +113,7 @@ def test_another_method_on_a_known_path_is_not_allowed_with_allow() -> None:
     with pytest.raises(MethodNotAllowedError) as raised:
         match_route(routes(Stub()), "POST", "/Encounter/1")
     assert raised.value.status == 405
-    assert raised.value.headers() == {"Allow": "GET"}
+    assert raised.value.headers() == {"Allow": "GET, HEAD"}
 
 
 @pytest.mark.parametrize(

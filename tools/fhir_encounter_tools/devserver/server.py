@@ -245,8 +245,10 @@ def match_route(routes: list[LocalRoute], method: str, path: str) -> tuple[Local
         if candidate.route.method in (method, "ANY"):
             return candidate, parameters
         allowed.append(candidate.route.method)
-    if allowed:
-        raise MethodNotAllowedError(method, sorted(set(allowed)))
+    if allowed:  # HEAD is GET without a body; OPTIONS: the CORS preflight routes
+        order = ["GET", "HEAD", "OPTIONS"]
+        methods = set(allowed) | ({"HEAD"} if "GET" in allowed else set())
+        raise MethodNotAllowedError(method, [m for m in order if m in methods] + sorted(methods - set(order)))
     raise NotFoundError(f"No route for {method} {_shown(path)}")
 
 
