@@ -243,6 +243,8 @@ def invoke_encounter_by_id(encounter_id: str) -> dict[str, Any]:
 # (imported here, not at the top, so that this section could be appended on its own)
 
 
+# The origin that serve (--cors-origin) and start-api (CORS_ALLOWED_ORIGINS) both allow in tests/sam.
+PARITY_CORS_ORIGIN = "http://app.example.org:8080"
 INTEGRATION_TABLE = "encounters-integration"
 INTEGRATION_DATA = Path("tests/data")  # relative to ROOT, as a user would type it
 READY_LINE = "Serving FHIR Encounter API on "

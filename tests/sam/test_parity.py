@@ -12,8 +12,7 @@ from typing import Any
 
 import pytest
 
-from tests.sam.conftest import CORS_ORIGIN
-from tests.support import Api, Reply, link
+from tests.support import PARITY_CORS_ORIGIN, Api, Reply, link
 
 # Headers a client acts on. Server, Date, Connection and Content-Length are the HTTP servers' own.
 HEADERS = (
@@ -78,16 +77,16 @@ REQUESTS: list[tuple[str, dict[str, str]]] = [
     ("/Encounter/enc-00001?_format=xml", {}),
     ("/Encounter/enc-00001", {"If-None-Match": 'W/"1"'}),
     ("/Encounter/enc-00001", {"If-None-Match": 'W/"2"'}),
-    ("/Encounter?patient=patient-0001", {"Origin": CORS_ORIGIN}),  # CORS: the origin both allow
-    ("/Encounter/enc-00001", {"Origin": CORS_ORIGIN}),
-    ("/Encounter/enc-99999", {"Origin": CORS_ORIGIN}),
+    ("/Encounter?patient=patient-0001", {"Origin": PARITY_CORS_ORIGIN}),  # CORS: the origin both allow
+    ("/Encounter/enc-00001", {"Origin": PARITY_CORS_ORIGIN}),
+    ("/Encounter/enc-99999", {"Origin": PARITY_CORS_ORIGIN}),
     ("/metadata", {"Origin": "https://other.example.org"}),
 ]
 PREFLIGHTS: list[tuple[str, dict[str, str]]] = [
-    ("/Encounter", {"Origin": CORS_ORIGIN, "Access-Control-Request-Method": "GET"}),
-    ("/Encounter/enc-00001", {"Origin": CORS_ORIGIN, "Access-Control-Request-Method": "GET"}),
+    ("/Encounter", {"Origin": PARITY_CORS_ORIGIN, "Access-Control-Request-Method": "GET"}),
+    ("/Encounter/enc-00001", {"Origin": PARITY_CORS_ORIGIN, "Access-Control-Request-Method": "GET"}),
     ("/Encounter", {"Origin": "https://other.example.org", "Access-Control-Request-Method": "GET"}),
-    ("/Encounter", {"Origin": CORS_ORIGIN, "Access-Control-Request-Method": "DELETE"}),
+    ("/Encounter", {"Origin": PARITY_CORS_ORIGIN, "Access-Control-Request-Method": "DELETE"}),
 ]
 
 
