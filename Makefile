@@ -81,7 +81,7 @@ test-functional: $(PY) ## Functional tests on moto: repository, handlers, writer
 test-invoke: $(PY) ## Every events/*.json through its lambda_handler (moto)
 	$(PY) -m pytest tests/invoke -q
 
-test-integration: $(PY) $(DYNAMODB_LOCAL) ## DynamoDB Local and the local API server over HTTP
+test-integration: $(PY) $(DYNAMODB_LOCAL) ## DynamoDB Local, the local API server over HTTP, a browser app (headless Chromium: apt-get installs Debian's when root)
 	$(PY) -m pytest tests/integration -q
 
 test-fuzz: $(PY) ## Property-based fuzzing (hypothesis) on moto: 2,000 examples per property when CI=true, else 300

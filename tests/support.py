@@ -119,7 +119,9 @@ def invoke(event: dict[str, Any]) -> Response:
 def lambda_response(event: dict[str, Any]) -> dict[str, Any]:
     """The handler's whole proxy response to ``event``, as Lambda would serialise it."""
     assert _handlers, "invoking needs the table fixture (or handlers_on)"
-    return _handlers[-1][event["resource"]](event, LocalContext())  # type: ignore[arg-type]
+    # API Gateway sends every OPTIONS (a CORS preflight) to the capability function.
+    resource = "/metadata" if event["httpMethod"] == "OPTIONS" else event["resource"]
+    return _handlers[-1][resource](event, LocalContext())  # type: ignore[arg-type]
 
 
 def response_parts(response: dict[str, Any]) -> Response:
@@ -241,6 +243,8 @@ def invoke_encounter_by_id(encounter_id: str) -> dict[str, Any]:
 # (imported here, not at the top, so that this section could be appended on its own)
 
 
+# The origin that serve (--cors-origin) and start-api (CORS_ALLOWED_ORIGINS) both allow in tests/sam.
+PARITY_CORS_ORIGIN = "http://app.example.org:8080"
 INTEGRATION_TABLE = "encounters-integration"
 INTEGRATION_DATA = Path("tests/data")  # relative to ROOT, as a user would type it
 READY_LINE = "Serving FHIR Encounter API on "
@@ -541,6 +545,13 @@ class Capabilities:
 
 
 @dataclass(frozen=True)
+class Preflight:
+    """204, no body: the answer to a CORS preflight (its grant, when the settings allow the origin)."""
+
+    allow_origin: str | None
+
+
+@dataclass(frozen=True)
 class Failure:
     """An OperationOutcome."""
 
@@ -557,7 +568,9 @@ def first_page(ids: list[str], criteria: str = "") -> Page:
 
 PATIENT_1 = ["enc-1006", "enc-1001", "enc-1002", "enc-1003"]
 
-EVENT_OUTCOMES: dict[str, Found | Page | Failure | Capabilities] = {
+EVENT_OUTCOMES: dict[str, Found | Page | Failure | Capabilities | Preflight] = {
+    # CorsAllowedOrigins is empty by default (and in the tests): the preflight is answered, not granted.
+    "capability_statement_preflight_search": Preflight(None),
     "capability_statement_metadata": Capabilities(
         ["_id", "patient", "subject", "appointment", "date", "status"]
     ),
@@ -630,6 +643,12 @@ def load_event(path: Path) -> dict[str, Any]:
 def assert_event_outcome(name: str, status: int, headers: Mapping[str, str], body: Any) -> None:
     """The answer to events/<name>.json is its expected outcome (EVENT_OUTCOMES)."""
     expected = EVENT_OUTCOMES[name]
+    assert (headers["Cache-Control"], headers["X-Content-Type-Options"]) == ("no-store", "nosniff")
+    if isinstance(expected, Preflight):
+        assert (status, body) == (204, None)
+        assert headers["Allow"] == "GET, HEAD, OPTIONS"
+        assert headers.get("Access-Control-Allow-Origin") == expected.allow_origin
+        return
     assert headers["Content-Type"] == "application/fhir+json; charset=utf-8"
     match expected:
         case Found(encounter_id):

@@ -56,3 +56,15 @@ def test_the_capability_statement_carries_smart_security_in_smart_mode(table: An
 def test_iam_mode_has_no_smart_security(table: Any) -> None:
     statement = json.loads(get("/metadata")["body"])
     assert "security" not in statement["rest"][0]
+
+
+def test_the_capability_statement_says_cors_when_origins_are_allowed(table: Any) -> None:
+    with handlers_on(table, Settings.from_environment({**TEST_ENVIRONMENT, "CORS_ALLOWED_ORIGINS": "*"})):
+        statement = json.loads(get("/metadata")["body"])
+    assert statement["rest"][0]["security"] == {"cors": True}
+
+
+def test_smart_security_says_cors_false_without_allowed_origins(table: Any) -> None:
+    with handlers_on(table, SMART):
+        statement = json.loads(get("/metadata")["body"])
+    assert statement["rest"][0]["security"]["cors"] is False

@@ -63,8 +63,9 @@ def test_every_expected_outcome_has_its_event_file() -> None:
 def test_event_file_is_a_rest_api_proxy_event(path: Path) -> None:
     event = load_event(path)
     assert event["resource"] in FUNCTIONS
-    assert path.stem.startswith(f"{FUNCTIONS[event['resource']]}_"), "an event file is named for its function"
-    assert event["httpMethod"] == "GET"
+    function = "capability_statement" if event["httpMethod"] == "OPTIONS" else FUNCTIONS[event["resource"]]
+    assert path.stem.startswith(f"{function}_"), "an event file is named for its function"
+    assert event["httpMethod"] in ("GET", "OPTIONS")  # OPTIONS: a CORS preflight
     assert event["body"] is None
     assert event["isBase64Encoded"] is False
     context = event["requestContext"]

@@ -26,7 +26,7 @@ from fhir_encounter_tools.devserver.dynamodb_local import free_port
 from fhir_encounter_tools.samlocal.docker import unavailable_reason
 from fhir_encounter_tools.samlocal.stack import LOCAL_TABLE, SamLocal, sam_local
 from fhir_encounter_tools.tables import create_table, tools_client
-from tests.support import INVOKE_ENCOUNTERS, ROOT, Api, start_server, stop_server
+from tests.support import INVOKE_ENCOUNTERS, PARITY_CORS_ORIGIN, ROOT, Api, start_server, stop_server
 
 if TYPE_CHECKING:
     from mypy_boto3_lambda.client import LambdaClient
@@ -72,7 +72,7 @@ def invoke_env(local: SamLocal, work_dir: Path) -> Path:
 @pytest.fixture(scope="session")
 def api(local: SamLocal, work_dir: Path) -> Iterator[Api]:
     """`sam local start-api` (warm containers) on the seeded table, as `make sam-local` runs it."""
-    env_file = local.write_env_file(work_dir / "env.json", LOCAL_TABLE)
+    env_file = local.write_env_file(work_dir / "env.json", LOCAL_TABLE, cors_origins=PARITY_CORS_ORIGIN)
     port = free_port()
     base_url = f"http://127.0.0.1:{port}"
     with local.start_api(env_file, port, work_dir / "start-api.log", fhir_base_url=base_url):
@@ -97,8 +97,10 @@ def lambda_client(local: SamLocal, invoke_env: Path, work_dir: Path) -> Iterator
 def served(local: SamLocal, work_dir: Path) -> Iterator[Api]:
     """`fhir-encounter serve` (`make run`) on the same DynamoDB Local table as start-api."""
     server = start_server(
-        work_dir / "serve", "--endpoint-url", local.dynamodb_endpoint, "--table", LOCAL_TABLE
-    )
+        work_dir / "serve",
+        "--endpoint-url", local.dynamodb_endpoint, "--table", LOCAL_TABLE,
+        "--cors-origin", PARITY_CORS_ORIGIN,
+    )  # fmt: skip
     try:
         yield Api(server.base_url)
     finally:

@@ -33,17 +33,21 @@ if TYPE_CHECKING:
     from mypy_boto3_lambda.client import LambdaClient
 
 FUNCTION_OF = {
-    route.path: route.function for route in api_routes(load_template(ROOT / "template.yaml"), ROOT)
+    (route.method, route.path): route.function
+    for route in api_routes(load_template(ROOT / "template.yaml"), ROOT)
 }
 THROUGH_SAM_LOCAL_INVOKE = [
     "read_encounter_found",
     "search_encounters_paged",
     "capability_statement_metadata",
+    "capability_statement_preflight_search",
 ]
 
 
 def invoke_warm(client: LambdaClient, event: dict[str, Any]) -> dict[str, Any]:
-    reply = client.invoke(FunctionName=FUNCTION_OF[event["resource"]], Payload=json.dumps(event).encode())
+    reply = client.invoke(
+        FunctionName=FUNCTION_OF[event["httpMethod"], event["resource"]], Payload=json.dumps(event).encode()
+    )
     assert "FunctionError" not in reply, reply.get("FunctionError")
     result: dict[str, Any] = json.loads(reply["Payload"].read())
     return result
@@ -59,7 +63,8 @@ def test_event_file_gives_its_expected_outcome_in_a_lambda_container(
 @pytest.mark.parametrize("name", THROUGH_SAM_LOCAL_INVOKE)
 def test_sam_local_invoke_gives_the_expected_outcome(local: SamLocal, invoke_env: Path, name: str) -> None:
     event = ROOT / "events" / f"{name}.json"
-    result = local.invoke(FUNCTION_OF[load_event(event)["resource"]], event, invoke_env)
+    loaded = load_event(event)
+    result = local.invoke(FUNCTION_OF[loaded["httpMethod"], loaded["resource"]], event, invoke_env)
     assert_event_outcome(name, *response_parts(result))
 
 

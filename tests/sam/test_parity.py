@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from tests.support import Api, Reply, link
+from tests.support import PARITY_CORS_ORIGIN, Api, Reply, link
 
 # Headers a client acts on. Server, Date, Connection and Content-Length are the HTTP servers' own.
 HEADERS = (
@@ -27,6 +27,11 @@ HEADERS = (
     "Location",
     "Content-Location",
     "Vary",
+    "Access-Control-Allow-Origin",
+    "Access-Control-Expose-Headers",
+    "Access-Control-Allow-Methods",
+    "Access-Control-Allow-Headers",
+    "Access-Control-Max-Age",
 )
 STRICT = {"Prefer": "handling=strict"}
 REQUESTS: list[tuple[str, dict[str, str]]] = [
@@ -72,6 +77,16 @@ REQUESTS: list[tuple[str, dict[str, str]]] = [
     ("/Encounter/enc-00001?_format=xml", {}),
     ("/Encounter/enc-00001", {"If-None-Match": 'W/"1"'}),
     ("/Encounter/enc-00001", {"If-None-Match": 'W/"2"'}),
+    ("/Encounter?patient=patient-0001", {"Origin": PARITY_CORS_ORIGIN}),  # CORS: the origin both allow
+    ("/Encounter/enc-00001", {"Origin": PARITY_CORS_ORIGIN}),
+    ("/Encounter/enc-99999", {"Origin": PARITY_CORS_ORIGIN}),
+    ("/metadata", {"Origin": "https://other.example.org"}),
+]
+PREFLIGHTS: list[tuple[str, dict[str, str]]] = [
+    ("/Encounter", {"Origin": PARITY_CORS_ORIGIN, "Access-Control-Request-Method": "GET"}),
+    ("/Encounter/enc-00001", {"Origin": PARITY_CORS_ORIGIN, "Access-Control-Request-Method": "GET"}),
+    ("/Encounter", {"Origin": "https://other.example.org", "Access-Control-Request-Method": "GET"}),
+    ("/Encounter", {"Origin": PARITY_CORS_ORIGIN, "Access-Control-Request-Method": "DELETE"}),
 ]
 
 
@@ -122,3 +137,19 @@ def _next(reply: Reply) -> str | None:
         return None
     body = reply.body
     return link(body, "next") if body.get("resourceType") == "Bundle" else None
+
+
+@pytest.mark.parametrize(("path", "headers"), PREFLIGHTS, ids=[f"OPTIONS {p} {h}" for p, h in PREFLIGHTS])
+def test_serve_and_start_api_answer_preflights_alike(
+    api: Api, served: Api, path: str, headers: dict[str, str]
+) -> None:
+    """Both route OPTIONS to the capability function (sam local runs no MOCK integration, and
+    without a SAM Cors setting in the template it leaves OPTIONS to the routes)."""
+    from_sam = api.request(path, headers, method="OPTIONS")
+    from_serve = served.request(path, headers, method="OPTIONS")
+    assert from_sam.status == 204
+    sam_status, sam_headers, sam_body = normalised(from_sam, api.base_url)
+    # start-api (as API Gateway does) gives an answer without Content-Type application/json; a 204
+    # has no body for it to describe.
+    assert sam_headers.pop("Content-Type", "application/json") == "application/json"
+    assert normalised(from_serve, served.base_url) == (sam_status, sam_headers, sam_body)

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from fhir_encounter.cors import CorsPolicy
 from fhir_encounter_tools import cli, template
 from tests.support import ROOT, TEST_TABLE
 
@@ -146,6 +147,10 @@ def test_serve_passes_its_arguments_to_the_server(monkeypatch: pytest.MonkeyPatc
                 "smart",
                 "--dev-issuer-key",
                 "run/dev.pem",
+                "--cors-origin",
+                "http://127.0.0.1:8080,https://app.example.org/",
+                "--cors-origin",
+                "https://EHR.example.net",
             ]
         )
         == 0
@@ -162,6 +167,7 @@ def test_serve_passes_its_arguments_to_the_server(monkeypatch: pytest.MonkeyPatc
             "dynamodb_port": 8123,
             "auth": "none",
             "dev_issuer_key": None,
+            "cors": CorsPolicy(),
         },
         {
             "host": "0.0.0.0",
@@ -174,6 +180,9 @@ def test_serve_passes_its_arguments_to_the_server(monkeypatch: pytest.MonkeyPatc
             "dynamodb_port": None,
             "auth": "smart",
             "dev_issuer_key": Path("run/dev.pem"),
+            "cors": CorsPolicy(
+                ("http://127.0.0.1:8080", "https://app.example.org", "https://ehr.example.net")
+            ),
         },
     ]
 

@@ -19,7 +19,8 @@ from fhir_encounter.errors import (
     error_body,
     operation_outcome,
 )
-from fhir_encounter.runtime import COMMON_HEADERS, Store, error_response
+from fhir_encounter.gateway import COMMON_HEADERS
+from fhir_encounter.runtime import Store, error_response
 from tests.environment import TEST_ENVIRONMENT
 
 CASES = [

@@ -20,6 +20,8 @@ from fhir_encounter.formats import pretty_json, wants_pretty
         ({"_format": ["json"]}, None),
         ({"_format": ["application/json"]}, None),
         ({"_format": ["application/fhir+json"]}, None),
+        ({"_format": ["application/fhir json"]}, None),  # sent with a raw '+', decoded to a space
+        ({"_format": ["application/fhir json; fhirVersion=4.0"]}, None),
         ({"_format": ["json"]}, "application/fhir+xml"),  # _format wins over Accept (FHIR 3.1.0.1.9)
     ],
 )
@@ -36,6 +38,7 @@ def test_json_is_served(query: dict[str, list[str]], accept: str | None) -> None
         ({}, "application/fhir+json;q=0, application/xml"),
         ({"_format": ["xml"]}, None),
         ({"_format": ["application/fhir+xml"]}, None),
+        ({"_format": ["application/fhir xml"]}, None),
         ({"_format": ["text/xml"]}, None),
         ({"_format": ["ttl"]}, "application/fhir+json"),
     ],

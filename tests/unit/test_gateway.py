@@ -7,7 +7,8 @@ from typing import TYPE_CHECKING, Any, cast
 
 import pytest
 
-from fhir_encounter.gateway import Request, Response, Router, match_template
+from fhir_encounter.cors import CorsPolicy
+from fhir_encounter.gateway import COMMON_HEADERS, Request, Response, Router, match_template
 from fhir_encounter_tools.devserver.events import LocalContext, rest_api_event
 
 if TYPE_CHECKING:
@@ -101,10 +102,11 @@ def test_the_base_path_is_what_precedes_the_resource(
     assert Request.from_event(raw).base_path == base
 
 
-def _router(calls: list[tuple[str, Request]]) -> Router:
+def _router(calls: list[tuple[str, Request]], cors: CorsPolicy | None = None) -> Router:
     router = Router(
         on_error=lambda request, error: Response(500, type(error).__name__),
         on_no_route=lambda request: Response(404, f"none {request.path}"),
+        cors=cors or CorsPolicy(),
     )
 
     @router.get("/Encounter/{id}")
@@ -167,3 +169,68 @@ def test_an_exception_in_a_route_goes_to_on_error() -> None:
 def test_an_event_that_is_not_a_mapping_is_no_route() -> None:
     result = _router([]).resolve([], CONTEXT)  # type: ignore[arg-type]
     assert result["statusCode"] == 404
+
+
+APP = "https://app.example.org"
+PREFLIGHT = {
+    "Origin": APP,
+    "Access-Control-Request-Method": "GET",
+    "Access-Control-Request-Headers": "authorization",
+}
+
+
+def headers_of(result: dict[str, Any]) -> dict[str, str]:
+    return {name: values[0] for name, values in result["multiValueHeaders"].items()}
+
+
+@pytest.mark.parametrize(
+    ("path", "resource"), [("/Encounter", "/Encounter"), ("/Encounter/e1", "/Encounter/{id}")]
+)
+def test_an_options_request_is_a_preflight_answered_without_a_route(path: str, resource: str) -> None:
+    calls: list[tuple[str, Request]] = []
+    raw = rest_api_event(method="OPTIONS", path=path, resource=resource, headers=PREFLIGHT)
+    result = _router(calls, CorsPolicy.parse(APP)).resolve(raw, CONTEXT)
+    assert (result["statusCode"], result["body"], calls) == (204, None, [])
+    headers = headers_of(result)
+    assert headers["Access-Control-Allow-Origin"] == APP
+    assert headers["Access-Control-Allow-Headers"] == "Authorization, Content-Type, Prefer, If-None-Match"
+    assert headers["Access-Control-Allow-Methods"] == "GET"
+    assert COMMON_HEADERS.items() <= headers.items()
+
+
+def test_a_preflight_without_cors_grants_nothing() -> None:
+    raw = rest_api_event(method="OPTIONS", path="/Encounter", resource="/Encounter", headers=PREFLIGHT)
+    result = _router([]).resolve(raw, CONTEXT)
+    assert result["statusCode"] == 204
+    assert headers_of(result) == {**COMMON_HEADERS, "Allow": "GET, HEAD, OPTIONS"}
+
+
+@pytest.mark.parametrize(
+    ("path", "resource", "status"),
+    [
+        ("/Encounter/e1", "/Encounter/{id}", 200),
+        ("/Encounter", "/Encounter", 500),
+        ("/Patient", "/Patient", 404),
+    ],
+)
+def test_every_answer_carries_the_cors_headers_of_its_origin(path: str, resource: str, status: int) -> None:
+    raw = rest_api_event(method="GET", path=path, resource=resource, headers={"Origin": APP})
+    result = _router([], CorsPolicy.parse(APP)).resolve(raw, CONTEXT)
+    assert result["statusCode"] == status
+    headers = headers_of(result)
+    assert (headers["Access-Control-Allow-Origin"], headers["Vary"]) == (APP, "Origin")
+    assert headers["Access-Control-Expose-Headers"] == "ETag, Last-Modified, Location, Content-Location"
+
+
+def test_an_answer_to_another_origin_carries_no_grant() -> None:
+    raw = rest_api_event(
+        method="GET", path="/Encounter/e1", resource="/Encounter/{id}", headers={"Origin": "https://x.test"}
+    )
+    headers = headers_of(_router([], CorsPolicy.parse(APP)).resolve(raw, CONTEXT))
+    assert "Access-Control-Allow-Origin" not in headers
+    assert headers["Vary"] == "Origin"
+
+
+def test_a_vary_of_the_route_and_of_cors_are_both_kept() -> None:
+    response = Response(200, "x", {"Vary": "Accept"}).with_headers({"Vary": "Origin"})
+    assert response.headers["Vary"] == "Accept, Origin"

@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 
+from fhir_encounter.cors import CorsPolicy
 from fhir_encounter.errors import NotFoundError
 from fhir_encounter_tools.devserver.dynamodb_local import (
     LAUNCHER,
@@ -112,7 +113,7 @@ def test_another_method_on_a_known_path_is_not_allowed_with_allow() -> None:
     with pytest.raises(MethodNotAllowedError) as raised:
         match_route(routes(Stub()), "POST", "/Encounter/1")
     assert raised.value.status == 405
-    assert raised.value.headers() == {"Allow": "GET"}
+    assert raised.value.headers() == {"Allow": "GET, HEAD"}
 
 
 @pytest.mark.parametrize(
@@ -514,3 +515,42 @@ def test_every_template_route_is_served_by_its_function_literal_paths_first() ->
     assert (found.route.function, parameters) == ("ReadEncounterFunction", {"id": "e-1"})
     functions = {(str(route.code_dir), route.handler) for route in ROUTES}
     assert len({id(r.handler) for r in served}) == len(functions) >= 3  # one import per function
+
+
+SECURITY = {"cache-control": "no-store", "x-content-type-options": "nosniff"}
+
+
+@pytest.mark.parametrize(
+    ("raw", "status"),
+    [
+        (request_bytes("GET", "/Patient/1"), 404),
+        (request_bytes("DELETE", "/Encounter"), 405),
+        (request_bytes("BREW", "/Encounter"), 501),
+        (request_bytes("GET", "/Encounter?p=" + "x" * 65536), 414),
+        (request_bytes("GET", "/Encounter", ["X-Long: " + "v" * 65536]), 431),
+        (b"GET /Encounter HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ", 408),
+    ],
+    ids=["404", "405", "501", "414", "431", "408"],
+)
+def test_the_server_own_errors_carry_the_security_headers(
+    server: LocalApiServer, raw: bytes, status: int
+) -> None:
+    server.request_timeout = 0.5
+    found, headers, _ = exchange(server, raw)
+    assert found == status
+    assert SECURITY.items() <= headers.items()
+
+
+def test_the_server_own_errors_echo_the_origin_when_cors_is_on(server: LocalApiServer) -> None:
+    server.cors = CorsPolicy.parse("https://app.example.org")
+    raw = request_bytes("GET", "/Patient/1", ["Origin: https://other.example.org"])
+    found, headers, _ = exchange(server, raw)
+    assert found == 404
+    assert headers["access-control-allow-origin"] == "https://other.example.org"  # as a gateway response
+    assert headers["vary"] == "Origin"
+
+
+def test_without_cors_the_server_own_errors_carry_no_allow_origin(server: LocalApiServer) -> None:
+    found, headers, _ = exchange(server, request_bytes("GET", "/Patient/1", ["Origin: https://a.test"]))
+    assert found == 404
+    assert "access-control-allow-origin" not in headers

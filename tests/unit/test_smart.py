@@ -210,7 +210,10 @@ def test_with_a_scope_prefix_the_resource_scopes_are_advertised_as_the_provider_
 
 
 def test_the_capability_statement_security_names_smart_and_its_oauth_uris() -> None:
-    security = rest_security(OAuthEndpoints(ISSUER, "https://a/authorize", "https://a/token", None))
+    security = rest_security(
+        OAuthEndpoints(ISSUER, "https://a/authorize", "https://a/token", None), cors=False
+    )
+    assert security["cors"] is False
     assert security["service"][0]["coding"][0] == {
         "system": "http://terminology.hl7.org/CodeSystem/restful-security-service",
         "code": "SMART-on-FHIR",
@@ -221,6 +224,12 @@ def test_the_capability_statement_security_names_smart_and_its_oauth_uris() -> N
         "authorize": "https://a/authorize",
         "token": "https://a/token",
     }
+
+
+@pytest.mark.parametrize("cors", [True, False])
+def test_the_capability_statement_says_cors_only_when_it_is_on(cors: bool) -> None:
+    endpoints = OAuthEndpoints(ISSUER, "https://a/authorize", "https://a/token", None)
+    assert rest_security(endpoints, cors=cors)["cors"] is cors
 
 
 @pytest.mark.parametrize(

@@ -19,6 +19,7 @@ from fhir_encounter.config import (
     ConfigurationError,
     Settings,
 )
+from fhir_encounter.cors import CorsOriginError, CorsPolicy
 from fhir_encounter.search.parameters import RESULT_PARAMETERS, SEARCH_PARAMETERS
 from fhir_encounter.store import keys as schema
 from fhir_encounter.store.items import projections
@@ -103,12 +104,8 @@ def test_layer_installs_the_project_runtime_dependencies() -> None:
 
 def test_every_route_has_its_handler_and_an_event_file() -> None:
     routes = api_routes(TEMPLATE, ROOT)
-    assert {(r.method, r.path) for r in routes} == {
-        ("GET", "/Encounter/{id}"),
-        ("GET", "/Encounter"),
-        ("GET", "/metadata"),
-        ("GET", "/.well-known/smart-configuration"),
-    }
+    paths = ["/Encounter/{id}", "/Encounter", "/metadata", "/.well-known/smart-configuration"]
+    assert {(r.method, r.path) for r in routes} == {(m, p) for p in paths for m in ("GET", "OPTIONS")}
     for route in routes:
         module, function = route.handler.split(".")
         source = (route.code_dir / f"{module}.py").read_text()
@@ -176,11 +173,88 @@ def gateway_responses() -> dict[str, Any]:
 @pytest.mark.parametrize("name", sorted(gateway_responses()))
 def test_api_gateway_own_errors_are_operation_outcomes(name: str) -> None:
     response = gateway_responses()[name]
-    body = response["responseTemplates"]["application/json"].replace("$context.error.messageString", '"m"')
+    body = response["responseTemplates"]["application/json"].replace("$context.error.responseType", "X")
     outcome = json.loads(body)
     assert outcome["resourceType"] == "OperationOutcome"
     assert outcome["issue"][0]["severity"] == "error"
     assert response["responseParameters"]["gatewayresponse.header.Content-Type"] == "'application/fhir+json'"
+
+
+@pytest.mark.parametrize("name", sorted(gateway_responses()))
+def test_gateway_error_bodies_hold_no_request_data(name: str) -> None:
+    """Only $context.error.responseType (an enum of API Gateway's) may appear: no path, no header,
+    no message (an IAM signature error's message quotes the Authorization header, unescaped)."""
+    template = gateway_responses()[name]["responseTemplates"]["application/json"]
+    assert set(re.findall(r"\$[A-Za-z.{}]+", template)) <= {"$context.error.responseType"}
+
+
+CORS_ORIGIN = {
+    "Fn::If": [
+        "HasCors",
+        {"Fn::If": ["CorsAnyOrigin", "'*'", "method.request.header.Origin"]},
+        {"Ref": "AWS::NoValue"},
+    ]
+}
+
+
+@pytest.mark.parametrize("name", sorted(gateway_responses()))
+def test_gateway_errors_carry_the_security_headers_and_cors_when_it_is_on(name: str) -> None:
+    parameters = gateway_responses()[name]["responseParameters"]
+    assert parameters["gatewayresponse.header.Cache-Control"] == "'no-store'"
+    assert parameters["gatewayresponse.header.X-Content-Type-Options"] == "'nosniff'"
+    assert parameters["gatewayresponse.header.Access-Control-Allow-Origin"] == CORS_ORIGIN
+    assert parameters["gatewayresponse.header.Vary"] == {
+        "Fn::If": ["CorsOriginList", "'Origin'", {"Ref": "AWS::NoValue"}]
+    }
+
+
+def test_the_cors_parameter_reaches_the_functions_and_its_conditions_read_it() -> None:
+    parameter = TEMPLATE["Parameters"]["CorsAllowedOrigins"]
+    assert parameter["Default"] == ""
+    variables = TEMPLATE["Globals"]["Function"]["Environment"]["Variables"]
+    assert variables["CORS_ALLOWED_ORIGINS"] == {"Ref": "CorsAllowedOrigins"}
+    conditions = TEMPLATE["Conditions"]
+    assert conditions["HasCors"] == {"Fn::Not": [{"Fn::Equals": [{"Ref": "CorsAllowedOrigins"}, ""]}]}
+    assert conditions["CorsAnyOrigin"] == {"Fn::Equals": [{"Ref": "CorsAllowedOrigins"}, "*"]}
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "",
+        "*",
+        "https://app.example.org",
+        "https://a.example.org,http://127.0.0.1:8080",
+        "https://a.test, https://b.test",
+    ],
+)
+def test_the_cors_parameter_accepts_what_the_functions_accept(value: str) -> None:
+    assert re.fullmatch(TEMPLATE["Parameters"]["CorsAllowedOrigins"]["AllowedPattern"], value)
+    CorsPolicy.parse(value)
+
+
+@pytest.mark.parametrize(
+    "value", ["app.example.org", "https://a.test/path", "*,https://a.test", "https://a.test?x", "null"]
+)
+def test_the_cors_parameter_refuses_what_is_no_origin(value: str) -> None:
+    assert re.fullmatch(TEMPLATE["Parameters"]["CorsAllowedOrigins"]["AllowedPattern"], value) is None
+    with pytest.raises(CorsOriginError):
+        CorsPolicy.parse(value)
+
+
+@pytest.mark.parametrize(
+    "path", ["/Encounter/{id}", "/Encounter", "/metadata", "/.well-known/smart-configuration"]
+)
+def test_every_path_answers_a_preflight_without_a_token_from_the_capability_function(path: str) -> None:
+    options = definition()["paths"][path]["options"]
+    assert options["security"] == []
+    integration = options["x-amazon-apigateway-integration"]
+    assert integration["type"] == "aws_proxy"
+    assert "${CapabilityStatementFunctionAliaslive}" in integration["uri"]["Fn::Sub"]
+    events = TEMPLATE["Resources"]["CapabilityStatementFunction"]["Properties"]["Events"].values()
+    assert {"RestApiId": {"Ref": "EncounterApi"}, "Path": path, "Method": "OPTIONS"} in [
+        event["Properties"] for event in events
+    ]
 
 
 def test_a_rejected_token_is_a_401_with_invalid_token_and_a_missing_one_a_bare_bearer_challenge() -> None:
@@ -222,8 +296,86 @@ def test_every_function_keeps_its_logs_for_the_retention_parameter(function: str
     assert {
         "LogGroupName": {"Fn::Sub": f"/aws/lambda/${{{function}}}"},
         "RetentionInDays": {"Ref": "LogRetentionDays"},
+        "KmsKeyId": KMS_KEY_IF_SET,
     } in groups
     assert TEMPLATE["Parameters"]["LogRetentionDays"]["Default"] == 400
+
+
+KMS_KEY_IF_SET = {"Fn::If": ["HasLogsKmsKey", {"Ref": "LogsKmsKeyArn"}, {"Ref": "AWS::NoValue"}]}
+
+
+def test_every_log_group_is_kept_for_the_retention_and_encrypted_with_the_optional_key() -> None:
+    groups = [r["Properties"] for r in TEMPLATE["Resources"].values() if r["Type"] == "AWS::Logs::LogGroup"]
+    assert len(groups) == 5  # four functions and the access log
+    assert all(g["RetentionInDays"] == {"Ref": "LogRetentionDays"} for g in groups)
+    assert all(g["KmsKeyId"] == KMS_KEY_IF_SET for g in groups)
+    assert TEMPLATE["Parameters"]["LogsKmsKeyArn"]["Default"] == ""
+    assert TEMPLATE["Conditions"]["HasLogsKmsKey"] == {
+        "Fn::Not": [{"Fn::Equals": [{"Ref": "LogsKmsKeyArn"}, ""]}]
+    }
+
+
+def access_log_format() -> dict[str, str]:
+    setting = TEMPLATE["Resources"]["EncounterApi"]["Properties"]["AccessLogSetting"]
+    assert setting["DestinationArn"] == {"Fn::GetAtt": "ApiAccessLogGroup.Arn"}
+    fields: dict[str, str] = json.loads(setting["Format"])
+    return fields
+
+
+def test_the_access_log_is_one_json_object_per_request_in_its_own_log_group() -> None:
+    fields = access_log_format()
+    assert all(isinstance(value, str) for value in fields.values())  # quoted: "-" when absent
+    assert {
+        "request_id": "$context.requestId",
+        "route": "$context.httpMethod $context.resourcePath",
+        "status": "$context.status",
+        "error_type": "$context.error.responseType",
+        "latency_ms": "$context.responseLatency",
+        "integration_latency_ms": "$context.integration.latency",
+        "sub": "$context.authorizer.sub",
+        "client_id": "$context.authorizer.client_id",
+        "iam_caller": "$context.identity.userArn",
+    }.items() <= fields.items()
+    group = TEMPLATE["Resources"]["ApiAccessLogGroup"]
+    assert group["Type"] == "AWS::Logs::LogGroup"
+
+
+def test_the_access_log_holds_no_path_and_no_query_string() -> None:
+    text = TEMPLATE["Resources"]["EncounterApi"]["Properties"]["AccessLogSetting"]["Format"]
+    variables = set(re.findall(r"\$[A-Za-z.]+", text))
+    assert not {v for v in variables if v.startswith(("$input", "$method", "$util"))}
+    assert not variables & {"$context.path", "$context.requestOverride", "$context.identity.userAgent"}
+    assert "$context.resourcePath" in variables
+
+
+def test_the_access_log_joins_the_audit_lines_on_the_request_id() -> None:
+    """The functions' audit lines and the authorizer's carry requestContext.requestId as request_id."""
+    assert access_log_format()["request_id"] == "$context.requestId"
+    runtime = (ROOT / "layers/encounter/python/fhir_encounter/runtime.py").read_text()
+    assert '"request_id": str(context.get("requestId", ""))' in runtime
+    authorizer = (ROOT / "functions/authorizer/app.py").read_text()
+    assert '"request_id": (event.get("requestContext") or {}).get("requestId", "")' in authorizer
+
+
+def test_the_account_log_role_is_created_only_when_asked_and_the_api_waits_for_it() -> None:
+    resources = TEMPLATE["Resources"]
+    assert TEMPLATE["Parameters"]["CreateApiGatewayAccountRole"]["Default"] == "false"
+    assert resources["ApiGatewayAccount"]["Condition"] == "CreatesApiGatewayAccountRole"
+    assert resources["ApiGatewayCloudWatchRole"]["Condition"] == "CreatesApiGatewayAccountRole"
+    assert resources["ApiGatewayAccount"]["Properties"]["CloudWatchRoleArn"] == {
+        "Fn::GetAtt": "ApiGatewayCloudWatchRole.Arn"
+    }
+    assert resources["EncounterApi"]["DependsOn"] == "ApiGatewayAccountReady"
+    assert resources["ApiGatewayAccountReady"]["Metadata"]["AccountRole"] == {
+        "Fn::If": ["CreatesApiGatewayAccountRole", {"Ref": "ApiGatewayAccount"}, ""]
+    }
+
+
+def test_stage_tracing_is_off_unless_asked_and_execution_data_logs_never_on() -> None:
+    properties = TEMPLATE["Resources"]["EncounterApi"]["Properties"]
+    assert TEMPLATE["Parameters"]["ApiTracing"]["Default"] == "false"
+    assert properties["TracingEnabled"] == {"Fn::If": ["ApiTracingOn", True, False]}
+    assert all(setting["DataTraceEnabled"] is False for setting in properties["MethodSettings"])
 
 
 def test_every_setting_is_declared_so_sam_local_env_vars_can_set_it() -> None:
@@ -249,10 +401,11 @@ def test_the_api_page_table_is_the_registry() -> None:
 def test_every_route_is_in_the_readme() -> None:
     readme = (ROOT / "README.md").read_text()
     for route in api_routes(TEMPLATE, ROOT):
-        assert f"`{route.method} {route.path}" in readme, route.path
+        if route.method != "OPTIONS":  # the CORS preflights are documented with CORS, not as routes
+            assert f"`{route.method} {route.path}" in readme, route.path
 
 
-# ---- scopes, token lifetime and SMART discovery (issue 16) ----------------------------------------
+# ---- scopes, token lifetime and SMART discovery -------------------------------------------------
 
 NEW_PARAMETERS = {  # parameter -> (the functions' variable, default)
     "ScopePrefix": ("SCOPE_PREFIX", ""),

@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 from botocore.utils import is_valid_endpoint_url, is_valid_ipv6_endpoint_url
 
 from fhir_encounter.access import AuthMode
+from fhir_encounter.cors import CorsOriginError, CorsPolicy
 from fhir_encounter.references import is_fhir_id
 from fhir_encounter.store.writer import EncounterWriter
 from fhir_encounter_tools.devserver.issuer import (
@@ -121,6 +122,7 @@ def _serve(args: argparse.Namespace) -> int:
         dynamodb_port=args.dynamodb_port,
         auth=AuthMode(args.auth),
         dev_issuer_key=args.dev_issuer_key,
+        cors=CorsPolicy.parse(args.cors_origin or []),
     )
 
 
@@ -209,6 +211,14 @@ def _count(text: str) -> int:
     if value < 0:
         raise argparse.ArgumentTypeError("must be a whole number, 0 or more")
     return value
+
+
+def _cors_origins(text: str) -> str:
+    try:
+        CorsPolicy.parse(text)
+    except CorsOriginError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+    return text
 
 
 def _port(text: str) -> int:
@@ -328,6 +338,14 @@ def _parser() -> argparse.ArgumentParser:
         type=Path,
         metavar="PATH",
         help="with --auth smart: the dev issuer's RSA key (PEM), created with mode 0600 if missing",
+    )
+    serve.add_argument(
+        "--cors-origin",
+        action="append",
+        type=_cors_origins,
+        metavar="ORIGIN",
+        help="let browser apps of ORIGIN call the API (CORS), as CorsAllowedOrigins does: "
+        "* for any, repeatable or comma-separated (default: none)",
     )
     text = f"Print an access token of the dev issuer ({DEV_ISSUER}, audience {DEV_AUDIENCE}) on stdout."
     token = commands.add_parser("token", help=text, description=text)

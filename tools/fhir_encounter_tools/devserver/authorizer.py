@@ -76,7 +76,7 @@ class LocalAuthorizer:
     def refusal(self, route_path: str, event: dict[str, Any]) -> FhirError | None:
         """None when API Gateway would pass ``event`` on to the function (then with the
         authorizer's context in it); else the error it answers."""
-        if route_path in PUBLIC_PATHS:
+        if route_path in PUBLIC_PATHS or event.get("httpMethod") == "OPTIONS":  # preflights: no token
             return None
         arn = method_arn(event)
         request = {

@@ -32,6 +32,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from fhir_encounter.access import AuthMode
 from fhir_encounter.config import ENVIRONMENT
+from fhir_encounter.cors import ANY_ORIGIN, CorsPolicy
 from fhir_encounter.errors import (
     CONTENT_TYPE,
     FhirError,
@@ -40,6 +41,7 @@ from fhir_encounter.errors import (
     NotFoundError,
     error_body,
 )
+from fhir_encounter.gateway import COMMON_HEADERS
 from fhir_encounter.references import ReferenceValueError, split_reference
 from fhir_encounter.store.dynamodb import LOCAL_REGION
 from fhir_encounter.store.writer import EncounterWriter
@@ -243,16 +245,20 @@ def match_route(routes: list[LocalRoute], method: str, path: str) -> tuple[Local
         if candidate.route.method in (method, "ANY"):
             return candidate, parameters
         allowed.append(candidate.route.method)
-    if allowed:
-        raise MethodNotAllowedError(method, sorted(set(allowed)))
+    if allowed:  # HEAD is GET without a body; OPTIONS: the CORS preflight routes
+        order = ["GET", "HEAD", "OPTIONS"]
+        methods = set(allowed) | ({"HEAD"} if "GET" in allowed else set())
+        raise MethodNotAllowedError(method, [m for m in order if m in methods] + sorted(methods - set(order)))
     raise NotFoundError(f"No route for {method} {_shown(path)}")
 
 
-def error_result(error: FhirError) -> dict[str, Any]:
-    """An error as a Lambda proxy result, so that every answer is written the same way."""
+def error_result(error: FhirError, headers: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """An error as a Lambda proxy result, so that every answer is written the same way: with the
+    functions' security headers, and ``headers`` (CORS)."""
+    added = {**COMMON_HEADERS, **error.headers(), **(headers or {})}
     return {
         "statusCode": error.status,
-        "multiValueHeaders": {"Content-Type": [CONTENT_TYPE]} | {k: [v] for k, v in error.headers().items()},
+        "multiValueHeaders": {"Content-Type": [CONTENT_TYPE]} | {k: [v] for k, v in added.items()},
         "body": error_body(error),
         "isBase64Encoded": False,
     }
@@ -266,7 +272,17 @@ class LocalApiServer(ThreadingHTTPServer):
         self.stage = stage
         self.routes: list[LocalRoute] = []
         self.authorizer: LocalAuthorizer | None = None  # --auth smart: API Gateway's authorizer step
+        self.cors = CorsPolicy()  # --cors-origin: the functions' policy, and the gateway responses'
         self._invocations = threading.Lock()
+
+    def gateway_cors_headers(self, origin: str | None) -> dict[str, str]:
+        """The CORS headers of the server's own errors, as template.yaml's gateway responses give
+        them: they carry no data, so they echo any Origin (a gateway response cannot filter)."""
+        if not self.cors.enabled:
+            return {}
+        if self.cors.any_origin:
+            return {"Access-Control-Allow-Origin": ANY_ORIGIN}
+        return {"Vary": "Origin", **({"Access-Control-Allow-Origin": origin} if origin else {})}
 
     def invoke(self, target: LocalRoute, event: dict[str, Any]) -> dict[str, Any]:
         """Run the function's handler as Lambda would: one event at a time, a fresh context."""
@@ -359,7 +375,9 @@ class _RequestHandler(BaseHTTPRequestHandler):
         self.close_connection = True
         if self.request_version == "HTTP/0.9":  # so that the answer has a status line and headers
             self.request_version = "HTTP/1.0"
-        status = self._write(error_result(protocol_error(code, method, message)), close=True)
+        origin = self.headers.get("Origin") if getattr(self, "headers", None) is not None else None
+        error = protocol_error(code, method, message)
+        status = self._write(error_result(error, self.server.gateway_cors_headers(origin)), close=True)
         self._linger()
         _log(f"{_shown(method, 32) or '-'} - {status} {(time.perf_counter() - started) * 1000:.1f} ms")
 
@@ -372,13 +390,14 @@ class _RequestHandler(BaseHTTPRequestHandler):
             body = self._body()
             target, path_parameters = match_route(self.server.routes, method, path)
         except FhirError as error:
-            result = error_result(error)
+            result = error_result(error, self.server.gateway_cors_headers(self.headers.get("Origin")))
         else:
             decoded = "/" + "/".join(decode_path(path) or ())
             event = self._event(target, method, decoded, path_parameters, split.query, body)
             authorizer = self.server.authorizer
             refused = authorizer.refusal(target.route.path, event) if authorizer else None
-            result = error_result(refused) if refused else self.server.invoke(target, event)
+            cors = self.server.gateway_cors_headers(self.headers.get("Origin"))
+            result = error_result(refused, cors) if refused else self.server.invoke(target, event)
         status = self._write(result)
         _log(f"{self.command} {_shown(path)} {status} {(time.perf_counter() - started) * 1000:.1f} ms")
 
@@ -499,11 +518,13 @@ def serve(
     dynamodb_port: int | None = None,
     auth: AuthMode = AuthMode.NONE,
     dev_issuer_key: Path | None = None,
+    cors: CorsPolicy | None = None,
 ) -> int:
     """Serve the API on http://host:port until Ctrl-C, SIGTERM or SIGHUP; 0 then, 1 when it cannot
     start. Without ``endpoint_url`` it runs DynamoDB Local, in ``data_dir`` (kept) or in memory,
     on ``dynamodb_port`` or a free port. ``auth`` smart puts the authorizer function in front of
-    the functions, with tokens of the dev issuer whose key is ``dev_issuer_key``; none serves all."""
+    the functions, with tokens of the dev issuer whose key is ``dev_issuer_key``; none serves all.
+    ``cors``: the origins whose browser apps may call it (CorsAllowedOrigins)."""
     try:
         template_path = find_template()
         template = load_template(template_path)
@@ -523,6 +544,7 @@ def serve(
     except OSError as error:
         return _fail(f"cannot listen on {host}:{port}: {error.strerror or type(error).__name__}")
     base_url = f"http://{host}:{server.server_port}"
+    server.cors = cors or CorsPolicy()
     with server, _stop_on_signals(), ExitStack() as stack:
         try:
             if endpoint_url is None:
@@ -542,6 +564,9 @@ def serve(
                 log_level=log_level,
             )
             environment.update(function_auth_environment(auth, base_url))
+            if server.cors.enabled:
+                environment["CORS_ALLOWED_ORIGINS"] = ",".join(server.cors.origins)
+                print(f"CORS: browser apps of {', '.join(server.cors.origins)} may call it", flush=True)
             server.routes = local_routes(routes, environment)
             if issuer is not None:
                 _require_tokens(server, issuer, template_path.parent)

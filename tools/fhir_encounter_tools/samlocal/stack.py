@@ -95,10 +95,13 @@ class SamLocal:
             *(["--skip-pull-image"] if self.image.stand_in else []),
         ]
 
-    def write_env_file(self, path: Path, table: str, log_level: str = DEFAULT_LOG_LEVEL) -> Path:
+    def write_env_file(
+        self, path: Path, table: str, log_level: str = DEFAULT_LOG_LEVEL, cors_origins: str = ""
+    ) -> Path:
         """The functions' env.json: the settings `make run` gives them, pointed at DynamoDB Local
         through the bridge (tracing and metrics off, a fresh cursor key), with the template's
-        default AuthMode (iam: `sam local` checks no signatures; AWS_SAM_LOCAL is set there)."""
+        default AuthMode (iam: `sam local` checks no signatures; AWS_SAM_LOCAL is set there);
+        ``cors_origins`` as CorsAllowedOrigins (serve's --cors-origin)."""
         template = load_template(self.project / "template.yaml")
         environment = function_environment(
             template,
@@ -109,6 +112,8 @@ class SamLocal:
         )
         # Required (a function without it refuses to start): the template's AuthMode, as deployed.
         environment["AUTH_MODE"] = str(template["Parameters"]["AuthMode"]["Default"])
+        if cors_origins:
+            environment["CORS_ALLOWED_ORIGINS"] = cors_origins
         path.parent.mkdir(parents=True, exist_ok=True)
         path.touch(mode=0o600)
         path.chmod(0o600)  # before the cursor key is written into it

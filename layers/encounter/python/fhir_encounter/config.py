@@ -9,6 +9,7 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 from fhir_encounter.access import SCOPE_TOKEN, AuthMode, ScopePolicy
+from fhir_encounter.cors import CorsPolicy
 
 # SMART discovery's defaults: what a Cognito user pool supports (template.yaml's defaults too).
 DEFAULT_CAPABILITIES = (
@@ -50,6 +51,7 @@ class Settings:
     table_name: str | None = None  # 3 to 255 characters (DynamoDB's table name length)
     cursor_secret: str | None = None  # at least 16 characters
     fhir_base_url: str | None = None  # without a trailing slash
+    cors_allowed_origins: tuple[str, ...] = ()  # empty: no CORS; ("*",): any origin
     dynamodb_endpoint_url: str | None = None
     scope_prefix: str = ""  # the resource-server prefix of the identity provider's scopes
     user_scopes: bool = True  # USER_SCOPES enabled (the default) or disabled
@@ -104,6 +106,10 @@ class Settings:
         listens) unless POWERTOOLS_TRACE_DISABLED. Off, the X-Ray SDK is never imported."""
         return self.lambda_task_root is not None and not self.sam_local and not self.trace_disabled
 
+    @property
+    def cors(self) -> CorsPolicy:
+        return CorsPolicy(self.cors_allowed_origins)
+
     def store_settings(self) -> tuple[str, str]:
         """(table name, cursor secret): what a function that reads the table needs."""
         missing = [
@@ -128,6 +134,7 @@ ENVIRONMENT = {
     "table_name": "ENCOUNTER_TABLE",
     "cursor_secret": "CURSOR_SECRET",
     "fhir_base_url": "FHIR_BASE_URL",
+    "cors_allowed_origins": "CORS_ALLOWED_ORIGINS",
     "dynamodb_endpoint_url": "DYNAMODB_ENDPOINT_URL",
     "scope_prefix": "SCOPE_PREFIX",
     "user_scopes": "USER_SCOPES",
@@ -194,6 +201,7 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "table_name": _length(3, 255),
     "cursor_secret": _length(16),
     "fhir_base_url": lambda value: value.rstrip("/") or None,
+    "cors_allowed_origins": lambda value: CorsPolicy.parse(value).origins,
     "scope_prefix": _scope_prefix,
     "user_scopes": _enabled,
     "smart_capabilities": _names,

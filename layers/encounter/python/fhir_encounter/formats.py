@@ -17,7 +17,8 @@ NOT_ACCEPTABLE_TEXT = "This server answers only in FHIR JSON (application/fhir+j
 def wants_pretty(query: Mapping[str, Sequence[str]] | None, accept: str | None) -> bool:
     """Whether to indent the answer; NotAcceptableError when the client rules JSON out."""
     values = query or {}
-    formats = [value.strip() for value in values.get("_format", ()) if value.strip()]
+    # A space is a '+' sent raw, which the query string decodes (as for dates: +01:00)
+    formats = [value.strip().replace(" ", "+") for value in values.get("_format", ()) if value.strip()]
     if any(_media_type(value) not in _JSON_FORMATS for value in formats):
         raise NotAcceptableError(f"{NOT_ACCEPTABLE_TEXT}: use _format=json")
     if not formats and accept and not _accepts_json(accept):

@@ -1,6 +1,7 @@
 """API Gateway REST proxy integration: the Request a route reads, the Response it returns, and the
-Router that picks a route by the event's resource template. Ours rather than Powertools'
-event_handler, whose package import (every resolver and event class) was ~40% of a cold start."""
+Router that picks a route by the event's resource template (and answers CORS preflights). Ours
+rather than Powertools' event_handler, whose package import (every resolver and event class) was
+~40% of a cold start."""
 
 from __future__ import annotations
 
@@ -9,8 +10,14 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
+from fhir_encounter.cors import CorsPolicy
+
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.typing import LambdaContext
+
+# Every response carries them, errors included: answers hold patient data, so no shared or browser
+# cache may keep them, and no browser may guess another media type than the one sent.
+COMMON_HEADERS = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}
 
 
 class Headers(Mapping[str, str]):
@@ -87,6 +94,15 @@ class Response:
             "multiValueHeaders": {name: [value] for name, value in self.headers.items()},
         }
 
+    def with_headers(self, headers: Mapping[str, str]) -> Response:
+        """This response with ``headers`` added (a Vary in both lists the names of both)."""
+        if not headers:
+            return self
+        merged = {**self.headers, **headers}
+        if "Vary" in self.headers and "Vary" in headers and self.headers["Vary"] != headers["Vary"]:
+            merged["Vary"] = f"{self.headers['Vary']}, {headers['Vary']}"
+        return Response(self.status, self.body, merged)
+
 
 Route = Callable[[Request, "LambdaContext"], Response]
 
@@ -95,11 +111,15 @@ Route = Callable[[Request, "LambdaContext"], Response]
 class Router:
     """GET routes by resource template (``/Encounter/{id}``). The event's ``resource`` names the
     template API Gateway matched; the path must end with it (a base path mapping may precede it).
-    ``on_error`` answers any exception a route raises; ``on_no_route`` a request no route takes."""
+    ``on_error`` answers any exception a route raises; ``on_no_route`` a request no route takes.
+    Any OPTIONS request is a CORS preflight, answered by ``cors`` (204, no data, no token needed:
+    the template routes OPTIONS without an authorizer); every other answer carries the CORS
+    headers ``cors`` gives the request's Origin."""
 
     on_error: Callable[[Request, Exception], Response]
     on_no_route: Callable[[Request], Response]
     routes: dict[str, Route] = field(default_factory=dict)
+    cors: CorsPolicy = field(default_factory=CorsPolicy)
 
     def get(self, template: str) -> Callable[[Route], Route]:
         def register(route: Route) -> Route:
@@ -110,14 +130,22 @@ class Router:
 
     def resolve(self, event: Mapping[str, Any], context: LambdaContext) -> dict[str, Any]:
         request = Request.from_event(event if isinstance(event, Mapping) else {})
+        origin = request.headers.get("Origin")
+        if request.method == "OPTIONS":
+            method = request.headers.get("Access-Control-Request-Method")
+            return Response(
+                204, None, {**COMMON_HEADERS, **self.cors.preflight_headers(origin, method)}
+            ).proxy_result()
         try:
             found = self._route_for(request)
             if found is None:
-                return self.on_no_route(request).proxy_result()
-            route, parameters = found
-            return route(_with_parameters(request, parameters), context).proxy_result()
+                response = self.on_no_route(request)
+            else:
+                route, parameters = found
+                response = route(_with_parameters(request, parameters), context)
         except Exception as error:  # the one place any failure becomes a response
-            return self.on_error(request, error).proxy_result()
+            response = self.on_error(request, error)
+        return response.with_headers(self.cors.response_headers(origin)).proxy_result()
 
     def _route_for(self, request: Request) -> tuple[Route, dict[str, str]] | None:
         if request.method != "GET":

@@ -14,16 +14,9 @@ from fhir_encounter.capability import capability_statement_json
 from fhir_encounter.dates import instant_now
 from fhir_encounter.errors import MAX_NAME_LENGTH, MAX_NAMED, TooCostlyError
 from fhir_encounter.formats import pretty_json, wants_pretty
-from fhir_encounter.gateway import Request, Response
+from fhir_encounter.gateway import COMMON_HEADERS, Request, Response
 from fhir_encounter.read import refuse_query_tokens
-from fhir_encounter.runtime import (
-    COMMON_HEADERS,
-    Runtime,
-    Store,
-    base_url,
-    fhir_response,
-    request_base_url,
-)
+from fhir_encounter.runtime import Runtime, Store, base_url, fhir_response, request_base_url
 from fhir_encounter.search.cursor import decode_cursor, encode_cursor, search_fingerprint
 from fhir_encounter.search.paging import fit_page, select_page
 from fhir_encounter.search.parameters import IndexRow, ParseContext
@@ -129,7 +122,12 @@ def search_encounters(request: Request, runtime: Runtime, store: Store, remainin
 
 def capability_statement(request: Request, runtime: Runtime, smart: SmartDiscovery) -> Response:
     pretty = wants_pretty(request.query, request.headers.get("Accept"))
-    security = json.dumps(rest_security(smart.endpoints())) if smart.enabled else None
+    cors = runtime.settings.cors.enabled
+    security: str | None = None
+    if smart.enabled:
+        security = json.dumps(rest_security(smart.endpoints(), cors=cors))
+    elif cors:
+        security = json.dumps({"cors": True})
     body = capability_statement_json(base_url(request, runtime), security)
     runtime.audit(request, 200, PUBLIC, [])
     return fhir_response(200, pretty_json(body) if pretty else body)

@@ -24,7 +24,7 @@ from fhir_encounter.errors import (
     NotFoundError,
     error_body,
 )
-from fhir_encounter.gateway import Request, Response, Router
+from fhir_encounter.gateway import COMMON_HEADERS, Request, Response, Router
 from fhir_encounter.store.dynamodb import dynamodb_client
 from fhir_encounter.store.repository import EncounterRepository
 
@@ -34,8 +34,6 @@ if TYPE_CHECKING:
 
 LambdaHandler = Callable[[dict[str, Any], "LambdaContext"], dict[str, Any]]
 AUDIT_SUFFIX = "-audit"  # the audit logger's service name: fhir-encounter-audit
-# Responses carry patient data: no shared or browser cache may keep them.
-COMMON_HEADERS = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,7 +139,7 @@ class Runtime:
             self.audit(request, NotFoundError.status, None, [])
             return error_response(NotFoundError(f"No route for {request.method[:10]} {request.path[:200]}"))
 
-        return Router(on_error, on_no_route)
+        return Router(on_error, on_no_route, cors=self.settings.cors)
 
     def handler(self, router: Router) -> LambdaHandler:
         """The Lambda entry point for a router, with logging context, tracing and metrics.

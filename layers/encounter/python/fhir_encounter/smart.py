@@ -135,10 +135,11 @@ def scopes_supported(settings: Settings) -> list[str]:
     ]
 
 
-def rest_security(endpoints: OAuthEndpoints) -> dict[str, Any]:
-    """CapabilityStatement.rest.security for a SMART server (the oauth-uris extension)."""
+def rest_security(endpoints: OAuthEndpoints, *, cors: bool) -> dict[str, Any]:
+    """CapabilityStatement.rest.security for a SMART server (the oauth-uris extension); ``cors``:
+    whether browsers of other origins may call it (CorsAllowedOrigins is set)."""
     return {
-        "cors": True,
+        "cors": cors,
         "service": [
             {
                 "coding": [
