@@ -48,6 +48,30 @@ PAGE = """<!doctype html>
 })();
 </script></body></html>
 """
+# A page that asks why each 401 came: serve's own (no token, as API Gateway's) and a function's
+# (a token in the URL); a browser app reads WWW-Authenticate only when it is exposed.
+CHALLENGES = (
+    PAGE.split("<script>", 1)[0]
+    + """<script>
+(async () => {
+  const out = document.getElementById("result");
+  const read = async (url, init) => {
+    const answer = await fetch(url, init);
+    return [answer.status, answer.headers.get("WWW-Authenticate")];
+  };
+  try {
+    out.textContent = JSON.stringify({
+      no_token: await read("__API__/Encounter?patient=__PATIENT__", {}),
+      token_in_url: await read("__API__/Encounter?access_token=x",
+                               {headers: {"Authorization": "Bearer __TOKEN__"}}),
+    });
+  } catch (error) {
+    out.textContent = JSON.stringify({blocked: String(error)});
+  }
+})();
+</script></body></html>
+"""
+)
 
 
 class _Quiet(SimpleHTTPRequestHandler):
@@ -107,16 +131,14 @@ def serve_page(folder: Path, port: int) -> ThreadingHTTPServer:
 def pages(
     smart_server: Server, key_file: Path, page_port: int, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[str, str]]:
-    """(the page on the allowed origin, the same page on another origin)."""
+    """(the allowed origin, another origin), each serving app.html and challenges.html."""
     folder = tmp_path_factory.mktemp("pages")
-    text = PAGE.replace("__API__", smart_server.base_url).replace("__PATIENT__", SEED_PATIENT)
-    (folder / "app.html").write_text(text.replace("__TOKEN__", token(key_file)))
+    for name, page in (("app.html", PAGE), ("challenges.html", CHALLENGES)):
+        text = page.replace("__API__", smart_server.base_url).replace("__PATIENT__", SEED_PATIENT)
+        (folder / name).write_text(text.replace("__TOKEN__", token(key_file)))
     allowed, other = serve_page(folder, page_port), serve_page(folder, free_port())
     try:
-        yield (
-            f"http://127.0.0.1:{allowed.server_port}/app.html",
-            f"http://127.0.0.1:{other.server_port}/app.html",
-        )
+        yield (f"http://127.0.0.1:{allowed.server_port}", f"http://127.0.0.1:{other.server_port}")
     finally:
         for server in (allowed, other):
             server.shutdown()
@@ -135,7 +157,7 @@ def result_of(dom: str) -> dict[str, Any]:
 def test_a_page_of_an_allowed_origin_searches_and_reads_with_a_bearer_token(
     browser: str, pages: tuple[str, str], smart_server: Server, key_file: Path, tmp_path: Path
 ) -> None:
-    result = result_of(dump_dom(browser, pages[0], tmp_path / "profile"))
+    result = result_of(dump_dom(browser, f"{pages[0]}/app.html", tmp_path / "profile"))
     expected = Api(smart_server.base_url).search(
         f"patient={SEED_PATIENT}&_count=5", {"Authorization": f"Bearer {token(key_file)}"}
     )
@@ -148,6 +170,16 @@ def test_a_page_of_an_allowed_origin_searches_and_reads_with_a_bearer_token(
 
 
 def test_a_page_of_another_origin_is_blocked(browser: str, pages: tuple[str, str], tmp_path: Path) -> None:
-    result = result_of(dump_dom(browser, pages[1], tmp_path / "profile"))
+    result = result_of(dump_dom(browser, f"{pages[1]}/app.html", tmp_path / "profile"))
     assert "blocked" in result, result
     assert "TypeError" in result["blocked"]
+
+
+def test_a_page_of_an_allowed_origin_reads_why_it_got_a_401(
+    browser: str, pages: tuple[str, str], tmp_path: Path
+) -> None:
+    result = result_of(dump_dom(browser, f"{pages[0]}/challenges.html", tmp_path / "profile"))
+    assert result == {
+        "no_token": [401, "Bearer"],
+        "token_in_url": [401, 'Bearer error="invalid_request"'],
+    }

@@ -219,7 +219,10 @@ def test_every_answer_carries_the_cors_headers_of_its_origin(path: str, resource
     assert result["statusCode"] == status
     headers = headers_of(result)
     assert (headers["Access-Control-Allow-Origin"], headers["Vary"]) == (APP, "Origin")
-    assert headers["Access-Control-Expose-Headers"] == "ETag, Last-Modified, Location, Content-Location"
+    assert (
+        headers["Access-Control-Expose-Headers"]
+        == "ETag, Last-Modified, Location, Content-Location, WWW-Authenticate"
+    )
 
 
 def test_an_answer_to_another_origin_carries_no_grant() -> None:

@@ -22,6 +22,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from fhir_encounter.access import AuthMode
+from fhir_encounter.cors import CorsPolicy
 from fhir_encounter.errors import FhirError
 from fhir_encounter_tools.devserver.authorizer import (
     AUTHORIZER_CODE_DIR,
@@ -44,6 +45,8 @@ from fhir_encounter_tools.devserver.issuer import (
 from fhir_encounter_tools.devserver.server import LocalApiServer, LocalRoute, PathTemplate, load_module
 from fhir_encounter_tools.template import Route, load_template
 from tests.support import ROOT, run_cli
+
+APP_ORIGIN = "https://app.example.org"
 
 _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 READ = Route("GET", "/Encounter/{id}", "ReadEncounterFunction", Path("functions/read"), "app.lambda_handler")
@@ -420,6 +423,21 @@ def test_over_http_a_bad_token_is_401_invalid_token(serving: LocalApiServer, fun
     assert (status, headers["WWW-Authenticate"]) == (401, 'Bearer error="invalid_token"')
     assert body["resourceType"] == "OperationOutcome"
     assert function.events == []
+
+
+@pytest.mark.parametrize(
+    ("authorization", "challenge"), [(None, "Bearer"), ("Bearer e30.e30.e30", 'Bearer error="invalid_token"')]
+)
+def test_over_http_a_401_lets_a_browser_app_of_an_allowed_origin_read_its_challenge(
+    serving: LocalApiServer, authorization: str | None, challenge: str
+) -> None:
+    serving.cors = CorsPolicy.parse(APP_ORIGIN)
+    headers = {"Origin": APP_ORIGIN, **({"Authorization": authorization} if authorization else {})}
+    status, answered, _ = get(serving, "/Encounter/enc-1", headers)
+    assert (status, answered["WWW-Authenticate"]) == (401, challenge)
+    assert answered["Access-Control-Allow-Origin"] == APP_ORIGIN
+    assert answered["Access-Control-Expose-Headers"] == "WWW-Authenticate"
+    assert (answered["Cache-Control"], answered["X-Content-Type-Options"]) == ("no-store", "nosniff")
 
 
 def test_over_http_an_allowed_token_reaches_the_function_with_its_context(

@@ -550,6 +550,12 @@ def test_the_server_own_errors_echo_the_origin_when_cors_is_on(server: LocalApiS
     assert headers["vary"] == "Origin"
 
 
+def test_the_server_own_errors_expose_no_headers_but_a_challenge(server: LocalApiServer) -> None:
+    server.cors = CorsPolicy.parse("https://app.example.org")
+    _, headers, _ = exchange(server, request_bytes("GET", "/Patient/1", ["Origin: https://app.example.org"]))
+    assert "access-control-expose-headers" not in headers  # a 404 has no WWW-Authenticate to read
+
+
 def test_without_cors_the_server_own_errors_carry_no_allow_origin(server: LocalApiServer) -> None:
     found, headers, _ = exchange(server, request_bytes("GET", "/Patient/1", ["Origin: https://a.test"]))
     assert found == 404

@@ -208,6 +208,18 @@ def test_gateway_errors_carry_the_security_headers_and_cors_when_it_is_on(name: 
     }
 
 
+@pytest.mark.parametrize("name", sorted(gateway_responses()))
+def test_a_gateway_401_lets_a_browser_app_read_its_challenge_when_cors_is_on(name: str) -> None:
+    response = gateway_responses()[name]
+    parameters = response["responseParameters"]
+    exposed = parameters.get("gatewayresponse.header.Access-Control-Expose-Headers")
+    if "gatewayresponse.header.WWW-Authenticate" in parameters:
+        assert response["statusCode"] == 401
+        assert exposed == {"Fn::If": ["HasCors", "'WWW-Authenticate'", {"Ref": "AWS::NoValue"}]}
+    else:
+        assert exposed is None
+
+
 def test_the_cors_parameter_reaches_the_functions_and_its_conditions_read_it() -> None:
     parameter = TEMPLATE["Parameters"]["CorsAllowedOrigins"]
     assert parameter["Default"] == ""

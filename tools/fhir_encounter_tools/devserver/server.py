@@ -254,8 +254,11 @@ def match_route(routes: list[LocalRoute], method: str, path: str) -> tuple[Local
 
 def error_result(error: FhirError, headers: Mapping[str, str] | None = None) -> dict[str, Any]:
     """An error as a Lambda proxy result, so that every answer is written the same way: with the
-    functions' security headers, and ``headers`` (CORS)."""
+    functions' security headers, and ``headers`` (CORS). A 401's challenge is exposed to browser
+    apps when CORS is on, as template.yaml's 401 gateway responses expose it."""
     added = {**COMMON_HEADERS, **error.headers(), **(headers or {})}
+    if headers and "WWW-Authenticate" in added:
+        added["Access-Control-Expose-Headers"] = "WWW-Authenticate"
     return {
         "statusCode": error.status,
         "multiValueHeaders": {"Content-Type": [CONTENT_TYPE]} | {k: [v] for k, v in added.items()},

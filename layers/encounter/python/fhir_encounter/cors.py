@@ -11,7 +11,8 @@ from dataclasses import dataclass
 ANY_ORIGIN = "*"
 ALLOWED_METHODS = ("GET",)  # and HEAD, which a browser never preflights; POST once a route takes it
 ALLOWED_HEADERS = ("Authorization", "Content-Type", "Prefer", "If-None-Match")
-EXPOSED_HEADERS = ("ETag", "Last-Modified", "Location", "Content-Location")
+# What a browser app may read besides the safelisted headers: WWW-Authenticate says why a 401 came.
+EXPOSED_HEADERS = ("ETag", "Last-Modified", "Location", "Content-Location", "WWW-Authenticate")
 MAX_AGE_SECONDS = 600  # Chromium caps a preflight's cache at 2 hours, Firefox at 24
 ALLOW = "GET, HEAD, OPTIONS"  # the Allow header of an OPTIONS answer (RFC 9110 9.3.7)
 
