@@ -26,19 +26,27 @@ def as_token(event: dict[str, Any], token: dict[str, str] | None) -> dict[str, A
     return event
 
 
-def search(query: str, token: dict[str, str] | None) -> Response:
+def search(query: str, token: dict[str, str] | None, headers: dict[str, str] | None = None) -> Response:
     event = rest_api_event(
-        method="GET", path="/Encounter", resource="/Encounter", query=parse_qs(query, keep_blank_values=True)
+        method="GET",
+        path="/Encounter",
+        resource="/Encounter",
+        query=parse_qs(query, keep_blank_values=True),
+        headers=headers,
     )
     return invoke(as_token(event, token))
 
 
-def read(encounter_id: str, token: dict[str, str] | None) -> Response:
+def read(
+    encounter_id: str, token: dict[str, str] | None, headers: dict[str, str] | None = None, query: str = ""
+) -> Response:
     event = rest_api_event(
         method="GET",
         path=f"/Encounter/{encounter_id}",
         resource="/Encounter/{id}",
         path_parameters={"id": encounter_id},
+        query=parse_qs(query),
+        headers=headers,
     )
     return invoke(as_token(event, token))
 
@@ -151,18 +159,7 @@ def test_a_token_in_the_query_string_is_refused_even_past_the_authorizer() -> No
     """A cached authorizer decision could let it through: the handlers refuse it themselves."""
     for status, headers, outcome in (
         search("access_token=abc", claims("user/Encounter.rs")),
-        invoke(
-            as_token(
-                rest_api_event(
-                    method="GET",
-                    path="/Encounter/a-1",
-                    resource="/Encounter/{id}",
-                    path_parameters={"id": "a-1"},
-                    query={"access_token": ["abc"]},
-                ),
-                claims("user/Encounter.rs"),
-            )
-        ),
+        read("a-1", claims("user/Encounter.rs"), query="access_token=abc"),
     ):
         assert status == 401
         assert headers["WWW-Authenticate"] == 'Bearer error="invalid_request"'
@@ -319,6 +316,29 @@ def test_an_expired_token_is_401_invalid_token_even_from_a_cached_decision(token
         assert outcome["resourceType"] == "OperationOutcome"
         assert outcome["issue"][0]["code"] == "login"
         assert "a-1" not in str(outcome)
+
+
+@pytest.mark.usefixtures("smart")
+def test_a_401_carries_the_security_headers_and_lets_a_browser_app_of_an_allowed_origin_read_why(
+    table: Any,
+) -> None:
+    app = {"Origin": "https://app.example.org"}
+    expired = claims("user/Encounter.rs", expires_in=-120)
+    valid = claims("user/Encounter.rs")
+    with handlers_on(table, settings_with(CORS_ALLOWED_ORIGINS=app["Origin"])):
+        answers = {
+            'Bearer error="invalid_token"': [search("", expired, app), read("a-1", expired, app)],
+            'Bearer error="invalid_request"': [
+                search("access_token=abc", valid, app),
+                read("a-1", valid, app, query="access_token=abc"),
+            ],
+        }
+    for challenge, responses in answers.items():
+        for status, headers, _ in responses:
+            assert (status, headers["WWW-Authenticate"]) == (401, challenge)
+            assert (headers["Cache-Control"], headers["X-Content-Type-Options"]) == ("no-store", "nosniff")
+            assert (headers["Access-Control-Allow-Origin"], headers["Vary"]) == (app["Origin"], "Origin")
+            assert "WWW-Authenticate" in headers["Access-Control-Expose-Headers"].split(", ")
 
 
 @pytest.mark.usefixtures("smart")
