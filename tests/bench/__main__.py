@@ -13,7 +13,7 @@ and printed as a table: figure | project | bare boto3 | ratio | target | ok.
   1.2; the other shapes are reported.
 - RSS after 1,000 requests (tests/bench/memory.py), fresh processes.
 - Cold start and load come from tests/bench/coldstart.py and tests/bench/loading.py when present.
-- Sizes per Encounter from the writer's own items (tests/bench/sizing.py), for the README's sizing.
+- Sizes per Encounter from the writer's own items (tests/bench/sizing.py), for docs/performance.md's sizing.
 
 Figures from this machine are for comparing commits; Lambda's arm64 cores differ. The exit status
 is 0 whatever the figures: it is a report, whose last line says how many figures are in target.

@@ -1,6 +1,6 @@
 """The floor: what a hand-written handler on bare boto3 would ask DynamoDB for the same answers.
 
-Each method makes only the calls that the key design (store/keys.py, the README's "DynamoDB"
+Each method makes only the calls that the key design (store/keys.py, docs/design.md's "DynamoDB"
 section) requires, and returns the JSON a handler would send, built by joining the stored texts:
 
 - read: one GetItem of the Encounter's body;

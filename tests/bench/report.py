@@ -55,7 +55,7 @@ def target_text(figure: Figure) -> str:
 
 
 def table(figures: Sequence[Figure]) -> str:
-    """The figures as a Markdown table (the README's format), then notes for rows that have one."""
+    """The figures as a Markdown table (docs/performance.md's format), then notes for rows that have one."""
     lines = ["| figure | project | bare boto3 | ratio | target | ok |", "|---|---|---|---|---|---|"]
     for f in figures:
         ratio = "—" if f.ratio is None else f"{f.ratio:.2f}x"

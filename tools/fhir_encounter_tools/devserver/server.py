@@ -1,7 +1,7 @@
 """``fhir-encounter serve``: a local API Gateway in front of the real handlers, so that `make run`
 behaves as the deployed API does without Docker: routes from template.yaml, proxy events as API
 Gateway builds them, every answer (its own errors included) an OperationOutcome, and DynamoDB
-Local started, seeded and stopped with it. The README's "Running locally" says what it does."""
+Local started, seeded and stopped with it. docs/running-locally.md says what it does."""
 
 from __future__ import annotations
 

@@ -2,8 +2,8 @@
 ``EncounterWriter``. One bad record is reported with its place and reason and never costs the
 records around it. Records are read and validated in order on the calling thread (so the first of
 an id wins, and rejections come in input order); batches of them are written by LOAD_WORKERS
-threads, at most two batches per thread in flight, so memory holds those and the ids seen. The
-README's "Loading your own Encounters" says what each input does."""
+threads, at most two batches per thread in flight, so memory holds those and the ids seen.
+docs/running-locally.md ("Loading your own Encounters") says what each input does."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """The FHIR error family: each failure a client can see, with its HTTP status and issue code.
 
 Texts name what was wrong (a parameter name, an id the client sent), never stack traces, AWS
-error text or stored data. ``Runtime.resolver`` maps them to responses.
+error text or stored data. ``Runtime.router`` maps them to responses.
 """
 
 from __future__ import annotations

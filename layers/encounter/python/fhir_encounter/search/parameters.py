@@ -1,6 +1,6 @@
 """The one registry of Encounter search parameters: for each, how a value parses, what the writer
 extracts into index attributes, how a row matches and which index serves it. The query model,
-stored attributes, GSI projections, CapabilityStatement and README table all derive from it.
+stored attributes, GSI projections, CapabilityStatement and docs/api.md's table all derive from it.
 """
 
 from __future__ import annotations
@@ -80,8 +80,8 @@ class SearchParameter:
     name: str
     type: ParamType
     definition: str
-    documentation: str  # the CapabilityStatement's text and the README's "Matches" column
-    accepts: str  # the README's "Accepts" column (Markdown)
+    documentation: str  # the CapabilityStatement's text and docs/api.md's "Matches" column
+    accepts: str  # docs/api.md's "Accepts" column (Markdown)
     parse: Callable[[str, ParseContext], Any]  # one value (between commas); ValueError says why not
     field: IndexField | None  # None: the logical id (the item key)
     match: Callable[[Any, tuple[Any, ...], int], bool]  # (row value, the OR-ed values, now)

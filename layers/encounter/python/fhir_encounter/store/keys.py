@@ -1,5 +1,5 @@
 """The Encounter table's key design: attribute and index names (a test holds them equal to
-template.yaml) and the one builder of item keys and sort keys. The README explains the design."""
+template.yaml) and the one builder of item keys and sort keys. docs/design.md explains the design."""
 
 from __future__ import annotations
 

@@ -33,7 +33,10 @@ if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
 
 # Every date or unfiltered search needs the bucket directory: each container keeps it this long,
-# so the item is never a hot key. A new month becomes searchable within this time.
+# so the item is never a hot key. An Encounter in a period-start partition that the cached
+# directory does not list yet (a duration class and UTC year, or a shard, that no Encounter had
+# used before: store/periods.py), or outside the span it records for a settled year, is found by
+# those searches within this time; the others at once.
 BUCKET_TTL_SECONDS = 10.0
 
 
