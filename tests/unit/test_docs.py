@@ -86,8 +86,7 @@ def named_paths(markdown: str) -> Iterator[str]:
                 or "<" in token
                 or "{" in token
                 or token.startswith(("http", "$"))
-                or token.count(".") == 1
-                and token.startswith(".")
+                or (token.count(".") == 1 and token.startswith("."))
             ):
                 continue
             head = token.split("/", 1)[0]
