@@ -36,11 +36,13 @@ print(json.dumps(report))
 
 def test_the_built_layer_imports_in_the_runtime_image(local: SamLocal) -> None:
     build = local.project / BUILD_DIR
-    functions = function_names(load_template(ROOT / "template.yaml"))
+    template = load_template(ROOT / "template.yaml")
+    functions = function_names(template)
     mounts = [f"--volume={build / 'EncounterLayer'}:/opt:ro"]
     mounts += [f"--volume={build / name}:/functions/{name}:ro" for name in functions]
     environment = {
         "PYTHONPATH": "/opt/python",
+        "AUTH_MODE": str(template["Parameters"]["AuthMode"]["Default"]),  # required, as deployed
         "ENCOUNTER_TABLE": "encounters",
         "CURSOR_SECRET": "a-cursor-secret-for-the-import-check",
         "DYNAMODB_ENDPOINT_URL": "http://127.0.0.1:9",  # a client is built at init, never called
