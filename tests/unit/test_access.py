@@ -160,7 +160,7 @@ def test_parse_scopes_skips_what_is_not_a_resource_scope() -> None:
 
 # ---- the scope grammar: what is not a SMART scope grants nothing ------------------------------------
 
-# Each of these was once read 200 and a search of every patient (issue 16, finding 2).
+# Strings that only look like SMART scopes: none of them may read or search anything.
 NOT_SCOPES = [
     "x/user/Encounter.rs",  # another resource server's prefix
     "https://other.api/system/*.read",
