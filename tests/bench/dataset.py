@@ -11,8 +11,20 @@
 - Appointments: a quarter of the Encounters name one (a few two); one in a hundred names one of
   ten shared appointments, which the appointment search shape uses.
 
-Bodies look like real exports (identifier, class, type, participants, location, reason), about
-0.9 KB, so that item sizes and read units are realistic.
+Bodies look like real exports (identifier, class, type, participants, location, reason), so that
+item sizes and read units are realistic. All of the above comes from one stream,
+``Random(f"bench:{seed}:{size}")``, unchanged since the set was first measured. Each Encounter then
+gets the details the other Encounter search parameters read from a stream of its own
+(``Random(f"bench:{seed}:{size}:{n}:extra")``), by the seed's ``add_details``, with its shares:
+a second identifier 60%; a local type coding 25% and a second type 20%; more participants by
+class (Zipf-drawn Practitioners, some PractitionerRoles, an escort RelatedPerson 2%, a logical and
+a conditional reference 1% each; an attender for every IMP and EMER); each location's status and
+its period within the Encounter's, two locations for 30% of the closed IMP and 15% of the closed
+EMER with times; a length (min, h or d) for every closed period; reasonReference 25%, diagnosis 40%,
+episodeOfCare 15%, basedOn 20%, account 30%, partOf 3% (the subject's previous Encounter),
+dischargeDisposition for 90% of the finished IMP and EMER, specialArrangement 3%. Class, type
+and period are independent draws here (unlike the seed's), so a length follows the period and not
+the class. About 2 KB an Encounter.
 """
 
 from __future__ import annotations
@@ -23,7 +35,10 @@ import random
 from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
+from functools import partial
 from typing import Any
+
+from fhir_encounter_tools.ingest.seed import add_details
 
 SEED = 9
 HISTORY_START = datetime(2019, 1, 1, tzinfo=UTC)
@@ -77,7 +92,18 @@ def generate(size: int, seed: int = SEED) -> Dataset:
     rng = random.Random(f"bench:{seed}:{size}")
     patients = max(2, round(size / ENCOUNTERS_PER_PATIENT))
     weights = list(itertools.accumulate((rank + 1) ** -ZIPF_EXPONENT for rank in range(patients)))
-    encounters = [_encounter(rng, number, weights) for number in range(1, size + 1)]
+    drawn = [_encounter(rng, number, weights) for number in range(1, size + 1)]
+    latest: dict[str, str] = {}  # subject -> the id of its latest Encounter so far
+    for number, (resource, stay_minutes) in enumerate(drawn, start=1):
+        subject = resource["subject"]["reference"]
+        add_details(
+            resource,
+            random.Random(f"bench:{seed}:{size}:{number}:extra"),
+            stay_minutes=stay_minutes,
+            earlier=partial(latest.get, subject),
+        )
+        latest[subject] = resource["id"]
+    encounters = [resource for resource, _ in drawn]
     counts = Counter(ref for e in encounters if (ref := e["subject"]["reference"]).startswith("Patient/"))
     by_count = sorted(counts, key=lambda ref: (counts[ref], ref))
     return Dataset(
@@ -90,7 +116,10 @@ def generate(size: int, seed: int = SEED) -> Dataset:
     )
 
 
-def _encounter(rng: random.Random, number: int, patient_weights: list[float]) -> dict[str, Any]:
+def _encounter(
+    rng: random.Random, number: int, patient_weights: list[float]
+) -> tuple[dict[str, Any], float | None]:
+    """The Encounter as the main stream draws it, and its stay's minutes when its period is closed."""
     if rng.random() < GROUP_SHARE:
         subject = f"Group/group-{rng.randint(1, 5)}"
     else:
@@ -98,7 +127,7 @@ def _encounter(rng: random.Random, number: int, patient_weights: list[float]) ->
         subject = f"Patient/patient-{rank + 1:05d}"
     class_code, class_display = rng.choice(CLASSES)
     type_code, type_text = rng.choice(TYPES)
-    status, period = _period(rng)
+    status, period, stay_minutes = _period(rng)
     resource: dict[str, Any] = {
         "resourceType": "Encounter",
         "id": f"enc-{number:07d}",
@@ -140,23 +169,23 @@ def _encounter(rng: random.Random, number: int, patient_weights: list[float]) ->
         {"location": {"reference": f"Location/location-{rng.randint(1, 12):02d}", "display": "Clinic"}}
     ]
     resource["serviceProvider"] = {"reference": f"Organization/organization-{rng.randint(1, 3):02d}"}
-    return resource
+    return resource, stay_minutes
 
 
-def _period(rng: random.Random) -> tuple[str, dict[str, str] | None]:
-    """(status, period) by the shares above."""
+def _period(rng: random.Random) -> tuple[str, dict[str, str] | None, float | None]:
+    """(status, period, the stay's minutes when closed) by the shares above."""
     draw = rng.random()
     start = HISTORY_START + timedelta(
         seconds=rng.randrange(int((HISTORY_END - HISTORY_START).total_seconds()))
     )
     if draw < NO_PERIOD:
-        return rng.choice(("planned", "planned", "planned", "cancelled")), None
+        return rng.choice(("planned", "planned", "planned", "cancelled")), None, None
     draw -= NO_PERIOD
     if draw < END_ONLY:
-        return "finished", {"end": _instant(rng, start)}
+        return "finished", {"end": _instant(rng, start)}, None
     draw -= END_ONLY
     if draw < OPEN_ENDED:
-        return rng.choice(OPEN_STATUSES), {"start": _instant(rng, start)}
+        return rng.choice(OPEN_STATUSES), {"start": _instant(rng, start)}, None
     draw -= OPEN_ENDED
     if draw < LONG_STAY:
         length = timedelta(days=rng.uniform(*LONG_STAY_DAYS))
@@ -164,10 +193,13 @@ def _period(rng: random.Random) -> tuple[str, dict[str, str] | None]:
         length = timedelta(minutes=rng.uniform(5, 90))
     else:
         length = timedelta(hours=math.exp(rng.uniform(math.log(2), math.log(40 * 24))))
+    minutes = length.total_seconds() / 60
     if length >= timedelta(hours=2) and rng.random() < DATE_ONLY_SHARE:
-        return "finished", {"start": start.date().isoformat(), "end": (start + length).date().isoformat()}
+        dates = {"start": start.date().isoformat(), "end": (start + length).date().isoformat()}
+        return "finished", dates, minutes
     zone = rng.choice(ZONES)
-    return "finished", {"start": _instant(rng, start, zone), "end": _instant(rng, start + length, zone)}
+    times = {"start": _instant(rng, start, zone), "end": _instant(rng, start + length, zone)}
+    return "finished", times, minutes
 
 
 def _instant(rng: random.Random, value: datetime, zone: tuple[str, int] | None = None) -> str:
