@@ -372,6 +372,17 @@ def test_dynamodb_throttling_on_search_is_503_with_retry_after(
 
 
 @pytest.mark.usefixtures("stored")
+def test_a_503_lets_a_browser_app_of_an_allowed_origin_read_when_to_retry(table: Any) -> None:
+    origin = "https://app.example.org"
+    settings = Settings.from_environment({**TEST_ENVIRONMENT, "CORS_ALLOWED_ORIGINS": origin})
+    with handlers_on(table, settings), Stubber(table) as stubber:
+        stubber.add_client_error("get_item", "ThrottlingException", AWS_TEXT, 400)
+        status, headers, _ = read("enc-1", headers={"Origin": origin})
+    assert (status, headers["Retry-After"], headers["Access-Control-Allow-Origin"]) == (503, "2", origin)
+    assert "Retry-After" in headers["Access-Control-Expose-Headers"].split(", ")
+
+
+@pytest.mark.usefixtures("stored")
 @pytest.mark.parametrize(("request_name", "operation"), REQUEST_CALLS)
 def test_throttling_on_any_call_of_a_request_is_503_and_the_request_succeeds_after(
     table: Any, handlers: dict[str, LambdaHandler], request_name: str, operation: str

@@ -94,7 +94,9 @@ def test_an_origin_not_listed_gets_only_vary(origin: str | None) -> None:
 def test_any_origin_is_answered_with_a_star_and_no_vary() -> None:
     assert ANY.response_headers(OTHER) == {
         "Access-Control-Allow-Origin": "*",
-        "Access-Control-Expose-Headers": "ETag, Last-Modified, Location, Content-Location, WWW-Authenticate",
+        "Access-Control-Expose-Headers": (
+            "ETag, Last-Modified, Location, Content-Location, WWW-Authenticate, Retry-After"
+        ),
     }
     assert ANY.response_headers(None) == {}
 

@@ -221,7 +221,7 @@ def test_every_answer_carries_the_cors_headers_of_its_origin(path: str, resource
     assert (headers["Access-Control-Allow-Origin"], headers["Vary"]) == (APP, "Origin")
     assert (
         headers["Access-Control-Expose-Headers"]
-        == "ETag, Last-Modified, Location, Content-Location, WWW-Authenticate"
+        == "ETag, Last-Modified, Location, Content-Location, WWW-Authenticate, Retry-After"
     )
 
 

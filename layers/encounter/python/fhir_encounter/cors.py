@@ -12,7 +12,7 @@ ANY_ORIGIN = "*"
 ALLOWED_METHODS = ("GET",)  # and HEAD, which a browser never preflights; POST once a route takes it
 ALLOWED_HEADERS = ("Authorization", "Content-Type", "Prefer", "If-None-Match")
 # What a browser app may read besides the safelisted headers: WWW-Authenticate says why a 401 came.
-EXPOSED_HEADERS = ("ETag", "Last-Modified", "Location", "Content-Location", "WWW-Authenticate")
+EXPOSED_HEADERS = ("ETag", "Last-Modified", "Location", "Content-Location", "WWW-Authenticate", "Retry-After")
 MAX_AGE_SECONDS = 600  # Chromium caps a preflight's cache at 2 hours, Firefox at 24
 ALLOW = "GET, HEAD, OPTIONS"  # the Allow header of an OPTIONS answer (RFC 9110 9.3.7)
 
