@@ -15,9 +15,9 @@ import pytest
 from botocore.exceptions import ClientError
 from moto import mock_aws
 
-from fhir_encounter.search.parameters import INDEX_VERSION
 from fhir_encounter.store import keys
 from fhir_encounter.store.dynamodb import UnprocessedError
+from fhir_encounter.store.fields import INDEX_VERSION
 from fhir_encounter.store.writer import EncounterWriter
 from fhir_encounter_tools import cli, tables, template
 from fhir_encounter_tools.ingest.loader import BATCH_SIZE

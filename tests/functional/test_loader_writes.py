@@ -18,9 +18,9 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 from moto.core.botocore_stubber import MockRawResponse
 
-from fhir_encounter.search.parameters import INDEX_VERSION, STATUS
 from fhir_encounter.store import keys
 from fhir_encounter.store.dynamodb import UNPROCESSED_ATTEMPTS, UnprocessedError, dynamodb_client
+from fhir_encounter.store.fields import INDEX_VERSION, STATUS
 from fhir_encounter.store.writer import EncounterWriter
 from fhir_encounter_tools.ingest.loader import LoadReport, load_paths, load_resources
 from fhir_encounter_tools.tables import tools_client

@@ -10,8 +10,8 @@ import pytest
 
 from fhir_encounter.search.cursor import Cursor
 from fhir_encounter.search.paging import Page, fit_page, select_page
-from fhir_encounter.search.parameters import IndexRow
 from fhir_encounter.search.query import SearchQuery, parse_search
+from fhir_encounter.store.fields import IndexRow
 
 ROWS = [IndexRow(f"e{n:02d}", f"2021-06-{n + 1:02d}T10:00:00.000000Z#e{n:02d}", {}) for n in range(25)]
 

@@ -11,9 +11,10 @@ import pytest
 
 from fhir_encounter.dates import MICROS_PER_DAY, NEG_INFINITY, POS_INFINITY, DateRange
 from fhir_encounter.search.cursor import Cursor
-from fhir_encounter.search.parameters import DATE_PREFIXES, IndexRow
+from fhir_encounter.search.parameters import DATE_PREFIXES
 from fhir_encounter.search.planning import plan
 from fhir_encounter.search.query import parse_search
+from fhir_encounter.store.fields import IndexRow
 from fhir_encounter.store.items import index_row_of, period_partition
 from fhir_encounter.store.periods import CLASS_LIMITS, HOUR, SHARDS, partition_of
 from tests.support import encounter, micros

@@ -11,18 +11,13 @@ import pytest
 
 from fhir_encounter.dates import NEG_INFINITY, POS_INFINITY, DateRange, PeriodBounds, parse_range
 from fhir_encounter.search.cursor import Cursor
-from fhir_encounter.search.parameters import DATE_PREFIXES, SEARCH_PARAMETERS, IndexRow, ParamType
-from fhir_encounter.search.planning import (
-    MAX_QUERY_LIMIT,
-    Plan,
-    next_limit,
-    period_bounds,
-    plan,
-    stream_limit,
-)
+from fhir_encounter.search.parameters import DATE_PREFIXES, SEARCH_PARAMETERS, ParamType
+from fhir_encounter.search.planning import period_bounds, plan
 from fhir_encounter.search.query import Criterion, SearchQuery, parse_search
+from fhir_encounter.store.fields import IndexRow
 from fhir_encounter.store.items import index_row_of, period_partition
 from fhir_encounter.store.keys import APPOINTMENT_INDEX, PERIOD_START_INDEX, SUBJECT_INDEX
+from fhir_encounter.store.plan import MAX_QUERY_LIMIT, Plan, next_limit, stream_limit
 from tests.support import encounter, micros
 
 NOW = micros("2026-01-01T00:00:00Z")

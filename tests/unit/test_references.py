@@ -11,7 +11,7 @@ from fhir_encounter.references import (
     split_reference,
     stored_reference,
 )
-from fhir_encounter.search.parameters import SUBJECT_TYPES
+from fhir_encounter.store.fields import SUBJECT_TYPES
 
 ID_64 = "a" * 64
 ID_65 = "a" * 65

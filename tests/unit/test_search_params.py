@@ -15,11 +15,11 @@ from fhir_encounter.search.parameters import (
     RESULT_PARAMETERS,
     SEARCH_PARAMETERS,
     DateCriterion,
-    IndexRow,
     ParseContext,
     date_matches,
 )
 from fhir_encounter.search.query import SearchQuery, parse_search
+from fhir_encounter.store.fields import IndexRow
 from fhir_encounter.store.items import index_row_of
 from tests.support import encounter, micros
 
@@ -863,7 +863,7 @@ def test_another_servers_patient_matches_only_that_url() -> None:
 
 
 def test_a_period_whose_end_zone_puts_it_before_its_start_covers_the_start() -> None:
-    from fhir_encounter.search.parameters import period_range
+    from fhir_encounter.store.fields import period_range
 
     span = period_range({"period": {"start": "2021-06-15", "end": "2021-06-15T10:00:00+14:00"}})
     assert span is not None

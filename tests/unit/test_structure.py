@@ -88,6 +88,33 @@ def test_no_layer_module_imports_tools_or_developer_machinery(path: Path) -> Non
     assert bad == []
 
 
+STORE = LAYER / "fhir_encounter" / "store"
+
+
+def search_imports(path: Path) -> list[str]:
+    """What a store module imports of search/, at run time or for types."""
+    tree = ast.parse(path.read_text(), str(path))
+    names = [node.module or "" for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)] + [
+        alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names
+    ]
+    return sorted(
+        name for name in names if name == "fhir_encounter.search" or name.startswith("fhir_encounter.search.")
+    )
+
+
+@pytest.mark.parametrize("path", [p for p in source_files(STORE) if p.suffix == ".py"], ids=lambda p: p.name)
+def test_the_store_never_imports_search(path: Path) -> None:
+    """search/ builds on store/'s vocabulary (fields, rows, plans), never the reverse: the read
+    function then loads no search module."""
+    assert search_imports(path) == []
+
+
+def test_the_layering_check_finds_a_store_module_that_imports_search(tmp_path: Path) -> None:
+    module = tmp_path / "bad.py"
+    module.write_text("from fhir_encounter.search.planning import plan\nimport fhir_encounter.search.query\n")
+    assert search_imports(module) == ["fhir_encounter.search.planning", "fhir_encounter.search.query"]
+
+
 def test_the_project_has_no_import_cycles() -> None:
     modules = project_modules()
     graph = {

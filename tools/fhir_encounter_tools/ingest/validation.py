@@ -24,7 +24,7 @@ from pydantic_core import ErrorDetails, PydanticCustomError
 
 from fhir_encounter.dates import MICROS_PER_SECOND, DateValueError, parse_range
 from fhir_encounter.references import ReferenceValueError, is_fhir_id, stored_reference
-from fhir_encounter.search.parameters import SUBJECT_TYPES
+from fhir_encounter.store.fields import SUBJECT_TYPES
 
 Status = Literal[
     "planned",

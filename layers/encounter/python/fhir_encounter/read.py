@@ -1,7 +1,7 @@
 """GET /Encounter/{id}: the read route's body. Apart from routes.py so that the read function
-imports none of the search route's modules (the query model, cursors, paging, the Bundle
-builder): each import costs every cold start. It still loads search.parameters and
-search.planning, which the repository it reads through imports for the row and plan types."""
+imports no search module (the registry, the query model, planning, cursors, paging, the Bundle
+builder): each import costs every cold start. The store it reads through never imports search/
+(tests/unit/test_structure.py holds it to that)."""
 
 from __future__ import annotations
 

@@ -19,11 +19,12 @@ from fhir_encounter.read import refuse_query_tokens
 from fhir_encounter.runtime import Runtime, Store, base_url, fhir_response, request_base_url
 from fhir_encounter.search.cursor import decode_cursor, encode_cursor, search_fingerprint
 from fhir_encounter.search.paging import fit_page, select_page
-from fhir_encounter.search.parameters import IndexRow, ParseContext
+from fhir_encounter.search.parameters import ParseContext
 from fhir_encounter.search.planning import plan
 from fhir_encounter.search.query import parse_search
 from fhir_encounter.smart import SmartDiscovery, rest_security, smart_configuration
 from fhir_encounter.store.dynamodb import ReadCost
+from fhir_encounter.store.fields import IndexRow
 
 # How long a first page may spend counting `total` (the functions time out at 15 s): past it the
 # page is answered without a total rather than not at all.

@@ -9,8 +9,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 from fhir_encounter.search.cursor import Cursor
-from fhir_encounter.search.parameters import IndexRow
 from fhir_encounter.search.query import SearchQuery
+from fhir_encounter.store.fields import IndexRow
 
 
 @dataclass(frozen=True, slots=True)

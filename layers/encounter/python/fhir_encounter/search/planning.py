@@ -11,64 +11,27 @@ and the criteria, never of another patient's data.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from functools import reduce
 from typing import TYPE_CHECKING
 
 from fhir_encounter.dates import ANY_PERIOD, POS_INFINITY, PeriodBounds, format_instant
-from fhir_encounter.search.parameters import TABLE, FieldKind
 from fhir_encounter.store import keys
-from fhir_encounter.store.periods import Stream, period_streams
+from fhir_encounter.store.fields import FieldKind
+from fhir_encounter.store.plan import Plan
 
-if TYPE_CHECKING:  # types only: the read function imports Plan and must not import pydantic
+if TYPE_CHECKING:  # types only: pydantic stays out of the modules that do not validate queries
     from fhir_encounter.search.cursor import Cursor
     from fhir_encounter.search.query import Criterion, SearchQuery
 
 # The most selective index first; a search with none of them walks the period-start index.
 INDEX_PREFERENCE = (keys.APPOINTMENT_INDEX, keys.SUBJECT_INDEX)
-MAX_QUERY_LIMIT = 1000
-MIN_STREAM_LIMIT = 2
-
-
-@dataclass(frozen=True, slots=True)
-class Plan:
-    index: str  # TABLE (BatchGetItem of ids) or an index name
-    partitions: tuple[str, ...]  # ids for TABLE, partition keys for a GSI; () for the period walk
-    low: str  # sort-key bounds, inclusive
-    high: str
-    bounds: PeriodBounds = ANY_PERIOD  # the period walk's: which partitions, which starts
-    after: str | None = None  # resume after this sort key (a cursor's)
-    page_hint: int | None = None  # Query Limit: about a page when nothing is counted
-    partitions_decide: bool = False  # every row of the partitions matches: Select=COUNT counts
-    fields: tuple[str, ...] = ()  # the index fields the criteria match: all a row must carry
-    settled_before: str = ""  # the year (text) from which period partitions may still be written to
-
-    @property
-    def walks_buckets(self) -> bool:
-        return self.index == keys.PERIOD_START_INDEX
-
-    @property
-    def empty(self) -> bool:
-        """Nothing can match, and nothing is read: dates that contradict each other (BETWEEN
-        would be a 400), or no partition of a keyed index left to read."""
-        return self.low > self.high or (not self.walks_buckets and not self.partitions)
-
-    def streams(
-        self, directory: Iterable[str] = (), spans: Mapping[str, tuple[str, str]] | None = None
-    ) -> list[Stream]:
-        """The partitions to Query and their sort-key ranges; the period walk picks from the
-        directory of period-start partitions in use, within their spans of sort keys."""
-        if self.walks_buckets:
-            return period_streams(self.bounds, directory, self.after, spans, self.settled_before)
-        return [Stream(partition, self.low, self.high) for partition in self.partitions]
 
 
 def plan(query: SearchQuery, cursor: Cursor | None, now: int) -> Plan:
     after = cursor.after_sort_key if cursor else None
     if not query.restrictions and (ids := query.values_of("_id")):
         wanted = frozenset.intersection(*(frozenset(values) for values in ids))
-        return Plan(TABLE, tuple(sorted(wanted)), keys.NO_START, keys.SORT_KEY_END, after=after)
+        return Plan(keys.TABLE, tuple(sorted(wanted)), keys.NO_START, keys.SORT_KEY_END, after=after)
     bounds = period_bounds(query, now)
     low = keys.start_text(bounds.start.low)
     high = keys.SORT_KEY_END
@@ -160,17 +123,3 @@ def _partitions(criterion: Criterion) -> frozenset[str]:
     if partitions is None:
         return frozenset()
     return frozenset(key for value in criterion.values for key in partitions(value))
-
-
-def stream_limit(page_hint: int | None, streams: int) -> int | None:
-    """The first Query Limit of each of ``streams`` merged partitions: a share of the page hint
-    (and one more), so that a page from many partitions reads about a page, not one per partition;
-    a partition that supplies more reads on, each time twice as much."""
-    if page_hint is None or streams <= 1:
-        return page_hint
-    return min(page_hint, max(MIN_STREAM_LIMIT, -(-page_hint // streams) + 1))
-
-
-def next_limit(limit: int) -> int:
-    """The filter may drop rows: each further read of a partition is twice as large."""
-    return min(limit * 2, MAX_QUERY_LIMIT)

@@ -17,11 +17,11 @@ from fhir_encounter.formats import GENERAL_PARAMETERS
 from fhir_encounter.search.parameters import (
     RESULT_PARAMETERS,
     SEARCH_PARAMETERS,
-    IndexRow,
     ParamType,
     ParseContext,
     SearchParameter,
 )
+from fhir_encounter.store.fields import IndexRow
 
 DEFAULT_COUNT = 10
 MAX_COUNT = 100

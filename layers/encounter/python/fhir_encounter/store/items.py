@@ -12,8 +12,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from fhir_encounter.dates import NEG_INFINITY, DateRange
-from fhir_encounter.search.parameters import INDEX_FIELDS, INDEX_VERSION, PERIOD, FieldKind, IndexRow
 from fhir_encounter.store import keys
+from fhir_encounter.store.fields import INDEX_FIELDS, INDEX_VERSION, PERIOD, FieldKind, IndexRow
 from fhir_encounter.store.keys import Item
 from fhir_encounter.store.periods import partition_of
 

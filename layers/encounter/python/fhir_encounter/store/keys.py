@@ -17,6 +17,7 @@ BUCKETS_SK = "period-start-buckets"
 SUBJECT_INDEX = "subject-index"
 APPOINTMENT_INDEX = "appointment-index"
 PERIOD_START_INDEX = "period-start-index"
+TABLE = "table"  # not an index: the _id "index", BatchGetItem on the table's own key
 
 ATTR_RESOURCE = "resource"
 ATTR_VERSION_ID = "version_id"

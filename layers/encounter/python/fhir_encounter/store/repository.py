@@ -1,6 +1,6 @@
 """Reads for read and search: GetItem, Query, BatchGetItem and the bucket directory, never Scan.
 
-It executes a Plan (search.planning) and knows nothing of FHIR semantics or HTTP.
+It executes a Plan (store.plan, made by search.planning) and knows nothing of FHIR semantics or HTTP.
 """
 
 from __future__ import annotations
@@ -15,8 +15,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from fhir_encounter.errors import StoreUnavailableError
-from fhir_encounter.search.parameters import TABLE, IndexRow
-from fhir_encounter.search.planning import Plan, next_limit, stream_limit
 from fhir_encounter.store import keys
 from fhir_encounter.store.dynamodb import (
     BUSY_TEXT,
@@ -26,8 +24,10 @@ from fhir_encounter.store.dynamodb import (
     batch_get,
     call,
 )
+from fhir_encounter.store.fields import IndexRow
 from fhir_encounter.store.items import row_attributes, row_from_item
 from fhir_encounter.store.periods import Stream
+from fhir_encounter.store.plan import Plan, next_limit, stream_limit
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
@@ -106,7 +106,7 @@ class EncounterRepository:
         if plan.empty:
             return iter(())
         rows: Iterator[IndexRow]
-        if plan.index == TABLE:
+        if plan.index == keys.TABLE:
             items = self._batch_get([keys.encounter_key(i) for i in plan.partitions], None, cost)
             rows = iter(sorted(map(row_from_item, items.values()), key=lambda row: row.sort_key))
         else:

@@ -22,9 +22,9 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import ClientError
 
 from fhir_encounter.dates import instant_now
-from fhir_encounter.search.parameters import INDEX_VERSION
 from fhir_encounter.store import keys
 from fhir_encounter.store.dynamodb import BATCH_GET_LIMIT, Sleep, batch_get, batch_write
+from fhir_encounter.store.fields import INDEX_VERSION
 from fhir_encounter.store.items import content_hash, items_for_encounter, without_store_meta
 
 if TYPE_CHECKING:

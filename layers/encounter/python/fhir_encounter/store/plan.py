@@ -1,0 +1,61 @@
+"""What the store executes for a search: the index, its partitions and sort-key ranges (a Plan,
+which search/planning.py makes from a query), and how much each Query reads. Pure."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from fhir_encounter.dates import ANY_PERIOD, PeriodBounds
+from fhir_encounter.store import keys
+from fhir_encounter.store.periods import Stream, period_streams
+
+MAX_QUERY_LIMIT = 1000
+MIN_STREAM_LIMIT = 2
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    index: str  # keys.TABLE (BatchGetItem of ids) or an index name
+    partitions: tuple[str, ...]  # ids for keys.TABLE, partition keys for a GSI; () for the period walk
+    low: str  # sort-key bounds, inclusive
+    high: str
+    bounds: PeriodBounds = ANY_PERIOD  # the period walk's: which partitions, which starts
+    after: str | None = None  # resume after this sort key (a cursor's)
+    page_hint: int | None = None  # Query Limit: about a page when nothing is counted
+    partitions_decide: bool = False  # every row of the partitions matches: Select=COUNT counts
+    fields: tuple[str, ...] = ()  # the index fields the criteria match: all a row must carry
+    settled_before: str = ""  # the year (text) from which period partitions may still be written to
+
+    @property
+    def walks_buckets(self) -> bool:
+        return self.index == keys.PERIOD_START_INDEX
+
+    @property
+    def empty(self) -> bool:
+        """Nothing can match, and nothing is read: dates that contradict each other (BETWEEN
+        would be a 400), or no partition of a keyed index left to read."""
+        return self.low > self.high or (not self.walks_buckets and not self.partitions)
+
+    def streams(
+        self, directory: Iterable[str] = (), spans: Mapping[str, tuple[str, str]] | None = None
+    ) -> list[Stream]:
+        """The partitions to Query and their sort-key ranges; the period walk picks from the
+        directory of period-start partitions in use, within their spans of sort keys."""
+        if self.walks_buckets:
+            return period_streams(self.bounds, directory, self.after, spans, self.settled_before)
+        return [Stream(partition, self.low, self.high) for partition in self.partitions]
+
+
+def stream_limit(page_hint: int | None, streams: int) -> int | None:
+    """The first Query Limit of each of ``streams`` merged partitions: a share of the page hint
+    (and one more), so that a page from many partitions reads about a page, not one per partition;
+    a partition that supplies more reads on, each time twice as much."""
+    if page_hint is None or streams <= 1:
+        return page_hint
+    return min(page_hint, max(MIN_STREAM_LIMIT, -(-page_hint // streams) + 1))
+
+
+def next_limit(limit: int) -> int:
+    """The filter may drop rows: each further read of a partition is twice as large."""
+    return min(limit * 2, MAX_QUERY_LIMIT)
