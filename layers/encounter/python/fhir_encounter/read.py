@@ -38,13 +38,7 @@ def read_encounter(request: Request, runtime: Runtime, store: Store) -> Response
         stored = None  # as if missing: existence never leaks
     runtime.logger.info(
         "read answered",
-        extra={
-            "found": stored is not None,
-            "queries": cost.queries,
-            "rows_read": cost.rows,
-            "keys_read": cost.keys,
-            "read_units": round(cost.read_units, 2),
-        },
+        extra={"found": stored is not None, **cost.figures()},
     )
     if stored is None:
         raise NotFoundError(UNKNOWN_TEXT.format(id=encounter_id))

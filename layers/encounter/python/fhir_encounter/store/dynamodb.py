@@ -91,6 +91,15 @@ class ReadCost:
     read_units: float = 0.0
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
+    def figures(self) -> dict[str, float]:
+        """What the read and search routes log of a request's reads (tests/support.py READ_COST)."""
+        return {
+            "queries": self.queries,
+            "rows_read": self.rows,
+            "keys_read": self.keys,
+            "read_units": round(self.read_units, 2),
+        }
+
     def record_lookup(self, response: Mapping[str, Any], keys: int) -> None:
         """One GetItem or BatchGetItem: the keys it asked for, found or not (DynamoDB charges a
         missing item's read as well), and the capacity it consumed."""
