@@ -20,6 +20,7 @@ import pytest
 from moto import mock_aws
 from moto.dynamodb.models import DynamoDBBackend
 
+from fhir_encounter.search.parameters import value_paths
 from fhir_encounter.store.writer import EncounterWriter
 from fhir_encounter_tools.template import load_template, table_definition
 from tests.support import ROOT, TEST_TABLE, Writer, handlers_on
@@ -55,7 +56,7 @@ def table() -> Iterator[Any]:
 
 @pytest.fixture
 def put(table: Any) -> Writer:
-    writer = EncounterWriter(table, TEST_TABLE)
+    writer = EncounterWriter(table, TEST_TABLE, value_paths())
 
     def write(*resources: dict[str, Any]) -> None:
         writer.write([json.loads(json.dumps(resource)) for resource in resources])

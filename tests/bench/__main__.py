@@ -148,12 +148,13 @@ def run(endpoint: str, options: Options) -> tuple[list[Figure], list[Figure]]:
 def load(endpoint: str, data: Dataset) -> float:
     """Load the data set with the project's loader (validation and writer), LOAD_WORKERS slices at
     once; Encounters per second."""
+    from fhir_encounter.search.parameters import value_paths
     from fhir_encounter.store.writer import EncounterWriter
     from fhir_encounter_tools.ingest.loader import load_resources
     from fhir_encounter_tools.tables import tools_client
 
     def load_slice(part: int) -> int:
-        writer = EncounterWriter(tools_client(endpoint), TABLE)
+        writer = EncounterWriter(tools_client(endpoint), TABLE, value_paths())
         report = load_resources(data.encounters[part::LOAD_WORKERS], writer, source=f"bench slice {part}")
         assert report.rejected == 0, report.summary()
         assert report.unreadable == 0, report.summary()

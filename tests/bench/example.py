@@ -26,6 +26,7 @@ RUNS = 31
 
 def example_rows(endpoint: str, settings_environment: dict[str, str]) -> list[Row]:
     from fhir_encounter.config import Settings
+    from fhir_encounter.search.parameters import value_paths
     from fhir_encounter.store.dynamodb import dynamodb_client
     from fhir_encounter.store.writer import EncounterWriter
     from fhir_encounter_tools.ingest.seed import SEED, synthetic_encounters
@@ -34,7 +35,7 @@ def example_rows(endpoint: str, settings_environment: dict[str, str]) -> list[Ro
     from tests.support import build_handlers
 
     create_table(tools_client(endpoint), TABLE)
-    EncounterWriter(tools_client(endpoint), TABLE).write(list(synthetic_encounters(500, SEED)))
+    EncounterWriter(tools_client(endpoint), TABLE, value_paths()).write(list(synthetic_encounters(500, SEED)))
     environment = {**settings_environment, "ENCOUNTER_TABLE": TABLE, "DYNAMODB_ENDPOINT_URL": endpoint}
     settings = Settings.from_environment(environment)
     client, bare = dynamodb_client(endpoint), bare_client(endpoint)

@@ -15,6 +15,7 @@ import pytest
 from botocore.exceptions import ClientError
 from moto import mock_aws
 
+from fhir_encounter.search.parameters import value_paths
 from fhir_encounter.store import keys
 from fhir_encounter.store.dynamodb import UnprocessedError
 from fhir_encounter.store.fields import INDEX_VERSION
@@ -240,7 +241,7 @@ def failing_from_the_second_batch(
     writes of every batch but the first: the first BATCH_SIZE Encounters of `load` or `seed`. The
     batches are written concurrently, so a batch is told by its Encounters, not by the order of the
     calls. The table holds another Encounter already, so that each batch reads what is stored."""
-    EncounterWriter(table, TEST_TABLE).write([encounter("stored-before")])
+    EncounterWriter(table, TEST_TABLE, value_paths()).write([encounter("stored-before")])
     first_batch = {f"e{n}" for n in range(BATCH_SIZE)} | {f"enc-{n:05d}" for n in range(1, BATCH_SIZE + 1)}
     writing = threading.local()  # the batch that this worker thread writes
     original = EncounterWriter.write

@@ -14,6 +14,7 @@ import pytest
 from moto import mock_aws
 
 from fhir_encounter.config import Settings
+from fhir_encounter.search.parameters import value_paths
 from fhir_encounter.store.writer import EncounterWriter
 from fhir_encounter_tools.tables import create_table
 from tests.environment import TEST_ENVIRONMENT
@@ -43,7 +44,7 @@ def busy_table() -> Iterator[Any]:
     with mock_aws():
         client = boto3.client("dynamodb")
         create_table(client, TEST_TABLE, ROOT / "template.yaml")
-        EncounterWriter(client, TEST_TABLE).write(compartment_population())
+        EncounterWriter(client, TEST_TABLE, value_paths()).write(compartment_population())
         with handlers_on(client, SMART_AT_INFO):
             yield client
 

@@ -21,6 +21,7 @@ from typing import Any
 
 import pytest
 
+from fhir_encounter.search.parameters import value_paths
 from fhir_encounter.store import keys
 from fhir_encounter.store.dynamodb import UnprocessedError
 from fhir_encounter.store.writer import EncounterWriter, WriteResult
@@ -56,7 +57,7 @@ REJECTED = [
 
 @pytest.fixture
 def writer(table: Any) -> EncounterWriter:
-    return EncounterWriter(table, TEST_TABLE)
+    return EncounterWriter(table, TEST_TABLE, value_paths())
 
 
 def load(*paths: Path, writer: EncounterWriter) -> tuple[loader.LoadReport, list[Rejection]]:
@@ -337,7 +338,7 @@ def test_the_report_tells_what_was_written_when_writing_fails_midway(table: Any)
     with pytest.raises(UnprocessedError):
         load_resources(
             (encounter(f"e{n}") for n in range(250)),
-            FailingWriter(table, TEST_TABLE),
+            FailingWriter(table, TEST_TABLE, value_paths()),
             source="t",
             report=report,
         )
@@ -401,7 +402,7 @@ def test_encounters_are_written_in_batches_not_all_at_once(table: Any) -> None:
             sizes.append(len(batch))
             return super().write(batch)
 
-    writer = CountingWriter(table, TEST_TABLE)
+    writer = CountingWriter(table, TEST_TABLE, value_paths())
     report = load_resources((encounter(f"e{n}") for n in range(250)), writer, source="test")
     assert report.written == 250
     assert sizes == [loader.BATCH_SIZE, loader.BATCH_SIZE, 250 - 2 * loader.BATCH_SIZE]

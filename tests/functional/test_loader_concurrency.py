@@ -17,6 +17,7 @@ from botocore.awsrequest import AWSPreparedRequest, AWSResponse
 from botocore.compat import HTTPHeaders
 from moto.core.botocore_stubber import MockRawResponse
 
+from fhir_encounter.search.parameters import value_paths
 from fhir_encounter.store import keys
 from fhir_encounter.store.dynamodb import LOAD_WORKERS
 from fhir_encounter.store.writer import EncounterWriter
@@ -116,7 +117,8 @@ def test_items_left_unprocessed_under_concurrent_writers_are_all_written_in_the_
     records = resources()
     threads = sent("BatchWriteItem", take_some)
     report = load_paths(
-        [ndjson(tmp_path / "all.ndjson", records)], EncounterWriter(table, TEST_TABLE, sleep=lambda _: None)
+        [ndjson(tmp_path / "all.ndjson", records)],
+        EncounterWriter(table, TEST_TABLE, value_paths(), sleep=lambda _: None),
     )
 
     assert (report.written, report.rejected) == (COUNT, 0)
@@ -135,7 +137,9 @@ def test_the_first_of_an_id_wins_when_its_repeats_are_in_batches_written_by_othe
     path = ndjson(tmp_path / "repeats.ndjson", [*records, *repeats, {**records[7], "status": "planned"}])
     rejections: list[Rejection] = []
 
-    report = load_paths([path], EncounterWriter(table, TEST_TABLE), on_reject=rejections.append)
+    report = load_paths(
+        [path], EncounterWriter(table, TEST_TABLE, value_paths()), on_reject=rejections.append
+    )
 
     assert (report.written, report.rejected) == (COUNT, 4)
     assert [(r.where, r.encounter_id) for r in rejections] == [
@@ -150,11 +154,15 @@ def test_the_first_of_an_id_wins_when_its_repeats_are_in_batches_written_by_othe
 
 def test_a_concurrent_reload_keeps_the_versions_of_unchanged_encounters(table: Any, tmp_path: Path) -> None:
     records = resources()
-    first = load_paths([ndjson(tmp_path / "a.ndjson", records)], EncounterWriter(table, TEST_TABLE))
+    first = load_paths(
+        [ndjson(tmp_path / "a.ndjson", records)], EncounterWriter(table, TEST_TABLE, value_paths())
+    )
     before = {n: stored(table, f"e{n}") for n in (1, 2, BATCH_SIZE * 3 + 4)}
     changed = [{**record, "status": "cancelled"} if record["id"] == "e2" else record for record in records]
 
-    report = load_paths([ndjson(tmp_path / "b.ndjson", changed)], EncounterWriter(table, TEST_TABLE))
+    report = load_paths(
+        [ndjson(tmp_path / "b.ndjson", changed)], EncounterWriter(table, TEST_TABLE, value_paths())
+    )
 
     assert first.written == COUNT
     assert (report.written, report.reindexed, report.unchanged) == (1, 0, COUNT - 1)
@@ -168,7 +176,7 @@ def test_a_load_into_a_table_without_encounters_reads_nothing_back(
 ) -> None:
     reads = sent("BatchGetItem", lambda request: None)
     path = ndjson(tmp_path / "all.ndjson", resources())
-    writer = EncounterWriter(table, TEST_TABLE)
+    writer = EncounterWriter(table, TEST_TABLE, value_paths())
 
     first = load_paths([path], writer)
     assert (first.written, reads) == (COUNT, set())
@@ -181,7 +189,7 @@ def test_a_load_into_a_table_without_encounters_reads_nothing_back(
 def test_a_load_into_a_table_that_holds_encounters_checks_every_batch(
     table: Any, sent: Callable[..., set[int]], tmp_path: Path
 ) -> None:
-    EncounterWriter(table, TEST_TABLE).write([encounter("e3", status="cancelled")])
+    EncounterWriter(table, TEST_TABLE, value_paths()).write([encounter("e3", status="cancelled")])
     reads: list[int] = []
     lock = threading.Lock()
 
@@ -190,7 +198,9 @@ def test_a_load_into_a_table_that_holds_encounters_checks_every_batch(
             reads.append(1)
 
     sent("BatchGetItem", count)
-    report = load_paths([ndjson(tmp_path / "all.ndjson", resources())], EncounterWriter(table, TEST_TABLE))
+    report = load_paths(
+        [ndjson(tmp_path / "all.ndjson", resources())], EncounterWriter(table, TEST_TABLE, value_paths())
+    )
 
     assert len(reads) == -(-COUNT // BATCH_SIZE)
     assert (report.written, report.unchanged) == (COUNT, 0)

@@ -18,6 +18,7 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 from moto.core.botocore_stubber import MockRawResponse
 
+from fhir_encounter.search.parameters import value_paths
 from fhir_encounter.store import keys
 from fhir_encounter.store.dynamodb import UNPROCESSED_ATTEMPTS, UnprocessedError, dynamodb_client
 from fhir_encounter.store.fields import INDEX_VERSION, STATUS
@@ -67,7 +68,9 @@ def make_old(table: Any, encounter_id: str) -> None:
 
 
 def test_a_reload_rewrites_an_item_of_another_index_version_keeping_its_version(table: Any) -> None:
-    writer = EncounterWriter(table, TEST_TABLE, clock=clock("2024-01-01T00:00:00Z", "2025-05-05T00:00:00Z"))
+    writer = EncounterWriter(
+        table, TEST_TABLE, value_paths(), clock=clock("2024-01-01T00:00:00Z", "2025-05-05T00:00:00Z")
+    )
     assert load(writer, RESOURCE).written == 1
     before = stored_item(table, "e1")
     make_old(table, "e1")
@@ -91,7 +94,9 @@ def test_a_reload_rewrites_an_item_of_another_index_version_keeping_its_version(
 
 
 def test_a_reload_of_an_item_of_the_current_index_version_changes_nothing(table: Any) -> None:
-    writer = EncounterWriter(table, TEST_TABLE, clock=clock("2024-01-01T00:00:00Z", "2025-05-05T00:00:00Z"))
+    writer = EncounterWriter(
+        table, TEST_TABLE, value_paths(), clock=clock("2024-01-01T00:00:00Z", "2025-05-05T00:00:00Z")
+    )
     load(writer, RESOURCE)
     before = stored_item(table, "e1")
     report = load(writer, RESOURCE)
@@ -100,7 +105,9 @@ def test_a_reload_of_an_item_of_the_current_index_version_changes_nothing(table:
 
 
 def test_changed_content_of_another_index_version_is_a_new_version(table: Any) -> None:
-    writer = EncounterWriter(table, TEST_TABLE, clock=clock("2024-01-01T00:00:00Z", "2025-05-05T00:00:00Z"))
+    writer = EncounterWriter(
+        table, TEST_TABLE, value_paths(), clock=clock("2024-01-01T00:00:00Z", "2025-05-05T00:00:00Z")
+    )
     load(writer, RESOURCE)
     make_old(table, "e1")
     report = load(writer, {**RESOURCE, "status": "cancelled"})
@@ -179,7 +186,7 @@ def test_a_throttled_batch_write_is_retried_by_botocore_and_the_load_completes(
 ) -> None:
     client = tools_client(None)  # the load's client, with its retry configuration
     sends = answer(client, "BatchWriteItem", lambda request, n: throttled(request) if n <= 2 else None)
-    report = load(EncounterWriter(client, TEST_TABLE), RESOURCE)
+    report = load(EncounterWriter(client, TEST_TABLE, value_paths()), RESOURCE)
     assert report.written == 1
     assert sends == [1, 2, 3]
     assert json.loads(stored_item(table, "e1")[keys.ATTR_RESOURCE]["S"])["id"] == "e1"
@@ -191,7 +198,7 @@ def test_a_batch_write_that_stays_throttled_surfaces_after_botocores_attempts_on
     client = dynamodb_client(None, Config(retries={"total_max_attempts": 2, "mode": "standard"}))
     sends = answer(client, "BatchWriteItem", lambda request, n: throttled(request))
     with pytest.raises(ClientError) as raised:
-        EncounterWriter(client, TEST_TABLE, sleep=lambda seconds: None).write([RESOURCE])
+        EncounterWriter(client, TEST_TABLE, value_paths(), sleep=lambda seconds: None).write([RESOURCE])
     assert raised.value.response["Error"]["Code"] == "ProvisionedThroughputExceededException"
     assert sends == [1, 2]  # botocore's two attempts, and no loop of the writer's own
     assert "Item" not in table.get_item(TableName=TEST_TABLE, Key=keys.encounter_key("e1"))
@@ -202,7 +209,7 @@ def test_unprocessed_items_are_sent_again_after_a_backoff(
 ) -> None:
     sleeps: list[float] = []
     sends = answer(table, "BatchWriteItem", lambda request, n: unprocessed_items(request) if n == 1 else None)
-    result = EncounterWriter(table, TEST_TABLE, sleep=sleeps.append).write([RESOURCE])
+    result = EncounterWriter(table, TEST_TABLE, value_paths(), sleep=sleeps.append).write([RESOURCE])
     assert (result.written, sends, len(sleeps)) == (1, [1, 2], 1)
     assert ids_of(search("appointment=a1")[2]) == ["e1"]  # the link item was written too
 
@@ -212,7 +219,7 @@ def test_items_left_unprocessed_on_every_attempt_are_an_unprocessed_error(
 ) -> None:
     sends = answer(table, "BatchWriteItem", lambda request, n: unprocessed_items(request))
     with pytest.raises(UnprocessedError):
-        EncounterWriter(table, TEST_TABLE, sleep=lambda seconds: None).write([RESOURCE])
+        EncounterWriter(table, TEST_TABLE, value_paths(), sleep=lambda seconds: None).write([RESOURCE])
     assert len(sends) == UNPROCESSED_ATTEMPTS
     assert "Item" not in table.get_item(TableName=TEST_TABLE, Key=keys.encounter_key("e1"))
 
@@ -222,7 +229,11 @@ def test_unprocessed_keys_of_the_existing_items_are_read_again_so_a_reload_stays
 ) -> None:
     sleeps: list[float] = []
     writer = EncounterWriter(
-        table, TEST_TABLE, clock=clock("2024-01-01T00:00:00Z", "2025-05-05T00:00:00Z"), sleep=sleeps.append
+        table,
+        TEST_TABLE,
+        value_paths(),
+        clock=clock("2024-01-01T00:00:00Z", "2025-05-05T00:00:00Z"),
+        sleep=sleeps.append,
     )
     load(writer, RESOURCE)
     before = stored_item(table, "e1")
@@ -264,7 +275,7 @@ def test_a_load_that_meets_unprocessed_items_on_every_batch_loses_nothing(
     sends = answer(table, "BatchWriteItem", half_processed)
     sleeps: list[float] = []
 
-    report = load_paths([path], EncounterWriter(table, TEST_TABLE, sleep=sleeps.append))
+    report = load_paths([path], EncounterWriter(table, TEST_TABLE, value_paths(), sleep=sleeps.append))
 
     assert (report.written, report.rejected) == (250, 0)
     assert len(first_sends) >= 3 * 2  # every batch of the load, each in several requests
@@ -290,7 +301,7 @@ def at(encounter_id: str, start: str) -> dict[str, Any]:
 
 
 def test_each_partition_records_the_span_of_its_sort_keys_and_it_only_widens(table: Any) -> None:
-    writer = EncounterWriter(table, TEST_TABLE)
+    writer = EncounterWriter(table, TEST_TABLE, value_paths())
     writer.write([at("b", "2021-06-01"), at("c", "2021-07-01"), at("x", "2022-01-01")])
     spans = keys.directory_spans(directory(table))
     assert spans["c0#2021"] == ("2021-06-01T10:00:00.000000Z#b", "2021-07-01T10:00:00.000000Z#c")
@@ -304,8 +315,8 @@ def test_each_partition_records_the_span_of_its_sort_keys_and_it_only_widens(tab
 
 
 def test_a_writer_that_knows_less_never_narrows_what_another_recorded(table: Any) -> None:
-    EncounterWriter(table, TEST_TABLE).write([at("a", "2021-01-01"), at("z", "2021-12-31")])
-    late = EncounterWriter(table, TEST_TABLE)
+    EncounterWriter(table, TEST_TABLE, value_paths()).write([at("a", "2021-01-01"), at("z", "2021-12-31")])
+    late = EncounterWriter(table, TEST_TABLE, value_paths())
     late.write([at("m", "2021-06-01")])  # its own span is narrower: the condition keeps the wider one
     late.write([at("n", "2021-11-01"), at("0", "2021-02-01")])
     assert keys.directory_spans(directory(table))["c0#2021"] == (
@@ -322,7 +333,7 @@ def test_a_writer_that_knows_less_never_narrows_what_another_recorded(table: Any
 
 
 def test_writers_in_threads_leave_the_widest_span(table: Any) -> None:
-    writers = [EncounterWriter(table, TEST_TABLE) for _ in range(4)]
+    writers = [EncounterWriter(table, TEST_TABLE, value_paths()) for _ in range(4)]
     days = [f"2019-{month:02d}-{day:02d}" for month in range(1, 13) for day in (3, 17)]
     work = [[at(f"w{n}-{day}", day) for day in days[n::4]] for n in range(4)]
     threads = [
@@ -337,7 +348,7 @@ def test_writers_in_threads_leave_the_widest_span(table: Any) -> None:
 
 
 def test_a_settled_year_search_sees_every_encounter_its_spans_hold(table: Any) -> None:
-    writer = EncounterWriter(table, TEST_TABLE)
+    writer = EncounterWriter(table, TEST_TABLE, value_paths())
     writer.write([at("e1", "2021-01-05"), at("e2", "2021-12-30"), at("e3", "2020-12-31")])
     status, _, body = search("date=ge2021-01-01&date=lt2022-01-01")
     assert (status, sorted(ids_of(body)), body["total"]) == (200, ["e1", "e2"], 2)
@@ -346,7 +357,9 @@ def test_a_settled_year_search_sees_every_encounter_its_spans_hold(table: Any) -
 
 
 def test_a_directory_from_before_spans_were_kept_has_every_partition_read_whole(table: Any) -> None:
-    EncounterWriter(table, TEST_TABLE).write([at("old1", "2021-03-01"), at("old2", "2021-09-01")])
+    EncounterWriter(table, TEST_TABLE, value_paths()).write(
+        [at("old1", "2021-03-01"), at("old2", "2021-09-01")]
+    )
     assert directory(table)[keys.ATTR_SPANS_KEPT] == {"BOOL": True}  # this writer created it
     attributes = [name for name in directory(table) if name.startswith((keys.SPAN_FIRST, keys.SPAN_LAST))]
     names = {f"#n{n}": name for n, name in enumerate([keys.ATTR_SPANS_KEPT, *attributes])}
@@ -356,7 +369,9 @@ def test_a_directory_from_before_spans_were_kept_has_every_partition_read_whole(
         UpdateExpression="REMOVE " + ", ".join(names),
         ExpressionAttributeNames=names,
     )
-    EncounterWriter(table, TEST_TABLE).write([at("new", "2021-06-01")])  # records a span of its own
+    EncounterWriter(table, TEST_TABLE, value_paths()).write(
+        [at("new", "2021-06-01")]
+    )  # records a span of its own
     assert keys.ATTR_SPANS_KEPT not in directory(table)
     assert keys.directory_spans(directory(table)) == {}
     status, _, body = search("date=ge2021-01-01&date=lt2022-01-01")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from fhir_encounter.search.parameters import value_paths
 from fhir_encounter.store.writer import EncounterWriter
 from fhir_encounter_tools.ingest.loader import load_resources
 from fhir_encounter_tools.ingest.seed import FOREIGN_BASE_URL, SEED, SEED_PATIENT, synthetic_encounters
@@ -14,7 +15,7 @@ SEEDED = list(synthetic_encounters(500, SEED))
 
 
 def test_the_seed_patient_has_encounters_from_2020_on_that_search_finds(table: Any) -> None:
-    report = load_resources(SEEDED, EncounterWriter(table, TEST_TABLE), source="seed")
+    report = load_resources(SEEDED, EncounterWriter(table, TEST_TABLE, value_paths()), source="seed")
     assert (report.written, report.rejected) == (500, 0)
     status, _, bundle = search(f"patient={SEED_PATIENT}&date=ge2020-01-01&_count=100")
     assert status == 200
@@ -25,7 +26,7 @@ def test_the_seed_patient_has_encounters_from_2020_on_that_search_finds(table: A
 
 
 def test_subjects_on_another_server_are_found_by_their_url_only(table: Any) -> None:
-    load_resources(SEEDED, EncounterWriter(table, TEST_TABLE), source="seed")
+    load_resources(SEEDED, EncounterWriter(table, TEST_TABLE, value_paths()), source="seed")
     foreign = [r for r in SEEDED if r["subject"]["reference"].startswith(f"{FOREIGN_BASE_URL}/")]
     assert foreign
     url = foreign[0]["subject"]["reference"]

@@ -22,6 +22,7 @@ from typing import Any, Literal
 from hypothesis import example, given
 from hypothesis import strategies as st
 
+from fhir_encounter.search.parameters import value_paths
 from fhir_encounter.store import keys
 from fhir_encounter.store.writer import EncounterWriter
 from fhir_encounter_tools.ingest.loader import Rejection, load_paths
@@ -483,7 +484,7 @@ def test_every_record_is_loaded_and_reads_back_equal_or_rejected_with_a_reason(
         placed = write_files(Path(directory), batch, in_ndjson, blank_lines, values)
         rejections: list[Rejection] = []
         report = load_paths(
-            [Path(directory)], EncounterWriter(table, TEST_TABLE), on_reject=rejections.append
+            [Path(directory)], EncounterWriter(table, TEST_TABLE, value_paths()), on_reject=rejections.append
         )
 
     rejected = by_record(placed, rejections)

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from fhir_encounter.search.parameters import value_paths
 from fhir_encounter.store.writer import EncounterWriter
 from fhir_encounter_tools.devserver.dynamodb_local import dynamodb_local
 from fhir_encounter_tools.tables import create_table, tools_client
@@ -50,7 +51,7 @@ def dynamodb(dynamodb_endpoint: str) -> DynamoDBClient:
 def first_load(dynamodb: DynamoDBClient, dynamodb_endpoint: str) -> CliRun:
     """The table from template.yaml, the scenarios, then ``fhir-encounter load tests/data``."""
     create_table(dynamodb, INTEGRATION_TABLE, ROOT / "template.yaml")
-    EncounterWriter(dynamodb, INTEGRATION_TABLE).write(json.loads(json.dumps(SCENARIOS)))
+    EncounterWriter(dynamodb, INTEGRATION_TABLE, value_paths()).write(json.loads(json.dumps(SCENARIOS)))
     return run_cli(
         "load", "--endpoint-url", dynamodb_endpoint, "--table", INTEGRATION_TABLE, str(INTEGRATION_DATA)
     )

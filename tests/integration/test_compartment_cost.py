@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from fhir_encounter.access import AuthMode
+from fhir_encounter.search.parameters import value_paths
 from fhir_encounter.store.dynamodb import dynamodb_client
 from fhir_encounter.store.writer import EncounterWriter
 from fhir_encounter_tools.tables import create_table
@@ -42,7 +43,7 @@ PATIENT_A = patient_token("pa")
 @pytest.fixture(scope="module")
 def busy_table(dynamodb: DynamoDBClient, dynamodb_endpoint: str) -> Iterator[None]:
     create_table(dynamodb, TABLE, ROOT / "template.yaml")
-    EncounterWriter(dynamodb, TABLE).write(compartment_population())
+    EncounterWriter(dynamodb, TABLE, value_paths()).write(compartment_population())
     settings = replace(TEST_SETTINGS, table_name=TABLE, auth_mode=AuthMode.SMART, log_level="INFO")
     with handlers_on(dynamodb_client(dynamodb_endpoint), settings):
         yield

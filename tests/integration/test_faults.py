@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from fhir_encounter.search.parameters import value_paths
 from fhir_encounter.store.writer import EncounterWriter
 from fhir_encounter_tools.devserver.dynamodb_local import dynamodb_local, free_port
 from fhir_encounter_tools.tables import create_table, tools_client
@@ -22,7 +23,9 @@ def test_a_vanished_database_is_a_503_and_the_api_recovers_when_it_returns(tmp_p
     with dynamodb_local(port) as endpoint:
         client = tools_client(endpoint)
         create_table(client, TABLE)
-        EncounterWriter(client, TABLE).write([encounter("f-1", subject="Patient/f", start="2022-01-01")])
+        EncounterWriter(client, TABLE, value_paths()).write(
+            [encounter("f-1", subject="Patient/f", start="2022-01-01")]
+        )
         server = start_server(tmp_path / "serve", "--endpoint-url", endpoint, "--table", TABLE)
     try:
         api = Api(server.base_url)
@@ -43,7 +46,7 @@ def test_a_vanished_database_is_a_503_and_the_api_recovers_when_it_returns(tmp_p
             assert issue(reply)["code"] == "exception"
             assert "ResourceNotFound" not in reply.text
             create_table(tools_client(endpoint), TABLE)
-            EncounterWriter(tools_client(endpoint), TABLE).write(
+            EncounterWriter(tools_client(endpoint), TABLE, value_paths()).write(
                 [encounter("f-1", subject="Patient/f", start="2022-01-01")]
             )
             assert api.read("f-1").status == 200

@@ -15,7 +15,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
 
-from fhir_encounter.search.parameters import DATE_PREFIXES
+from fhir_encounter.search.parameters import DATE_PREFIXES, value_paths
 from fhir_encounter.search.query import parse_search
 from fhir_encounter.store import keys
 from fhir_encounter.store.dynamodb import dynamodb_client
@@ -66,7 +66,7 @@ def _encounters(rng: random.Random, count: int) -> list[dict[str, Any]]:
 def population(dynamodb: DynamoDBClient, dynamodb_endpoint: str) -> Iterator[list[dict[str, Any]]]:
     create_table(dynamodb, TABLE, ROOT / "template.yaml")
     resources = _encounters(random.Random(2026), 600)
-    EncounterWriter(dynamodb, TABLE).write(resources)
+    EncounterWriter(dynamodb, TABLE, value_paths()).write(resources)
     settings = replace(TEST_SETTINGS, table_name=TABLE)
     with handlers_on(dynamodb_client(dynamodb_endpoint), settings):
         yield resources

@@ -21,6 +21,7 @@ import boto3
 import pytest
 from botocore.config import Config
 
+from fhir_encounter.search.parameters import value_paths
 from fhir_encounter.store.writer import EncounterWriter
 from fhir_encounter_tools.devserver.dynamodb_local import free_port
 from fhir_encounter_tools.samlocal.docker import unavailable_reason
@@ -54,7 +55,7 @@ def local() -> Iterator[SamLocal]:
     with sam_local(SAM, _say) as prepared:
         client = tools_client(prepared.dynamodb_endpoint)
         create_table(client, INVOKE_TABLE, ROOT / "template.yaml")
-        EncounterWriter(client, INVOKE_TABLE).write(json.loads(json.dumps(INVOKE_ENCOUNTERS)))
+        EncounterWriter(client, INVOKE_TABLE, value_paths()).write(json.loads(json.dumps(INVOKE_ENCOUNTERS)))
         yield prepared
 
 

@@ -12,11 +12,12 @@ import pytest
 from fhir_encounter.dates import NEG_INFINITY, POS_INFINITY, DateRange, PeriodBounds, parse_range
 from fhir_encounter.search.cursor import Cursor
 from fhir_encounter.search.parameters import DATE_PREFIXES, SEARCH_PARAMETERS, ParamType
-from fhir_encounter.search.planning import period_bounds, plan
-from fhir_encounter.search.query import Criterion, SearchQuery, parse_search
+from fhir_encounter.search.planning import period_bounds, plan, plan_search
+from fhir_encounter.search.criteria import Criterion
+from fhir_encounter.search.query import SearchQuery, parse_search
 from fhir_encounter.store.fields import IndexRow
 from fhir_encounter.store.items import index_row_of, period_partition
-from fhir_encounter.store.keys import APPOINTMENT_INDEX, PERIOD_START_INDEX, SUBJECT_INDEX
+from fhir_encounter.store.keys import APPOINTMENT_INDEX, PERIOD_START_INDEX, SUBJECT_INDEX, VALUE_INDEX
 from fhir_encounter.store.plan import MAX_QUERY_LIMIT, Plan, next_limit, stream_limit
 from tests.support import encounter, micros
 
@@ -435,7 +436,12 @@ def test_a_compartment_adds_the_subject_field() -> None:
 
 COMPARTMENT = "Patient/pa"
 # A value of each parameter type that parses: every parameter of the registry is planned below.
-EXAMPLE_VALUES = {ParamType.TOKEN: "x1", ParamType.REFERENCE: "x1", ParamType.DATE: "ge2021"}
+EXAMPLE_VALUES = {
+    ParamType.TOKEN: "x1",
+    ParamType.REFERENCE: "x1",
+    ParamType.DATE: "ge2021",
+    ParamType.QUANTITY: "gt1",
+}
 
 
 def compartment_plan(query: str, cursor: Cursor | None = None) -> Plan:
@@ -543,15 +549,26 @@ def test_naming_another_patients_encounters_plans_as_naming_none_that_exist(
     assert compartment_plan(another_patients, cursor) == compartment_plan(missing, cursor)
 
 
+@pytest.mark.parametrize("modifier", ["", ":missing"])
 @pytest.mark.parametrize("name", sorted(SEARCH_PARAMETERS))
-def test_every_search_parameter_is_planned_within_the_compartment(name: str) -> None:
+def test_every_search_parameter_is_planned_within_the_compartment(name: str, modifier: str) -> None:
     """Every registry entry, including any added later: the plan reads the compartment's
-    partition, or nothing when the criterion rules the compartment out."""
-    value = EXAMPLE_VALUES[SEARCH_PARAMETERS[name].type]
-    for query in (f"{name}={value}", f"{name}={value}&patient=pb", f"{name}={value}&patient=pa"):
-        chosen = compartment_plan(query)
-        assert chosen.index == SUBJECT_INDEX
-        assert set(chosen.partitions) <= {COMPARTMENT}, query
+    partition (or its partitions of the value index), or nothing when the criterion rules the
+    compartment out."""
+    value = "true" if modifier else EXAMPLE_VALUES[SEARCH_PARAMETERS[name].type]
+    for query in (
+        f"{name}{modifier}={value}",
+        f"{name}{modifier}={value}&patient=pb",
+        f"{name}={value}&patient=pa",
+    ):
+        chosen = plan_search(parsed(query).within_compartment(COMPARTMENT), None, NOW).plan
+        if chosen.terms:
+            read = [p for term in chosen.terms if term.drives for p in term.partitions]
+            assert chosen.index == VALUE_INDEX
+            assert all(p.startswith(COMPARTMENT + "#") for p in read), query
+        else:
+            assert chosen.index == SUBJECT_INDEX
+            assert set(chosen.partitions) <= {COMPARTMENT}, query
         assert chosen.empty or "patient=pb" not in query, query
 
 

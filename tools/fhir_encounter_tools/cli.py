@@ -18,6 +18,7 @@ from botocore.utils import is_valid_endpoint_url, is_valid_ipv6_endpoint_url
 from fhir_encounter.access import AuthMode
 from fhir_encounter.cors import CorsOriginError, CorsPolicy
 from fhir_encounter.references import is_fhir_id
+from fhir_encounter.search.parameters import value_paths
 from fhir_encounter.store.writer import EncounterWriter
 from fhir_encounter_tools.devserver.issuer import (
     DEFAULT_CLIENT_ID,
@@ -151,7 +152,7 @@ def _token(args: argparse.Namespace) -> int:
 def _writer(args: argparse.Namespace) -> EncounterWriter:
     client = tools_client(args.endpoint_url)
     require_table(client, args.table)
-    return EncounterWriter(client, args.table)
+    return EncounterWriter(client, args.table, value_paths())
 
 
 @contextmanager

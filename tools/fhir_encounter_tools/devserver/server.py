@@ -43,6 +43,7 @@ from fhir_encounter.errors import (
 )
 from fhir_encounter.gateway import COMMON_HEADERS
 from fhir_encounter.references import ReferenceValueError, split_reference
+from fhir_encounter.search.parameters import value_paths
 from fhir_encounter.store.dynamodb import LOCAL_REGION
 from fhir_encounter.store.writer import EncounterWriter
 from fhir_encounter_tools.devserver.authorizer import (
@@ -692,7 +693,10 @@ def _function_environment(environment: Mapping[str, str]) -> Iterator[None]:
 def _seed(client: DynamoDBClient, table_name: str, count: int, base_url: str) -> None:
     resources = list(synthetic_encounters(count, seed=SEED))
     report = load_resources(
-        resources, EncounterWriter(client, table_name), source="seed", on_reject=print_rejection
+        resources,
+        EncounterWriter(client, table_name, value_paths()),
+        source="seed",
+        on_reject=print_rejection,
     )
     patients = {_patient_id(resource) for resource in resources} - {None}
     example = SEED_PATIENT if SEED_PATIENT in patients else min(cast(set[str], patients), default=None)

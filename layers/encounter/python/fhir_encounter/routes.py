@@ -20,7 +20,7 @@ from fhir_encounter.runtime import Runtime, Store, base_url, fhir_response, requ
 from fhir_encounter.search.cursor import decode_cursor, encode_cursor, search_fingerprint
 from fhir_encounter.search.paging import fit_page, select_page
 from fhir_encounter.search.parameters import ParseContext
-from fhir_encounter.search.planning import plan
+from fhir_encounter.search.planning import matching, plan_search
 from fhir_encounter.search.query import parse_search
 from fhir_encounter.smart import SmartDiscovery, rest_security, smart_configuration
 from fhir_encounter.store.dynamodb import ReadCost
@@ -52,8 +52,10 @@ def search_encounters(request: Request, runtime: Runtime, store: Store, remainin
         decode_cursor(query.cursor, fingerprint, query.offset, store.cursor_secret) if query.cursor else None
     )
     now = time.time_ns() // 1000
-    search_plan = plan(query, cursor, now)
     cost = ReadCost()
+    indexed = store.repository.indexed_paths(cost) if any(c.keys for c in query.all_criteria) else None
+    planned = plan_search(query, cursor, now, indexed)
+    search_plan = planned.plan
     counted = None
     if search_plan.partitions_decide and cursor is None and query.counts_total:
         # Every row of the partitions matches: DynamoDB counts them, and only the page is read.
@@ -68,7 +70,7 @@ def search_encounters(request: Request, runtime: Runtime, store: Store, remainin
         early.append(([row.id for row in page_rows], store.repository.start_resources(page_rows, cost)))
 
     page = select_page(
-        (row for row in rows if query.matches(row, now)),
+        matching(rows, planned, now, store.repository.with_bodies, cost),
         query,
         cursor,
         out_of_time=lambda: time.monotonic() > deadline,

@@ -11,17 +11,77 @@ and the criteria, never of another patient's data.
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable, Collection, Iterable, Iterator
+from dataclasses import dataclass
 from functools import reduce
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from fhir_encounter.dates import ANY_PERIOD, POS_INFINITY, PeriodBounds, format_instant
+from fhir_encounter.errors import NotSupportedError
+from fhir_encounter.search.criteria import Criterion
 from fhir_encounter.store import keys
-from fhir_encounter.store.fields import FieldKind
-from fhir_encounter.store.plan import Plan
+from fhir_encounter.store.fields import PERIOD, SUBJECT, FieldKind, IndexRow
+from fhir_encounter.store.plan import Plan, Term
+from fhir_encounter.store.values import compartment_key
 
 if TYPE_CHECKING:  # types only: pydantic stays out of the modules that do not validate queries
     from fhir_encounter.search.cursor import Cursor
-    from fhir_encounter.search.query import Criterion, SearchQuery
+    from fhir_encounter.search.query import SearchQuery
+    from fhir_encounter.store.dynamodb import ReadCost
+
+
+@dataclass(frozen=True, slots=True)
+class SearchPlan:
+    """The store's plan, and the criteria left to match on what it reads: on the index rows
+    (``rows``), and on the resources (``bodies``, read for the rows that pass the first)."""
+
+    plan: Plan
+    rows: tuple[Criterion, ...]
+    bodies: tuple[Criterion, ...]
+
+
+def matching(
+    rows: Iterable[IndexRow],
+    planned: SearchPlan,
+    now: int,
+    with_bodies: Callable[[Iterator[IndexRow], ReadCost], Iterator[IndexRow]],
+    cost: ReadCost,
+) -> Iterator[IndexRow]:
+    """The rows that the criteria the plan leaves match: on the rows first, then on the
+    resources (read only for the rows that passed, and only when a criterion needs them)."""
+    kept = (row for row in rows if all(c.matches_row(row, now) for c in planned.rows))
+    if not planned.bodies:
+        return kept
+    return (
+        row
+        for row in with_bodies(kept, cost)
+        if row.resource is not None and _resource_matches(json.loads(row.resource), planned.bodies, now)
+    )
+
+
+def _resource_matches(resource: Any, criteria: tuple[Criterion, ...], now: int) -> bool:
+    return isinstance(resource, dict) and all(c.matches_resource(resource, now) for c in criteria)
+
+
+class NotIndexedError(NotSupportedError):
+    """A parameter whose values the table has not been linked under yet (a reindex does it)."""
+
+
+def plan_search(
+    query: SearchQuery, cursor: Cursor | None, now: int, indexed: Collection[str] | None = None
+) -> SearchPlan:
+    """``indexed``: the value paths (ValuePath.state_name) the table is linked under; None when
+    the table holds no Encounter yet (nothing to find, so every path is as good as linked)."""
+    linked = _linked_plan(query, cursor, now, indexed)
+    if linked is not None:
+        return linked
+    search_plan = plan(query, cursor, now)
+    criteria = query.all_criteria
+    return SearchPlan(
+        search_plan, tuple(c for c in criteria if c.on_rows), tuple(c for c in criteria if not c.on_rows)
+    )
+
 
 # The most selective index first; a search with none of them walks the period-start index.
 INDEX_PREFERENCE = (keys.APPOINTMENT_INDEX, keys.SUBJECT_INDEX)
@@ -33,27 +93,22 @@ def plan(query: SearchQuery, cursor: Cursor | None, now: int) -> Plan:
         wanted = frozenset.intersection(*(frozenset(values) for values in ids))
         return Plan(keys.TABLE, tuple(sorted(wanted)), keys.NO_START, keys.SORT_KEY_END, after=after)
     bounds = period_bounds(query, now)
-    low = keys.start_text(bounds.start.low)
-    high = keys.SORT_KEY_END
-    if bounds.start.high != POS_INFINITY:
-        high = format_instant(bounds.start.high) + "#~"
-    if after is not None:
-        low = max(low, after)
-    page_hint = None
-    if cursor:
-        page_hint = query.count + 1
-    elif not query.counts_total:
-        page_hint = query.offset + query.count + 1
+    low, high, after, page_hint = _range(query, cursor, bounds)
     if query.restrictions:
         index, partitions, decide = _compartment(query, now)
         return Plan(index, partitions, low, high, bounds, after, page_hint, decide, _fields(query))
     for index in INDEX_PREFERENCE:
-        served = [c for c in query.all_criteria if c.parameter.index == index and c.parameter.partitions]
+        served = [
+            c
+            for c in query.all_criteria
+            if c.on_rows and c.parameter.index == index and c.parameter.partitions
+        ]
         candidates = [_partitions(c) for c in served]
         if candidates:
             smallest: frozenset[str] = min(candidates, key=len)
             decide = all(
-                c.parameter.index == index and smallest <= _partitions(c) for c in query.all_criteria
+                c.on_rows and c.parameter.index == index and smallest <= _partitions(c)
+                for c in query.all_criteria
             ) and (index == keys.SUBJECT_INDEX or len(smallest) == 1)  # one subject each: disjoint
             partitions = tuple(sorted(smallest))
             return Plan(index, partitions, low, high, bounds, after, page_hint, decide, _fields(query))
@@ -69,6 +124,96 @@ def plan(query: SearchQuery, cursor: Cursor | None, now: int) -> Plan:
         fields=_fields(query),
         settled_before=settled_before,
     )
+
+
+def _linked_plan(
+    query: SearchQuery, cursor: Cursor | None, now: int, indexed: Collection[str] | None
+) -> SearchPlan | None:
+    """A value-index plan when a criterion is linked and no ``_id`` names the Encounters.
+
+    Subject criteria (``patient``, ``subject``, the compartment) choose the subjects: each linked
+    criterion's term then reads its keys within them. ``appointment`` is a term of its own index
+    (outside a compartment it may drive; inside, it is only checked). Dates narrow the sort-key
+    range and are matched on the rows (the value index projects the period); the rest on the
+    resources.
+    """
+    criteria = query.all_criteria
+    if any(c.on_rows and c.parameter.field is None for c in criteria):
+        return None  # _id: a BatchGetItem of the ids reads less
+    linked: list[Criterion] = []
+    for criterion in criteria:
+        path = criterion.parameter.path
+        if criterion.keys is None or path is None:
+            continue
+        if indexed is None or path.state_name in indexed:
+            linked.append(criterion)
+        elif not criterion.on_rows:  # status still matches on rows; the others need the links
+            raise NotIndexedError(
+                f"Search parameter '{criterion.parameter.name}' is not indexed in this server's table "
+                "yet; its operator must reindex it (fhir-encounter reindex, docs/deploying.md)"
+            )
+    if not linked:
+        return None
+    subjects = [c for c in criteria if c.on_rows and c.parameter.field is SUBJECT]
+    compartment = bool(query.restrictions)
+    allowed: frozenset[str] | None = None
+    if subjects:
+        allowed = frozenset.intersection(*(_partitions(c) for c in subjects))
+    terms: list[Term] = []
+    for criterion in linked:
+        found = sorted(criterion.keys or ())
+        if allowed is None:
+            partitions = tuple(found)
+        else:
+            partitions = tuple(compartment_key(s, key) for s in sorted(allowed) for key in found)
+        lookups = tuple(keys.VALUE_LINK_PREFIX + key for key in found)
+        terms.append(Term(keys.VALUE_INDEX, partitions, lookups))
+    appointments = [c for c in criteria if c.on_rows and c.parameter.index == keys.APPOINTMENT_INDEX]
+    for criterion in appointments:
+        refs = sorted(_partitions(criterion))
+        lookups = tuple(keys.link_key("", ref)[keys.SORT_KEY]["S"] for ref in refs)
+        terms.append(Term(keys.APPOINTMENT_INDEX, tuple(refs), lookups, drives=not compartment))
+    satisfied = {id(c) for c in (*linked, *subjects, *appointments)}
+    rest = [c for c in criteria if id(c) not in satisfied]
+    rows = tuple(c for c in rest if c.on_rows and c.parameter.field is PERIOD)
+    bodies = tuple(c for c in rest if c not in rows)
+    if any(c.body is None for c in bodies):
+        return None  # a keyed criterion the value index's rows cannot carry: the keyed plan
+    bounds = period_bounds(query, now)
+    low, high, after, page_hint = _range(query, cursor, bounds)
+    decide = len(terms) == 1 and len(terms[0].partitions) == 1 and not rows and not bodies
+    search_plan = Plan(
+        keys.VALUE_INDEX,
+        (),
+        low,
+        high,
+        bounds,
+        after,
+        page_hint,
+        decide,
+        (PERIOD.name,) if rows else (),
+        terms=tuple(terms),
+    )
+    return SearchPlan(search_plan, rows, bodies)
+
+
+def _range(
+    query: SearchQuery, cursor: Cursor | None, bounds: PeriodBounds
+) -> tuple[str, str, str | None, int | None]:
+    """The sort-key range the period bounds allow, the cursor's resume point and the page hint."""
+    after = cursor.after_sort_key if cursor else None
+    low = keys.start_text(bounds.start.low)
+    high = keys.SORT_KEY_END
+    if bounds.start.high != POS_INFINITY:
+        high = format_instant(bounds.start.high) + "#~"
+    if after is not None:
+        low = max(low, after)
+    page_hint = None
+    if cursor:
+        page_hint = query.count + 1
+    elif not query.counts_total:
+        page_hint = query.offset + query.count + 1
+    return low, high, after, page_hint
 
 
 def _compartment(query: SearchQuery, now: int) -> tuple[str, tuple[str, ...], bool]:
@@ -94,7 +239,7 @@ def _compartment(query: SearchQuery, now: int) -> tuple[str, tuple[str, ...], bo
     ):
         raise ValueError("a restriction is a criterion on the single-valued key of one index")
     allowed = frozenset.intersection(*(_partitions(r) for r in restrictions))
-    on_field = [c for c in query.criteria if c.parameter.field == field]
+    on_field = [c for c in query.criteria if c.on_rows and c.parameter.field == field]
     partitions = tuple(
         sorted(p for p in allowed if all(c.parameter.match(p, c.values, now) for c in on_field))
     )
@@ -103,7 +248,9 @@ def _compartment(query: SearchQuery, now: int) -> tuple[str, tuple[str, ...], bo
 
 
 def _fields(query: SearchQuery) -> tuple[str, ...]:
-    return tuple(sorted({c.parameter.field.name for c in query.all_criteria if c.parameter.field}))
+    return tuple(
+        sorted({c.parameter.field.name for c in query.all_criteria if c.on_rows and c.parameter.field})
+    )
 
 
 def period_bounds(query: SearchQuery, now: int) -> PeriodBounds:
@@ -111,7 +258,7 @@ def period_bounds(query: SearchQuery, now: int) -> PeriodBounds:
     bounds = ANY_PERIOD
     for criterion in query.all_criteria:
         implied = criterion.parameter.period_bounds
-        if implied is not None and criterion.values:
+        if implied is not None and criterion.on_rows and criterion.values:
             each = (implied(value, now) for value in criterion.values)
             bounds = bounds.meet(reduce(PeriodBounds.join, each))
     return bounds

@@ -1,25 +1,24 @@
 """The search request as a validated model: query-string parsing and the unknown-parameter policy.
 
-Criteria are parsed by their registry entries; the result parameters by pydantic types. A
-repeated parameter is AND, a comma inside one value is OR (FHIR R4 3.1.1).
+Criteria are compiled by search.criteria from their registry entries; the result parameters are
+parsed by pydantic types. A repeated parameter is AND, a comma inside one value is OR (FHIR R4 3.1.1).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from fhir_encounter.errors import MAX_NAME_LENGTH, MAX_NAMED, InvalidRequestError, NotSupportedError
 from fhir_encounter.formats import GENERAL_PARAMETERS
+from fhir_encounter.search.criteria import Criterion, compile_criterion
 from fhir_encounter.search.parameters import (
     RESULT_PARAMETERS,
     SEARCH_PARAMETERS,
     ParamType,
     ParseContext,
-    SearchParameter,
 )
 from fhir_encounter.store.fields import IndexRow
 
@@ -32,15 +31,6 @@ MAX_OFFSET = 10_000
 NO_CONTEXT = ParseContext()  # no local base URL known: every absolute URL is another server's
 TOTAL_MODES = ("accurate", "estimate", "none")
 TotalMode = Literal["accurate", "estimate", "none"]
-
-
-@dataclass(frozen=True, slots=True)
-class Criterion:
-    """One occurrence of a search parameter: its values OR together."""
-
-    parameter: SearchParameter
-    text: str  # as the client sent it: what links carry
-    values: tuple[Any, ...]  # parsed by the parameter
 
 
 def _ascii_integer(value: object) -> object:
@@ -74,7 +64,7 @@ class SearchQuery(BaseModel):
     @property
     def criteria_params(self) -> tuple[tuple[str, str], ...]:
         """(name, value) as the client gave them, in registry order: what links carry."""
-        return tuple((c.parameter.name, c.text) for c in self.criteria)
+        return tuple((c.name, c.text) for c in self.criteria)
 
     @property
     def all_criteria(self) -> tuple[Criterion, ...]:
@@ -83,7 +73,7 @@ class SearchQuery(BaseModel):
     @property
     def bound_params(self) -> tuple[tuple[str, str], ...]:
         """Every criterion, restrictions included: what a cursor is bound to."""
-        return tuple((c.parameter.name, c.text) for c in self.all_criteria)
+        return tuple((c.name, c.text) for c in self.all_criteria)
 
     @property
     def counts_total(self) -> bool:
@@ -91,16 +81,18 @@ class SearchQuery(BaseModel):
         return self.total_mode != "none"
 
     def values_of(self, name: str) -> list[tuple[Any, ...]]:
-        """The OR-ed values of each occurrence of one parameter."""
-        return [c.values for c in self.all_criteria if c.parameter.name == name]
+        """The OR-ed values of each occurrence of one parameter in its plain (keyed) form."""
+        return [c.values for c in self.all_criteria if c.parameter.name == name and c.on_rows]
 
     def matches(self, row: IndexRow, now: int) -> bool:
-        """Whether one Encounter (as its index row) satisfies every criterion."""
-        return all(c.parameter.match(c.parameter.row_value(row), c.values, now) for c in self.all_criteria)
+        """Whether one Encounter (as its index row) satisfies every criterion (all matched on rows)."""
+        return all(c.matches_row(row, now) for c in self.all_criteria)
 
     def within_compartment(self, compartment: str) -> SearchQuery:
         """The query narrowed to Encounters whose subject is ``compartment`` (``Patient/<id>``)."""
-        restriction = Criterion(SEARCH_PARAMETERS["patient"], compartment, (frozenset({compartment}),))
+        restriction = Criterion(
+            SEARCH_PARAMETERS["patient"], compartment, (frozenset({compartment}),), on_rows=True
+        )
         return self.model_copy(update={"restrictions": (*self.restrictions, restriction)})
 
 
@@ -116,15 +108,16 @@ def parse_search(
     empty values are ignored.
     """
     accepted: dict[str, list[str]] = {}
+    modified: dict[str, dict[str, list[str]]] = {}  # name -> modifier -> values
     ignored: list[str] = []
     for key, values in (multi_value_params or {}).items():
-        name, _, modifier = key.partition(":")
+        name, colon, modifier = key.partition(":")
         if name in GENERAL_PARAMETERS:
             continue  # content negotiation: formats.wants_pretty
         if name not in SEARCH_PARAMETERS and name not in RESULT_PARAMETERS:
             ignored.append(key)
             continue
-        if modifier:
+        if colon and (name in RESULT_PARAMETERS or modifier not in SEARCH_PARAMETERS[name].modifiers):
             raise NotSupportedError(
                 f"Search parameter '{name}' does not support the modifier ':{_cut(modifier)}'"
             )
@@ -134,14 +127,17 @@ def parse_search(
         if name in SEARCH_PARAMETERS and SEARCH_PARAMETERS[name].type is ParamType.DATE:
             # An unencoded '+' of a zone offset arrives decoded as a space: restore it.
             present = [value.replace(" ", "+") for value in present]
-        if present:
+        if present and colon:
+            modified.setdefault(name, {})[modifier] = present
+        elif present:
             accepted[name] = present
     if strict and ignored:
         raise NotSupportedError(f"Unknown search parameter(s): {name_list(ignored)}")
     criteria = [
-        _criterion(parameter, text, context)
+        compile_criterion(parameter, modifier, text, context)
         for name, parameter in SEARCH_PARAMETERS.items()
-        for text in _bounded(name, accepted.get(name, ()))
+        for modifier, texts in (("", accepted.get(name, ())), *sorted(modified.get(name, {}).items()))
+        for text in _bounded(name, texts)
     ]
     results: dict[str, Any] = {"criteria": tuple(criteria)}
     for name in RESULT_PARAMETERS:
@@ -190,14 +186,6 @@ def _bounded(name: str, values: Sequence[str]) -> Sequence[str]:
             f"Search parameter '{name}' has more than {MAX_VALUES_PER_PARAMETER} values"
         )
     return values
-
-
-def _criterion(parameter: SearchParameter, text: str, context: ParseContext) -> Criterion:
-    try:
-        values = tuple(parameter.parse(value.strip(), context) for value in text.split(","))
-    except ValueError as error:
-        raise _invalid(parameter.name, str(error)) from None
-    return Criterion(parameter, text, values)
 
 
 def _invalid(name: str, message: str) -> InvalidRequestError:

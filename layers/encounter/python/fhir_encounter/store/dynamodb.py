@@ -162,8 +162,10 @@ def batch_get(
     attributes: list[str] | None = None,
     cost: ReadCost | None = None,
     sleep: Sleep = time.sleep,
+    key_of: Callable[[Item], str] | None = None,
 ) -> dict[str, Item]:
-    """Items by partition key, 100 keys a request, unprocessed keys retried with backoff."""
+    """Items by partition key (or by ``key_of`` the item), 100 keys a request, unprocessed keys
+    retried with backoff."""
     found: dict[str, Item] = {}
     for start in range(0, len(keys), BATCH_GET_LIMIT):
         request: dict[str, Any] = {"Keys": keys[start : start + BATCH_GET_LIMIT]}
@@ -177,7 +179,7 @@ def batch_get(
             if cost is not None:
                 cost.record_lookup(dict(response), len(pending[table]["Keys"]))
             for item in response.get("Responses", {}).get(table, []):
-                found[item[PARTITION_KEY]["S"]] = item
+                found[key_of(item) if key_of else item[PARTITION_KEY]["S"]] = item
             pending = response.get("UnprocessedKeys") or {}
             if not pending:
                 break

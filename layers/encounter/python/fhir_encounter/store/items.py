@@ -1,14 +1,15 @@
 """Encounters as DynamoDB items and items as index rows, both driven by the registry's fields.
 
-The writer stores every field on the Encounter item and on each appointment link item; every
-index projects every field it does not key on, so any row can be matched on any index.
+The writer stores every field on the Encounter item and on each appointment link item; the keyed
+indexes project every field they do not key on, so any of their rows can be matched on any field.
+The value index (store.values) projects only the period: its rows are matched by their keys.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from fhir_encounter.dates import NEG_INFINITY, DateRange
@@ -16,6 +17,9 @@ from fhir_encounter.store import keys
 from fhir_encounter.store.fields import INDEX_FIELDS, INDEX_VERSION, PERIOD, FieldKind, IndexRow
 from fhir_encounter.store.keys import Item
 from fhir_encounter.store.periods import partition_of
+from fhir_encounter.store.values import ValuePath, all_value_keys, index_version, link_items
+
+PERIOD_ATTRIBUTES = PERIOD.attributes  # what the value index projects
 
 STORE_META = ("versionId", "lastUpdated")  # meta elements the store sets: not content
 
@@ -49,12 +53,16 @@ def period_partition(row: IndexRow) -> str:
     return partition_of(row.values.get(PERIOD.name), row.id)
 
 
-def items_for_encounter(resource: Mapping[str, Any], version_id: str, last_updated: str) -> list[Item]:
-    """The Encounter item and its appointment link items, ready for BatchWriteItem.
+def items_for_encounter(
+    resource: Mapping[str, Any], version_id: str, last_updated: str, paths: Iterable[ValuePath]
+) -> list[Item]:
+    """The Encounter item, its appointment link items and its value link items (of ``paths``),
+    ready for BatchWriteItem.
 
     ``resource`` must already carry its meta; raises ReferenceValueError / DateValueError when
     a reference or date cannot be indexed.
     """
+    paths = tuple(paths)
     row = index_row_of(resource)
     attributes = _field_attributes(row)
     main: Item = {
@@ -65,7 +73,7 @@ def items_for_encounter(resource: Mapping[str, Any], version_id: str, last_updat
         keys.ATTR_VERSION_ID: {"S": version_id},
         keys.ATTR_LAST_UPDATED: {"S": last_updated},
         keys.ATTR_CONTENT_HASH: {"S": content_hash(resource)},
-        keys.ATTR_INDEX_VERSION: {"S": INDEX_VERSION},
+        keys.ATTR_INDEX_VERSION: {"S": index_version(INDEX_VERSION, paths)},
         keys.ATTR_SORT_KEY: {"S": row.sort_key},
         keys.ATTR_BUCKET: {"S": period_partition(row)},
         **attributes,
@@ -80,7 +88,10 @@ def items_for_encounter(resource: Mapping[str, Any], version_id: str, last_updat
         }
         for ref in sorted(row.values.get("appointments", ()))
     ]
-    return [main, *links]
+    period = {name: attributes[name] for name in PERIOD_ATTRIBUTES if name in attributes}
+    subject = row.values.get("subject")
+    values = link_items(row.id, row.sort_key, subject, period, all_value_keys(paths, resource))
+    return [main, *links, *values]
 
 
 def row_from_item(item: Item) -> IndexRow:
@@ -112,6 +123,8 @@ def row_from_item(item: Item) -> IndexRow:
 def row_attributes(index: str, field_names: tuple[str, ...]) -> tuple[str, ...]:
     """The attributes of ``index``'s items that make a row with these fields: the id, the sort
     key and the fields' own (what a Query's ProjectionExpression asks for)."""
+    if index == keys.VALUE_INDEX:
+        return (keys.PARTITION_KEY, keys.ATTR_SORT_KEY, *PERIOD_ATTRIBUTES)
     names = [name for field in INDEX_FIELDS if field.name in field_names for name in field.attributes]
     if index == keys.LINK_INDEX:
         names = [keys.LINK_RENAMES.get(name, name) for name in names]
@@ -123,6 +136,9 @@ def projections() -> dict[str, tuple[str, ...]]:
     stored = [name for field in INDEX_FIELDS for name in field.attributes]
     result = {}
     for index, index_keys in keys.INDEXES.items():
+        if index == keys.VALUE_INDEX:
+            result[index] = PERIOD_ATTRIBUTES
+            continue
         names = [keys.LINK_RENAMES.get(n, n) for n in stored] if index == keys.LINK_INDEX else stored
         result[index] = tuple(n for n in names if n not in index_keys)
     return result

@@ -17,6 +17,7 @@ BUCKETS_SK = "period-start-buckets"
 SUBJECT_INDEX = "subject-index"
 APPOINTMENT_INDEX = "appointment-index"
 PERIOD_START_INDEX = "period-start-index"
+VALUE_INDEX = "value-index"  # the generic index: link items of every indexed value (store.values)
 TABLE = "table"  # not an index: the _id "index", BatchGetItem on the table's own key
 
 ATTR_RESOURCE = "resource"
@@ -33,6 +34,10 @@ ATTR_BUCKET = "start_bucket"  # the period-start index partition (store.periods)
 ATTR_PERIOD_LO = "period_lo"
 ATTR_PERIOD_HI = "period_hi"
 ATTR_BUCKETS = "buckets"
+ATTR_VALUE_KEY = "value_key"  # a link item's value-index partition (store.values)
+# On the bucket directory: the value paths (ValuePath.state_name) that every Encounter in the table
+# is linked under. A writer that creates the directory sets its own; a reindex adds them.
+ATTR_VALUE_PATHS = "value_paths"
 # The directory's span of each period-start partition: the lowest and highest sort key ever
 # written to it ("first#c0#2023", "last#c0#2023"). Spans only widen, so every row lies inside.
 SPAN_FIRST, SPAN_LAST = "first#", "last#"
@@ -45,7 +50,10 @@ INDEXES = {
     SUBJECT_INDEX: (ATTR_SUBJECT, ATTR_SORT_KEY),
     APPOINTMENT_INDEX: (ATTR_APPOINTMENT, ATTR_SORT_KEY),
     PERIOD_START_INDEX: (ATTR_BUCKET, ATTR_SORT_KEY),
+    VALUE_INDEX: (ATTR_VALUE_KEY, ATTR_SORT_KEY),
 }
+VALUE_LINK_PREFIX = "v|"  # sort key of a value's global link item: "v|<key>"
+COMPARTMENT_LINK_PREFIX = "c|"  # and of its link item within the subject: "c|<key>"
 # Attributes that link items carry under another name, so that they stay out of an index.
 LINK_RENAMES = {ATTR_SUBJECT: ATTR_LINK_SUBJECT}
 LINK_INDEX = APPOINTMENT_INDEX  # the index that holds link items (and only them)
@@ -62,6 +70,12 @@ def encounter_key(encounter_id: str) -> Item:
 
 def link_key(encounter_id: str, appointment_ref: str) -> Item:
     return {PARTITION_KEY: {"S": encounter_id}, SORT_KEY: {"S": APPOINTMENT_SK_PREFIX + appointment_ref}}
+
+
+def value_link_key(encounter_id: str, value_key: str) -> Item:
+    """The table key of the Encounter's global link item for ``value_key``: whether it exists is
+    whether the Encounter has the value."""
+    return {PARTITION_KEY: {"S": encounter_id}, SORT_KEY: {"S": VALUE_LINK_PREFIX + value_key}}
 
 
 def bucket_directory_key() -> Item:

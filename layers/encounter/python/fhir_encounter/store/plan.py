@@ -1,5 +1,9 @@
 """What the store executes for a search: the index, its partitions and sort-key ranges (a Plan,
-which search/planning.py makes from a query), and how much each Query reads. Pure."""
+which search/planning.py makes from a query), and how much each Query reads. Pure.
+
+A value-index plan is an AND of Terms: one term drives (its partitions are read in sort-key
+order) and each of the others is checked on the driver's rows by looking up the link items that
+prove it (store.values): rows read are the driver's matches, and one key per check."""
 
 from __future__ import annotations
 
@@ -15,6 +19,18 @@ MIN_STREAM_LIMIT = 2
 
 
 @dataclass(frozen=True, slots=True)
+class Term:
+    """One criterion of a value-index plan: the partitions of ``index`` whose rows are its matches
+    (any of them), and the table sort keys whose presence in an Encounter's partition proves it.
+    ``drives``: it may be the term that is read (not one outside the caller's compartment)."""
+
+    index: str
+    partitions: tuple[str, ...]
+    lookups: tuple[str, ...]
+    drives: bool = True
+
+
+@dataclass(frozen=True, slots=True)
 class Plan:
     index: str  # keys.TABLE (BatchGetItem of ids) or an index name
     partitions: tuple[str, ...]  # ids for keys.TABLE, partition keys for a GSI; () for the period walk
@@ -26,6 +42,7 @@ class Plan:
     partitions_decide: bool = False  # every row of the partitions matches: Select=COUNT counts
     fields: tuple[str, ...] = ()  # the index fields the criteria match: all a row must carry
     settled_before: str = ""  # the year (text) from which period partitions may still be written to
+    terms: tuple[Term, ...] = ()  # a value-index plan's criteria (AND); then index is VALUE_INDEX
 
     @property
     def walks_buckets(self) -> bool:
@@ -35,6 +52,8 @@ class Plan:
     def empty(self) -> bool:
         """Nothing can match, and nothing is read: dates that contradict each other (BETWEEN
         would be a 400), or no partition of a keyed index left to read."""
+        if self.terms:
+            return self.low > self.high or any(not term.partitions for term in self.terms)
         return self.low > self.high or (not self.walks_buckets and not self.partitions)
 
     def streams(
@@ -44,7 +63,8 @@ class Plan:
         directory of period-start partitions in use, within their spans of sort keys."""
         if self.walks_buckets:
             return period_streams(self.bounds, directory, self.after, spans, self.settled_before)
-        return [Stream(partition, self.low, self.high) for partition in self.partitions]
+        partitions = self.terms[0].partitions if self.terms else self.partitions
+        return [Stream(partition, self.low, self.high) for partition in partitions]
 
 
 def stream_limit(page_hint: int | None, streams: int) -> int | None:

@@ -11,12 +11,13 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from fhir_encounter.errors import StoreUnavailableError
 from fhir_encounter.store import keys
 from fhir_encounter.store.dynamodb import (
+    BATCH_GET_LIMIT,
     BUSY_TEXT,
     PARALLEL_QUERIES,
     ReadCost,
@@ -27,7 +28,7 @@ from fhir_encounter.store.dynamodb import (
 from fhir_encounter.store.fields import IndexRow
 from fhir_encounter.store.items import row_attributes, row_from_item
 from fhir_encounter.store.periods import Stream
-from fhir_encounter.store.plan import Plan, next_limit, stream_limit
+from fhir_encounter.store.plan import Plan, Term, next_limit, stream_limit
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
@@ -38,6 +39,12 @@ if TYPE_CHECKING:
 # used before: store/periods.py), or outside the span it records for a settled year, is found by
 # those searches within this time; the others at once.
 BUCKET_TTL_SECONDS = 10.0
+# Choosing the term of a value-index plan to read: each candidate's first rows of each partition
+# (terms of more partitions are not probed), and how many rows are checked by lookups at once.
+PROBE_ROWS = 32
+PROBE_PARTITIONS = 8
+FIRST_CHECK_ROWS = 16
+_Directory = tuple[float, list[str], dict[str, tuple[str, str]], frozenset[str] | None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,7 +73,7 @@ class EncounterRepository:
         self._table = table_name
         self._bucket_ttl = bucket_ttl
         self._clock = clock
-        self._bucket_cache: tuple[float, list[str], dict[str, tuple[str, str]]] | None = None
+        self._bucket_cache: _Directory | None = None
 
     def find(self, encounter_id: str, cost: ReadCost | None = None) -> StoredEncounter | None:
         """The stored Encounter or None: one GetItem by key either way."""
@@ -106,7 +113,9 @@ class EncounterRepository:
         if plan.empty:
             return iter(())
         rows: Iterator[IndexRow]
-        if plan.index == keys.TABLE:
+        if plan.terms:
+            rows = self._linked_rows(plan, cost)
+        elif plan.index == keys.TABLE:
             items = self._batch_get([keys.encounter_key(i) for i in plan.partitions], None, cost)
             rows = iter(sorted(map(row_from_item, items.values()), key=lambda row: row.sort_key))
         else:
@@ -118,7 +127,7 @@ class EncounterRepository:
             projection = _projection(row_attributes(plan.index, plan.fields))
 
             def reader(stream: Stream) -> _PartitionRows:
-                request = _with_projection(self._query(plan, stream, limit), projection)
+                request = _with_projection(self._query(plan.index, stream, limit), projection)
                 return _PartitionRows(self._pool, self._client, request, eager, cost)
 
             rows = _merge(streams, reader, ahead=PARALLEL_QUERIES if eager else 0)
@@ -133,9 +142,29 @@ class EncounterRepository:
         counts 0 without a Query."""
         if plan.empty:
             return lambda: 0
-        requests = [{**self._query(plan, stream), "Select": "COUNT"} for stream in plan.streams()]
+        index = plan.terms[0].index if plan.terms else plan.index
+        requests = [{**self._query(index, stream), "Select": "COUNT"} for stream in plan.streams()]
         futures = [self._pool.submit(_count, self._client, request, cost) for request in requests]
         return lambda: sum(future.result() for future in futures)
+
+    def indexed_paths(self, cost: ReadCost) -> frozenset[str] | None:
+        """The value paths every Encounter in the table is linked under (the bucket directory's,
+        kept BUCKET_TTL_SECONDS); None when the table has no directory, so holds no Encounter."""
+        return self._directory(cost)[3]
+
+    def with_bodies(self, rows: Iterator[IndexRow], cost: ReadCost) -> Iterator[IndexRow]:
+        """The rows, each carrying its resource JSON: read a batch at a time (growing from
+        FIRST_CHECK_ROWS to BATCH_GET_LIMIT), as the caller asks for more. An Encounter deleted
+        meanwhile is left out."""
+        size = FIRST_CHECK_ROWS
+        while chunk := list(itertools.islice(rows, size)):
+            missing = [keys.encounter_key(row.id) for row in chunk if row.resource is None]
+            items = self._batch_get(missing, [keys.ATTR_RESOURCE], cost) if missing else {}
+            for row in chunk:
+                text = row.resource or items.get(row.id, {}).get(keys.ATTR_RESOURCE, {}).get("S")
+                if text is not None:
+                    yield replace(row, resource=text)
+            size = min(size * 2, BATCH_GET_LIMIT)
 
     def resources(self, rows: list[IndexRow], cost: ReadCost) -> list[tuple[str, str]]:
         """(id, resource JSON) of the page's rows in their order; reads only the bodies that the
@@ -160,9 +189,13 @@ class EncounterRepository:
 
     def _bucket_directory(self, cost: ReadCost) -> tuple[list[str], dict[str, tuple[str, str]]]:
         """The period-start partitions in use and their spans of sort keys (kept BUCKET_TTL_SECONDS)."""
+        _, buckets, spans, _ = self._directory(cost)
+        return buckets, spans
+
+    def _directory(self, cost: ReadCost) -> _Directory:
         cached = self._bucket_cache
         if cached is not None and self._clock() - cached[0] < self._bucket_ttl:
-            return cached[1], cached[2]
+            return cached
         response = call(
             self._client.get_item,
             TableName=self._table,
@@ -170,17 +203,104 @@ class EncounterRepository:
             ReturnConsumedCapacity="TOTAL",
         )
         cost.record_lookup(dict(response), 1)
-        item = response.get("Item", {})
-        buckets = sorted(item.get(keys.ATTR_BUCKETS, {}).get("SS", []))
-        spans = keys.directory_spans(item)
-        self._bucket_cache = (self._clock(), buckets, spans)
-        return buckets, spans
+        item = response.get("Item")
+        buckets = sorted((item or {}).get(keys.ATTR_BUCKETS, {}).get("SS", []))
+        spans = keys.directory_spans(item or {})
+        paths = None if item is None else frozenset(item.get(keys.ATTR_VALUE_PATHS, {}).get("SS", []))
+        self._bucket_cache = (self._clock(), buckets, spans, paths)
+        return self._bucket_cache
 
-    def _query(self, plan: Plan, stream: Stream, limit: int | None = None) -> dict[str, Any]:
-        partition_attr, sort_attr = keys.INDEXES[plan.index]
+    def _linked_rows(self, plan: Plan, cost: ReadCost) -> Iterator[IndexRow]:
+        """A value-index plan's rows: the driving term's partitions merged in sort-key order, each
+        Encounter once, each row kept when the other terms' link items are found for it."""
+        driver = self._driver(plan, cost)
+        others = [term for term in plan.terms if term is not driver]
+        streams = [Stream(partition, plan.low, plan.high) for partition in driver.partitions]
+        eager = plan.page_hint is None
+        limit = stream_limit(plan.page_hint, len(streams))
+        projection = _projection(row_attributes(driver.index, plan.fields))
+
+        def reader(stream: Stream) -> _PartitionRows:
+            request = _with_projection(self._query(driver.index, stream, limit), projection)
+            return _PartitionRows(self._pool, self._client, request, eager, cost)
+
+        rows = _distinct(_merge(streams, reader, ahead=PARALLEL_QUERIES if eager else 0))
+        return self._checked(rows, others, plan.page_hint, cost) if others else rows
+
+    def _driver(self, plan: Plan, cost: ReadCost) -> Term:
+        """The term to read: of those that may drive, the one found smallest (all of its
+        partitions ended within PROBE_ROWS), else the sparsest (its probes reached furthest)."""
+        candidates = [term for term in plan.terms if term.drives]
+        if len(candidates) == 1:
+            return candidates[0]
+        probed = [term for term in candidates if len(term.partitions) <= PROBE_PARTITIONS]
+        if not probed:
+            return min(candidates, key=lambda term: len(term.partitions))
+        projection = _projection((keys.PARTITION_KEY, keys.ATTR_SORT_KEY))
+        futures = {
+            id(term): [
+                self._pool.submit(
+                    _query,
+                    self._client,
+                    _with_projection(
+                        self._query(term.index, Stream(p, plan.low, plan.high), PROBE_ROWS), projection
+                    ),
+                )
+                for p in term.partitions
+            ]
+            for term in probed
+        }
+        ended: list[tuple[int, int, Term]] = []
+        reaching: list[tuple[str, int, Term]] = []
+        for order, term in enumerate(probed):
+            responses = [future.result() for future in futures[id(term)]]
+            for response in responses:
+                cost.record_query(response)
+            if all("LastEvaluatedKey" not in response for response in responses):
+                ended.append((sum(response.get("Count", 0) for response in responses), order, term))
+            else:
+                last = [r["Items"][-1][keys.ATTR_SORT_KEY]["S"] for r in responses if r.get("Items")]
+                reaching.append((min(last, default=""), -order, term))
+        if ended:
+            return min(ended, key=lambda found: found[:2])[2]
+        return max(reaching, key=lambda found: found[:2])[2]
+
+    def _checked(
+        self, rows: Iterator[IndexRow], terms: list[Term], page_hint: int | None, cost: ReadCost
+    ) -> Iterator[IndexRow]:
+        """The rows for which every term has a link item (a BatchGetItem of the lookup keys, a
+        batch of rows at a time, growing as the caller asks for more)."""
+        per_row = max(1, sum(len(term.lookups) for term in terms))
+        most = max(1, 4 * BATCH_GET_LIMIT // per_row)
+        size = min(page_hint or FIRST_CHECK_ROWS, most)
+        while chunk := list(itertools.islice(rows, size)):
+            lookups = [
+                {keys.PARTITION_KEY: {"S": row.id}, keys.SORT_KEY: {"S": lookup}}
+                for row in chunk
+                for term in terms
+                for lookup in term.lookups
+            ]
+            try:
+                found = batch_get(
+                    self._client,
+                    self._table,
+                    lookups,
+                    attributes=[keys.SORT_KEY],
+                    cost=cost,
+                    key_of=_item_key,
+                )
+            except UnprocessedError:
+                raise StoreUnavailableError(BUSY_TEXT) from None
+            for row in chunk:
+                if all(any(f"{row.id}\n{lookup}" in found for lookup in term.lookups) for term in terms):
+                    yield row
+            size = min(size * 2, most)
+
+    def _query(self, index: str, stream: Stream, limit: int | None = None) -> dict[str, Any]:
+        partition_attr, sort_attr = keys.INDEXES[index]
         request: dict[str, Any] = {
             "TableName": self._table,
-            "IndexName": plan.index,
+            "IndexName": index,
             "KeyConditionExpression": "#p = :p AND #s BETWEEN :lo AND :hi",
             "ExpressionAttributeNames": {"#p": partition_attr, "#s": sort_attr},
             "ExpressionAttributeValues": {
@@ -319,6 +439,10 @@ def _merge(
     finally:
         for reader in opened:
             reader.close()
+
+
+def _item_key(item: keys.Item) -> str:
+    return f"{item[keys.PARTITION_KEY]['S']}\n{item[keys.SORT_KEY]['S']}"
 
 
 def _distinct(rows: Iterator[IndexRow]) -> Iterator[IndexRow]:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -26,6 +26,7 @@ from fhir_encounter.store import keys
 from fhir_encounter.store.dynamodb import BATCH_GET_LIMIT, Sleep, batch_get, batch_write
 from fhir_encounter.store.fields import INDEX_VERSION
 from fhir_encounter.store.items import content_hash, items_for_encounter, without_store_meta
+from fhir_encounter.store.values import ValuePath, index_version
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
@@ -37,6 +38,7 @@ SPAN_ATTEMPTS = 20
 # Partitions whose bounds one UpdateItem widens: its condition (about 100 characters a partition)
 # must stay under DynamoDB's 4 KB limit on an expression.
 SPAN_UPDATE_PARTITIONS = 24
+_VALUE_LINK_PREFIXES = (keys.VALUE_LINK_PREFIX, keys.COMPARTMENT_LINK_PREFIX)
 _EXISTING = [keys.ATTR_CONTENT_HASH, keys.ATTR_VERSION_ID, keys.ATTR_LAST_UPDATED, keys.ATTR_INDEX_VERSION]
 
 
@@ -48,16 +50,22 @@ class WriteResult:
 
 
 class EncounterWriter:
+    """``paths``: the value paths to link each Encounter under (the search registry's,
+    search.parameters.value_paths())."""
+
     def __init__(
         self,
         client: DynamoDBClient,
         table_name: str,
+        paths: Sequence[ValuePath],
         *,
         clock: Callable[[], str] = instant_now,
         sleep: Sleep = time.sleep,
     ) -> None:
         self._client = client
         self._table = table_name
+        self._paths = tuple(paths)
+        self._index_version = index_version(INDEX_VERSION, self._paths)
         self._clock = clock
         self._sleep = sleep
         self._lock = threading.Lock()
@@ -89,6 +97,7 @@ class EncounterWriter:
             requests: list[dict[str, Any]] = []
             spans: dict[str, Span] = {}
             now = self._clock()
+            rewritten: list[tuple[str, list[dict[str, Any]]]] = []
             for encounter_id in chunk:
                 resource, old = by_id[encounter_id], existing.get(encounter_id)
                 version, last_updated = self._version(resource, old, now, result)
@@ -96,14 +105,57 @@ class EncounterWriter:
                     continue
                 body = without_store_meta(resource)
                 meta = {**body.get("meta", {}), "versionId": version, "lastUpdated": last_updated}
-                items = items_for_encounter({**body, "meta": meta}, version, last_updated)
+                items = items_for_encounter({**body, "meta": meta}, version, last_updated, self._paths)
                 partition, sort_key = items[0][keys.ATTR_BUCKET]["S"], items[0][keys.ATTR_SORT_KEY]["S"]
                 spans[partition] = _widened(spans.get(partition), (sort_key, sort_key))
                 requests.extend({"PutRequest": {"Item": item}} for item in items)
                 requests.extend(_stale_links(encounter_id, old, items))
+                if old is not None:
+                    rewritten.append((encounter_id, items))
+            requests.extend(self._stale_value_links(rewritten))
             self._extend_directory(spans)
             batch_write(self._client, self._table, requests, sleep=self._sleep)
         return result
+
+    def mark_indexed(self) -> None:
+        """Records on the bucket directory that every Encounter in the table is linked under this
+        writer's paths (what a reindex says once it has rewritten every Encounter)."""
+        names = self._created_paths()
+        if names:
+            self._client.update_item(
+                TableName=self._table,
+                Key=keys.bucket_directory_key(),
+                UpdateExpression="ADD #p :p",
+                ExpressionAttributeNames={"#p": keys.ATTR_VALUE_PATHS},
+                ExpressionAttributeValues={":p": {"SS": names}},
+            )
+
+    def _created_paths(self) -> list[str]:
+        return sorted(path.state_name for path in self._paths if path.linked)
+
+    def _stale_value_links(self, rewritten: list[tuple[str, list[dict[str, Any]]]]) -> list[Any]:
+        """Delete requests for the value link items of rewritten Encounters that their new items
+        no longer have (a value removed, or a path no longer linked): one Query of each one's keys."""
+        requests: list[Any] = []
+        for encounter_id, items in rewritten:
+            kept = {item[keys.SORT_KEY]["S"] for item in items}
+            request: dict[str, Any] = {
+                "TableName": self._table,
+                "KeyConditionExpression": "#p = :p",
+                "ExpressionAttributeNames": {"#p": keys.PARTITION_KEY, "#s": keys.SORT_KEY},
+                "ExpressionAttributeValues": {":p": {"S": encounter_id}},
+                "ProjectionExpression": "#p, #s",
+            }
+            while True:
+                response = self._client.query(**request)
+                for item in response.get("Items", ()):
+                    sort_key = item[keys.SORT_KEY]["S"]
+                    if sort_key.startswith(_VALUE_LINK_PREFIXES) and sort_key not in kept:
+                        requests.append({"DeleteRequest": {"Key": dict(item)}})
+                if not (last := response.get("LastEvaluatedKey")):
+                    break
+                request = {**request, "ExclusiveStartKey": last}
+        return requests
 
     def _maybe_stored(self, ids: list[str]) -> list[str]:
         """Those of ``ids`` that the table may hold: all of them, unless it held no Encounter when
@@ -140,7 +192,9 @@ class EncounterWriter:
                 return
             part = dict(list(wider.items())[:SPAN_UPDATE_PARTITIONS])
             try:
-                update = _directory_update(new, part, created=self._empty_at_start is True)
+                update = _directory_update(
+                    new, part, created=self._empty_at_start is True, paths=self._created_paths()
+                )
                 self._client.update_item(TableName=self._table, Key=keys.bucket_directory_key(), **update)
             except ClientError as error:
                 if error.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
@@ -174,9 +228,8 @@ class EncounterWriter:
             known_last = last
         self._known[partition] = (known_first, known_last)
 
-    @staticmethod
     def _version(
-        resource: dict[str, Any], old: dict[str, Any] | None, now: str, result: WriteResult
+        self, resource: dict[str, Any], old: dict[str, Any] | None, now: str, result: WriteResult
     ) -> tuple[str | None, str]:
         """(versionId, lastUpdated) to write, or (None, "") when the stored item is current."""
         if old is None:
@@ -185,7 +238,7 @@ class EncounterWriter:
         if old[keys.ATTR_CONTENT_HASH]["S"] != content_hash(resource):
             result.written += 1
             return str(int(old[keys.ATTR_VERSION_ID]["S"]) + 1), now
-        if old.get(keys.ATTR_INDEX_VERSION, {}).get("S") != INDEX_VERSION:
+        if old.get(keys.ATTR_INDEX_VERSION, {}).get("S") != self._index_version:
             result.reindexed += 1
             return old[keys.ATTR_VERSION_ID]["S"], old[keys.ATTR_LAST_UPDATED]["S"]
         result.unchanged += 1
@@ -219,7 +272,11 @@ def _beyond(known: tuple[str | None, str | None], span: Span) -> tuple[str | Non
 
 
 def _directory_update(
-    new: list[str], wider: dict[str, tuple[str | None, str | None]], *, created: bool
+    new: list[str],
+    wider: dict[str, tuple[str | None, str | None]],
+    *,
+    created: bool,
+    paths: list[str],
 ) -> dict[str, Any]:
     """ADD the new partitions; SET each widened bound where the one stored is narrower or absent;
     ``created``: this writer found no directory, so it marks the spans as kept from the start."""
@@ -230,6 +287,10 @@ def _directory_update(
     if created:
         names["#k"], values[":k"] = keys.ATTR_SPANS_KEPT, {"BOOL": True}
         sets.append("#k = :k")
+    adds: list[str] = []
+    if created and paths:  # every Encounter of a table this writer found empty is linked under them
+        names["#v"], values[":v"] = keys.ATTR_VALUE_PATHS, {"SS": paths}
+        adds.append("#v :v")
     for n, (partition, (first, last)) in enumerate(sorted(wider.items())):
         for side, attribute, value, narrower in (
             ("f", keys.SPAN_FIRST + partition, first, ">"),
@@ -245,7 +306,9 @@ def _directory_update(
     expression = f"SET {', '.join(sets)}" if sets else ""
     if new:
         names["#b"], values[":b"] = keys.ATTR_BUCKETS, {"SS": new}
-        expression = f"{expression} ADD #b :b".strip()
+        adds.append("#b :b")
+    if adds:
+        expression = f"{expression} ADD {', '.join(adds)}".strip()
     update: dict[str, Any] = {
         "UpdateExpression": expression,
         "ExpressionAttributeNames": names,

@@ -1,0 +1,223 @@
+"""The generic value index, as storage vocabulary: for each indexed element path, the normalised
+values (link keys) the writer links an Encounter under, and the link items that carry them.
+
+A link key is ``<path>|<value>``: a token's value in each form a search can name it (``=code``
+for any system, ``system|code``, ``|code`` for a code without a system, ``system|`` for any code
+of the system), a literal reference in its stored form (``Type/id``, or the whole URL of another
+server's resource), and a reference's ``identifier`` as a token under ``<path>:identifier``. Each
+key is written twice, as its own item in the Encounter's partition: globally (value-index
+partition ``key``) and within the Encounter's subject (partition ``<subject>#key``), so that a
+search for a value, or for a value within one patient, reads exactly its matches, in sort-key
+order. The same functions give the search side its keys, so that the two can never disagree.
+
+Nothing here knows search parameters: the search registry names the paths it needs
+(``ValuePath``), and the writer is given them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from fhir_encounter.references import ReferenceValueError, parse_reference
+from fhir_encounter.store import keys
+from fhir_encounter.store.keys import Item
+
+# Bump when value_keys changes what it returns for the same resource: the index state of every
+# table (the paths it is indexed for) then names none of the new paths until a reindex.
+VALUE_REVISION = "1"
+IDENTIFIER_SUFFIX = ":identifier"
+# DynamoDB limits a sort key to 1,024 bytes and a partition key to 2,048: a longer key is linked
+# under its digest (the search side computes the same).
+MAX_KEY_BYTES = 800
+
+
+class ValueKind(StrEnum):
+    """The FHIR type of what a path yields, which decides its link keys."""
+
+    CODE = "code"  # a code string, of the path's implicit system
+    CODING = "Coding"
+    CONCEPT = "CodeableConcept"
+    IDENTIFIER = "Identifier"
+    REFERENCE = "Reference"
+    PERIOD = "Period"  # not linked: matched on the resource
+    INSTANT = "instant"  # not linked
+    QUANTITY = "Quantity"  # not linked
+
+
+LINKED_KINDS = frozenset(
+    {ValueKind.CODE, ValueKind.CODING, ValueKind.CONCEPT, ValueKind.IDENTIFIER, ValueKind.REFERENCE}
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ValuePath:
+    """An element path of Encounter whose values a search parameter compares.
+
+    ``literal``: whether a reference path's literal references are linked (False where a keyed
+    index already serves them: subject, appointment); its identifiers are linked either way.
+    """
+
+    name: str  # the path below Encounter, dotted: "class", "participant.individual", "meta.lastUpdated"
+    kind: ValueKind
+    system: str | None = None  # a code's implicit system
+    literal: bool = True
+
+    @property
+    def steps(self) -> tuple[str, ...]:
+        return tuple(self.name.split("."))
+
+    @property
+    def linked(self) -> bool:
+        return self.kind in LINKED_KINDS
+
+    @property
+    def state_name(self) -> str:
+        """How the table's index state names this path (with the revision of its keys)."""
+        return f"{VALUE_REVISION}:{self.name}:{self.kind}:{self.system or ''}:{int(self.literal)}"
+
+
+def elements_at(resource: Mapping[str, Any], steps: Sequence[str]) -> list[Any]:
+    """The items at ``steps``, arrays flattened at every step (FHIRPath navigation); empty
+    values (None, {}, "", []) are no items."""
+    found: list[Any] = [resource]
+    for step in steps:
+        following: list[Any] = []
+        for item in found:
+            if isinstance(item, Mapping):
+                child = item.get(step)
+                following.extend(child if isinstance(child, list) else [child])
+        found = [item for item in following if item is not None and item != {} and item != ""]
+    return found
+
+
+def token_forms(system: object, code: object) -> Iterator[str]:
+    """The forms a (system, code) is found by: ``=code``, ``system|code`` (``|code`` without a
+    system) and ``system|``."""
+    system = system if isinstance(system, str) and system else ""
+    if isinstance(code, str) and code:
+        yield f"={code}"
+        yield f"{system}|{code}"
+    if system:
+        yield f"{system}|"
+
+
+def reference_form(reference: object) -> str | None:
+    """A stored Reference's literal form: ``Type/id`` when relative, the whole URL (without
+    ``_history``) when absolute; None for a contained, conditional or logical reference."""
+    if not isinstance(reference, Mapping):
+        return None
+    text = reference.get("reference")
+    if not isinstance(text, str):
+        return None
+    try:
+        base, resource_type, resource_id = parse_reference(text)
+    except ReferenceValueError:
+        return None
+    if resource_type is None:
+        return None
+    local = f"{resource_type}/{resource_id}"
+    return local if base is None else f"{base}/{local}"
+
+
+def reference_type(reference: object) -> str | None:
+    """The type a stored Reference points to: from its literal reference (relative, absolute or
+    conditional ``Type?..``), else its ``type``; None when it cannot be told."""
+    if not isinstance(reference, Mapping):
+        return None
+    text = reference.get("reference")
+    if isinstance(text, str):
+        if "?" in text:
+            kind = text.split("?", 1)[0]
+            if kind.isalpha() and kind[:1].isupper():
+                return kind
+        else:
+            try:
+                _, resource_type, _ = parse_reference(text)
+            except ReferenceValueError:
+                resource_type = None
+            if resource_type is not None:
+                return resource_type
+    declared = reference.get("type")
+    return declared if isinstance(declared, str) and declared else None
+
+
+def link_key(namespace: str, form: str) -> str:
+    """``namespace|form``, or its digest when it is too long to be a key."""
+    key = f"{namespace}|{form}"
+    if len(key.encode()) <= MAX_KEY_BYTES:
+        return key
+    return f"{namespace}|#{hashlib.sha256(key.encode()).hexdigest()}"
+
+
+def value_keys(path: ValuePath, resource: Mapping[str, Any]) -> set[str]:
+    """Every link key of the resource's values at ``path`` (none for a path that is not linked)."""
+    found: set[str] = set()
+    identifiers = path.name + IDENTIFIER_SUFFIX
+    for item in elements_at(resource, path.steps):
+        match path.kind:
+            case ValueKind.CODE:
+                found.update(link_key(path.name, f) for f in token_forms(path.system, item))
+            case ValueKind.CODING | ValueKind.IDENTIFIER if isinstance(item, Mapping):
+                code = item.get("code" if path.kind is ValueKind.CODING else "value")
+                found.update(link_key(path.name, f) for f in token_forms(item.get("system"), code))
+            case ValueKind.CONCEPT if isinstance(item, Mapping):
+                for coding in item.get("coding") or ():
+                    if isinstance(coding, Mapping):
+                        forms = token_forms(coding.get("system"), coding.get("code"))
+                        found.update(link_key(path.name, f) for f in forms)
+            case ValueKind.REFERENCE if isinstance(item, Mapping):
+                if path.literal and (form := reference_form(item)) is not None:
+                    found.add(link_key(path.name, form))
+                identifier = item.get("identifier")
+                if isinstance(identifier, Mapping):
+                    forms = token_forms(identifier.get("system"), identifier.get("value"))
+                    found.update(link_key(identifiers, f) for f in forms)
+    return found
+
+
+def all_value_keys(paths: Iterable[ValuePath], resource: Mapping[str, Any]) -> set[str]:
+    return {key for path in paths if path.linked for key in value_keys(path, resource)}
+
+
+def compartment_key(subject: str, key: str) -> str:
+    """The value-index partition of ``key`` within one subject's Encounters."""
+    return f"{subject}#{key}"
+
+
+def link_items(
+    encounter_id: str, sort_key: str, subject: str | None, period: Item, value_keys: Iterable[str]
+) -> list[Item]:
+    """The link items of one Encounter: each key globally, and within its subject when it has one.
+    ``period``: the period attributes, which the value index projects for date criteria."""
+    items: list[Item] = []
+    for key in sorted(value_keys):
+        common = {keys.ATTR_SORT_KEY: {"S": sort_key}, **period}
+        items.append(
+            {
+                **keys.value_link_key(encounter_id, key),
+                keys.ATTR_VALUE_KEY: {"S": key},
+                **common,
+            }
+        )
+        if subject is not None:
+            items.append(
+                {
+                    keys.PARTITION_KEY: {"S": encounter_id},
+                    keys.SORT_KEY: {"S": keys.COMPARTMENT_LINK_PREFIX + key},
+                    keys.ATTR_VALUE_KEY: {"S": compartment_key(subject, key)},
+                    **common,
+                }
+            )
+    return items
+
+
+def index_version(base_version: str, paths: Iterable[ValuePath]) -> str:
+    """The index version the writer stores on each Encounter: the fields' and the linked paths'."""
+    names = sorted(path.state_name for path in paths if path.linked)
+    text = json.dumps([base_version, names], separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
