@@ -18,6 +18,7 @@ from typing import Any
 import boto3
 from boto3.dynamodb.types import TypeDeserializer
 
+from fhir_encounter.search.parameters import value_paths
 from fhir_encounter.store.dynamodb import LOCAL_CREDENTIALS, LOCAL_REGION
 from fhir_encounter.store.items import items_for_encounter
 from fhir_encounter_tools.cli import main as cli_main
@@ -36,7 +37,10 @@ def bare_items(resources: list[dict[str, Any]]) -> list[dict[str, Any]]:
         {name: deserializer.deserialize(value) for name, value in item.items()}
         for resource in resources
         for item in items_for_encounter(
-            {**resource, "meta": {"versionId": VERSION, "lastUpdated": LAST_UPDATED}}, VERSION, LAST_UPDATED
+            {**resource, "meta": {"versionId": VERSION, "lastUpdated": LAST_UPDATED}},
+            VERSION,
+            LAST_UPDATED,
+            value_paths(),
         )
     ]
 

@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from fhir_encounter.search.parameters import value_paths
 from fhir_encounter.store import keys
 from fhir_encounter.store.items import items_for_encounter, projections
 
@@ -57,7 +58,7 @@ def measure(resources: Iterable[dict[str, Any]]) -> Sizes:
     projected = projections()
     for resource in resources:
         meta = {"versionId": "1", "lastUpdated": "2025-01-01T00:00:00.000Z"}
-        items = items_for_encounter({**resource, "meta": meta}, "1", meta["lastUpdated"])
+        items = items_for_encounter({**resource, "meta": meta}, "1", meta["lastUpdated"], value_paths())
         sizes.encounters += 1
         sizes.table_items += len(items)
         sizes.table_bytes += sum(item_size(item) for item in items)

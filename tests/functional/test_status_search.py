@@ -188,7 +188,7 @@ def test_an_empty_code_between_commas_is_400_naming_status(value: str) -> None:
 
 @pytest.mark.usefixtures("stored")
 @pytest.mark.parametrize("prefer", [None, "handling=strict", "handling=lenient"])
-@pytest.mark.parametrize("modifier", ["not", "text", "missing"])
+@pytest.mark.parametrize("modifier", ["text", "in", "identifier"])
 def test_a_status_modifier_is_400_not_supported(prefer: str | None, modifier: str) -> None:
     status, _, body = search({f"status:{modifier}": ["finished"]}, {"Prefer": prefer} if prefer else None)
     assert status == 400
@@ -202,3 +202,22 @@ def test_a_status_modifier_is_400_not_supported(prefer: str | None, modifier: st
             }
         ],
     }
+
+
+@pytest.mark.usefixtures("stored")
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ("status:not=in-progress", ["s1", "s8", "s3", "s5", "s6"]),
+        ("status:not=in-progress,finished", ["s1", "s8", "s6"]),
+        (f"status:not={SYSTEM}|finished&patient=p2", ["s8", "s6"]),
+        ("status:not=other|finished", ["s1", "s8", "s2", "s3", "s4", "s5", "s6", "s7"]),
+        ("status:missing=false", ["s1", "s8", "s2", "s3", "s4", "s5", "s6", "s7"]),
+        ("status:missing=true", []),
+        ("status:missing=true,false&subject=Group/g1", ["s4"]),
+    ],
+)
+def test_status_not_and_missing(query: str, expected: list[str]) -> None:
+    """:not is "none of these" (R4 search.html#modifiers); :missing=false is every Encounter
+    with a status, which all have."""
+    assert found(query) == (expected, len(expected))

@@ -70,7 +70,8 @@ def test_an_existing_table_without_the_indexes_is_refused_by_name(client: Any) -
     with pytest.raises(TableSchemaError) as raised:
         create_table(client, "bare", TEMPLATE)
     assert str(raised.value) == (
-        "table 'bare' exists without the indexes appointment-index, period-start-index, subject-index "
+        "table 'bare' exists without the indexes appointment-index, period-start-index, subject-index, "
+        "value-index "
         "that template.yaml defines; delete it or use another --table"
     )
     with pytest.raises(TableSchemaError):

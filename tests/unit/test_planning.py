@@ -10,10 +10,10 @@ from urllib.parse import parse_qs
 import pytest
 
 from fhir_encounter.dates import NEG_INFINITY, POS_INFINITY, DateRange, PeriodBounds, parse_range
+from fhir_encounter.search.criteria import Criterion
 from fhir_encounter.search.cursor import Cursor
 from fhir_encounter.search.parameters import DATE_PREFIXES, SEARCH_PARAMETERS, ParamType
 from fhir_encounter.search.planning import period_bounds, plan, plan_search
-from fhir_encounter.search.criteria import Criterion
 from fhir_encounter.search.query import SearchQuery, parse_search
 from fhir_encounter.store.fields import IndexRow
 from fhir_encounter.store.items import index_row_of, period_partition
@@ -559,7 +559,7 @@ def test_every_search_parameter_is_planned_within_the_compartment(name: str, mod
     for query in (
         f"{name}{modifier}={value}",
         f"{name}{modifier}={value}&patient=pb",
-        f"{name}={value}&patient=pa",
+        f"{name}{modifier}={value}&patient=pa",
     ):
         chosen = plan_search(parsed(query).within_compartment(COMPARTMENT), None, NOW).plan
         if chosen.terms:

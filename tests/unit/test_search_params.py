@@ -12,7 +12,6 @@ from fhir_encounter.dates import NEG_INFINITY, POS_INFINITY, DateRange, parse_ra
 from fhir_encounter.errors import InvalidRequestError, NotSupportedError
 from fhir_encounter.search.parameters import (
     DATE_PREFIXES,
-    RESULT_PARAMETERS,
     SEARCH_PARAMETERS,
     DateCriterion,
     ParseContext,

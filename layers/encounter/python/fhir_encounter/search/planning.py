@@ -240,11 +240,14 @@ def _compartment(query: SearchQuery, now: int) -> tuple[str, tuple[str, ...], bo
         raise ValueError("a restriction is a criterion on the single-valued key of one index")
     allowed = frozenset.intersection(*(_partitions(r) for r in restrictions))
     on_field = [c for c in query.criteria if c.on_rows and c.parameter.field == field]
-    partitions = tuple(
-        sorted(p for p in allowed if all(c.parameter.match(p, c.values, now) for c in on_field))
-    )
+    partitions = tuple(sorted(p for p in allowed if all(_matches_value(c, p, now) for c in on_field)))
     decide = bool(partitions) and len(on_field) == len(query.criteria)
     return index, partitions, decide
+
+
+def _matches_value(criterion: Criterion, value: str, now: int) -> bool:
+    match = criterion.parameter.match
+    return match is not None and match(value, criterion.values, now)
 
 
 def _fields(query: SearchQuery) -> tuple[str, ...]:
