@@ -1,5 +1,5 @@
 """The ``fhir-encounter`` command (also ``python -m fhir_encounter_tools``): create-table, load,
-seed, serve and token. One line on stderr per failure, never a traceback; exit 0 all loaded,
+reindex, seed, serve and token. One line on stderr per failure, never a traceback; exit 0 all loaded,
 1 some rejected or failed, 2 usage error. ``fhir-encounter COMMAND --help`` lists the options."""
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ from fhir_encounter_tools.devserver.issuer import (
 )
 from fhir_encounter_tools.devserver.server import DEFAULT_LOG_LEVEL, serve
 from fhir_encounter_tools.ingest.loader import LoadReport, load_paths, load_resources, source_files
+from fhir_encounter_tools.ingest.reindex import reindex
 from fhir_encounter_tools.ingest.seed import SEED, SEED_PATIENT, synthetic_encounters
 from fhir_encounter_tools.reporting import PROGRAM, error_message, print_rejection
 from fhir_encounter_tools.tables import create_table, require_table, tools_client
@@ -92,6 +93,21 @@ def _load(args: argparse.Namespace) -> int:
     with _summary_if_stopped() as report:
         load_paths(files, writer, on_reject=print_rejection, progress=sys.stderr, report=report)
     return _finish(report)
+
+
+def _reindex(args: argparse.Namespace) -> int:
+    writer = _writer(args)
+    with _summary_if_stopped() as report:
+        reindex(
+            tools_client(args.endpoint_url),
+            args.table,
+            writer,
+            on_reject=print_rejection,
+            progress=sys.stderr,
+            report=report,
+        )
+    note = "; the table is indexed for every search parameter" if not report.failed else ""
+    return _finish(report, note)
 
 
 def _seed(args: argparse.Namespace) -> int:
@@ -287,6 +303,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     load = command("load", _load, "Load Encounters from FHIR .json (Encounter or Bundle) and .ndjson files.")
     load.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="a file, or a directory of them")
+    command(
+        "reindex",
+        _reindex,
+        "Link every stored Encounter in the value index, then mark the table indexed (after an upgrade).",
+    )
     seed = command("seed", _seed, "Write realistic synthetic Encounters, the same ones for the same seed.")
     seed.add_argument("--count", type=_count, default=500, metavar="N", help="how many (default: 500)")
     seed.add_argument(

@@ -49,7 +49,7 @@ def capability_statement_json(base_url: str, security: str | None = None) -> str
                                 "name": name,
                                 "definition": spec.definition,
                                 "type": spec.type.value,
-                                "documentation": spec.documentation,
+                                "documentation": spec.capability_documentation,
                             }
                             for name, spec in SEARCH_PARAMETERS.items()
                         ],

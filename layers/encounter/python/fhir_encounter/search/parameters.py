@@ -100,6 +100,16 @@ class SearchParameter:
         """What follows the name after a colon: the type's modifiers, and a reference's types."""
         return (*MODIFIERS[self.type], *self.targets)
 
+    @property
+    def capability_documentation(self) -> str:
+        """The CapabilityStatement's documentation: what it matches, and the modifiers and
+        comparators it takes (R4's searchParam has no field for them)."""
+        parts = [self.documentation]
+        parts.append("Modifiers: " + ", ".join(f":{m}" for m in self.modifiers) + ".")
+        if self.type in (ParamType.DATE, ParamType.QUANTITY):
+            parts.append("Comparators: " + ", ".join(PREFIXES) + ".")
+        return " ".join(parts)
+
     def row_value(self, row: IndexRow) -> Any:
         return row.id if self.field is None else row.values.get(self.field.name)
 
@@ -389,7 +399,7 @@ _ALL: dict[str, SearchParameter] = {
             "identifier",
             ValueKind.IDENTIFIER,
             f"{_SP}clinical-identifier",
-            "An identifier of the Encounter (system|value)",
+            "An identifier of the Encounter (its system and value)",
         ),
         SearchParameter(
             name="length",
