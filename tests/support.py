@@ -27,6 +27,7 @@ from urllib.parse import parse_qs, parse_qsl, urlencode, urlsplit
 
 from fhir_encounter.config import Settings
 from fhir_encounter.runtime import LambdaHandler, Runtime, Store
+from fhir_encounter.search.parameters import SEARCH_PARAMETERS
 from fhir_encounter.smart import SmartDiscovery
 from fhir_encounter_tools.cli import main as cli_main
 from fhir_encounter_tools.devserver.dynamodb_local import free_port
@@ -571,9 +572,7 @@ PATIENT_1 = ["enc-1006", "enc-1001", "enc-1002", "enc-1003"]
 EVENT_OUTCOMES: dict[str, Found | Page | Failure | Capabilities | Preflight] = {
     # CorsAllowedOrigins is empty by default (and in the tests): the preflight is answered, not granted.
     "capability_statement_preflight_search": Preflight(None),
-    "capability_statement_metadata": Capabilities(
-        ["_id", "patient", "subject", "appointment", "date", "status"]
-    ),
+    "capability_statement_metadata": Capabilities(list(SEARCH_PARAMETERS)),
     "read_encounter_found": Found("enc-1002"),
     "read_encounter_not_found": Failure(404, "not-found", "Unknown Encounter resource 'enc-9999'"),
     # The tests run with AuthMode iam: SMART discovery answers that it is not enabled.
@@ -588,6 +587,11 @@ EVENT_OUTCOMES: dict[str, Found | Page | Failure | Capabilities | Preflight] = {
     "search_encounters_by_subject_group": first_page(["enc-1005"], "subject=Group/grp-7"),
     "search_encounters_by_appointment": first_page(["enc-1002", "enc-1005"], "appointment=Appointment/apt-3"),
     "search_encounters_by_status": first_page(["enc-1006", "enc-1003"], "status=planned,in-progress"),
+    "search_encounters_us_core": first_page(PATIENT_1, "patient=pat-1&class=AMB"),
+    # Every parameter of the registry, each matching everything (":missing=true,false" is either).
+    "search_encounters_every_parameter": first_page(
+        INVOKE_ALL_IN_ORDER, "&".join(f"{name}:missing=true,false" for name in SEARCH_PARAMETERS)
+    ),
     "search_encounters_by_date_range": first_page(
         ["enc-1009", "enc-1002", "enc-1004"], "date=ge2021-06-01&date=lt2021-07-01"
     ),

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from fhir_encounter.errors import CONTENT_TYPE
 from fhir_encounter.formats import GENERAL_PARAMETERS
 from fhir_encounter.search.cursor import Cursor, encode_cursor, search_fingerprint
-from fhir_encounter.search.parameters import RESULT_PARAMETERS, SEARCH_PARAMETERS
+from fhir_encounter.search.parameters import RESULT_PARAMETERS, SEARCH_PARAMETERS, ParamType
 from fhir_encounter.search.query import TOTAL_MODES
 from fhir_encounter_tools.devserver.events import rest_api_event
 from tests.support import TEST_SECRET, Writer, encounter, lambda_response
@@ -195,8 +195,34 @@ PLAUSIBLE: dict[str, st.SearchStrategy[str]] = {
 }
 
 
+tokens = st.sampled_from(
+    ["AMB", "http://snomed.info/sct|185347001", "|x", "urn:dd|", "a\\,b", "a\\|b", "|", "x|y|z", "\\"]
+)
+quantities = st.builds(
+    lambda prefix, number, unit: prefix + number + unit,
+    st.sampled_from(["", "gt", "le", "ap", "ne", "xx"]),
+    st.sampled_from(["1", "1.50", "1e2", "-0", "1e999999", "NaN", "\u0661", "", ".", "1e-99999999999"]),
+    st.sampled_from(["", "|http://unitsofmeasure.org|h", "||min", "|x|", "|a|b|c"]),
+)
+# Parameters without a strategy of their own take their type's: any entry added to the registry
+# is fuzzed with values of its kind.
+BY_TYPE: dict[ParamType, st.SearchStrategy[str]] = {
+    ParamType.TOKEN: tokens,
+    ParamType.REFERENCE: references,
+    ParamType.DATE: dates,
+    ParamType.QUANTITY: quantities,
+}
+
+
 def plausible(name: str) -> st.SearchStrategy[str]:
-    return PLAUSIBLE.get(name.partition(":")[0], hostile_text)
+    base, _, modifier = name.partition(":")
+    if modifier == "missing":
+        return st.sampled_from(["true", "false", "true,false", "TRUE", "1", ""])
+    if base in PLAUSIBLE:
+        return PLAUSIBLE[base]
+    if base in SEARCH_PARAMETERS:
+        return BY_TYPE.get(SEARCH_PARAMETERS[base].type, hostile_text)
+    return hostile_text
 
 
 def value_for(name: str) -> st.SearchStrategy[str]:
@@ -226,7 +252,18 @@ names = pick(
     st.sampled_from(KNOWN_NAMES),
     st.sampled_from(KNOWN_NAMES).flatmap(
         lambda name: st.sampled_from(
-            ["missing", "exact", "not", "above", "below", "text", "Patient", "identifier", ""]
+            [
+                "missing",
+                "exact",
+                "not",
+                "above",
+                "below",
+                "text",
+                "Patient",
+                "identifier",
+                "",
+                *(SEARCH_PARAMETERS[name].modifiers if name in SEARCH_PARAMETERS else ()),
+            ]
         ).map(lambda modifier: f"{name}:{modifier}")
     ),
     st.sampled_from(
@@ -252,6 +289,12 @@ names = pick(
     hostile_text,
     long_text.map(lambda text: text[:2000]),
 )
+VALID_BY_TYPE = {
+    ParamType.TOKEN: ["AMB", "http://snomed.info/sct|185347001", "urn:dd|", "|x"],
+    ParamType.REFERENCE: ["x1", "Location/location-01", "http://other.example/fhir/Organization/o1"],
+    ParamType.DATE: ["ge2021", "lt2023-06-01", "eq2021-03-04"],
+    ParamType.QUANTITY: ["gt1|http://unitsofmeasure.org|h", "le90||min", "2"],
+}
 # Mostly valid parameters with one or two of any kind among them: a request with many bad
 # parameters stops at the first, and the others would never be reached.
 VALID: dict[str, st.SearchStrategy[str]] = {
@@ -271,6 +314,11 @@ VALID: dict[str, st.SearchStrategy[str]] = {
     "status": st.sampled_from(
         ["finished", "planned,in-progress", "http://hl7.org/fhir/encounter-status|finished"]
     ),
+    **{
+        name: st.sampled_from(VALID_BY_TYPE[parameter.type])
+        for name, parameter in SEARCH_PARAMETERS.items()
+        if not parameter.keyed and parameter.type in VALID_BY_TYPE
+    },
     "_count": st.integers(0, 120).map(str),
     "_offset": st.integers(0, 20).map(str),
     "_total": st.sampled_from(TOTAL_MODES),

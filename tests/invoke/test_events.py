@@ -15,6 +15,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
+from fhir_encounter.search.parameters import SEARCH_PARAMETERS
 from tests.support import (
     EVENT_FILES,
     EVENT_OUTCOMES,
@@ -124,3 +125,13 @@ def test_the_read_event_answers_304_to_its_own_etag() -> None:
     event["multiValueHeaders"]["If-None-Match"] = ['W/"1"']
     status, headers, body = invoke(event)
     assert (status, headers["ETag"], body) == (304, 'W/"1"', None)
+
+
+def test_every_search_parameter_is_in_an_event_file() -> None:
+    """The event files cover the registry: each parameter is sent by at least one of them."""
+    sent = {
+        name.partition(":")[0]
+        for path in EVENT_FILES
+        for name in (load_event(path).get("multiValueQueryStringParameters") or {})
+    }
+    assert set(SEARCH_PARAMETERS) <= sent

@@ -13,7 +13,7 @@ _SAFE = "/:,"
 
 
 def search_url(base_url: str, params: list[tuple[str, str]]) -> str:
-    query = "&".join(f"{quote(name, safe='_')}={quote(value, safe=_SAFE)}" for name, value in params)
+    query = "&".join(f"{quote(name, safe='_:')}={quote(value, safe=_SAFE)}" for name, value in params)
     return f"{base_url}/Encounter?{query}"
 
 

@@ -43,6 +43,7 @@ SECONDS = {
     "d": Decimal(86_400),
     "wk": Decimal(604_800),
 }
+MAX_NUMBER_LENGTH = 40
 QUANTITY_PREFIXES = ("eq", "ne", "gt", "lt", "ge", "le", "sa", "eb", "ap")
 
 
@@ -249,7 +250,7 @@ def parse_quantity(text: str) -> QuantityValue:
         value = Decimal(number)
     except InvalidOperation:
         raise CompileError("needs a number, such as 30, 1.5 or 1e2") from None
-    if not value.is_finite():
+    if not value.is_finite() or len(number) > MAX_NUMBER_LENGTH or abs(int(value.as_tuple().exponent)) > 100:
         raise CompileError("needs a number, such as 30, 1.5 or 1e2")
     if len(parts) == 1:
         return QuantityValue(prefix, value, None, None)
