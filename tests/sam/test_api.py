@@ -10,6 +10,7 @@ import shlex
 import subprocess
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl, urlsplit
 
 from fhirclient import client as fhirclient
 from fhirclient.models.encounter import Encounter
@@ -17,6 +18,7 @@ from fhirpy import SyncFHIRClient
 
 from fhir_encounter_tools.ingest.seed import SEED, SEED_PATIENT, synthetic_encounters
 from fhir_encounter_tools.samlocal.stack import SEED_COUNT
+from tests import oracle
 from tests.support import ROOT, Api, ids_of, link
 
 README_BASE = "http://127.0.0.1:3000"
@@ -50,18 +52,24 @@ def run_curl(command: str, base_url: str, encounter_id: str) -> tuple[int, dict[
 
 def test_the_readme_curl_examples_answer(api: Api) -> None:
     commands = readme_curl_commands()
-    assert len(commands) == 5
+    assert len(commands) == 10
     first = api.search("patient=patient-0001&_count=1").body
     (encounter_id,) = ids_of(first)
     answers = [run_curl(command, api.base_url, encounter_id) for command in commands]
-    assert [status for status, _ in answers] == [200] * 5
+    assert [status for status, _ in answers] == [200] * 10
     kinds = [body["resourceType"] for _, body in answers]
-    assert kinds == ["Bundle"] * 4 + ["Encounter"]
-    assert all(body["type"] == "searchset" for _, body in answers[:4])
-    patient_page, patient_five, _, _, read = (body for _, body in answers)
+    assert kinds == ["Bundle"] * 9 + ["Encounter"]
+    assert all(body["type"] == "searchset" for _, body in answers[:9])
+    patient_page, patient_five, *_, read = (body for _, body in answers)
     assert patient_page["total"] == len(SEED_PATIENT_IDS)  # every one of them starts after 2020
     assert len(patient_five["entry"]) == 5
     assert read["id"] == encounter_id
+    # The US Core examples find what the oracle finds in the seeded data, and something.
+    stored = [{**resource, "meta": {"lastUpdated": "2026-01-01T00:00:00Z"}} for resource in SEEDED]
+    for command, (_, body) in zip(commands[4:9], answers[4:9], strict=True):
+        query = urlsplit(shlex.split(command)[2]).query
+        expected = oracle.search(stored, parse_qsl(query), base_url=README_BASE)
+        assert body["total"] == len(expected) > 0, command
 
 
 def test_a_next_link_walk_visits_every_seeded_encounter_once(api: Api) -> None:
