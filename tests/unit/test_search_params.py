@@ -115,7 +115,7 @@ def test_the_row_helper_has_the_shape_the_writer_gives_a_row() -> None:
 
 def test_the_search_parameters_are_the_reference_apis() -> None:
     assert list(SEARCH_PARAMETERS) == ["_id", "patient", "subject", "appointment", "date", "status"]
-    assert list(RESULT_PARAMETERS) == ["_count", "_offset", "_total", "_cursor"]
+    assert list(RESULT_PARAMETERS) == ["_count", "_offset", "_total", "_summary", "_elements", "_cursor"]
 
 
 def test_no_parameters_give_the_defaults() -> None:
@@ -665,7 +665,7 @@ def test_total_must_be_one_of_the_modes(value: str) -> None:
     )
 
 
-@pytest.mark.parametrize("name", ["_count", "_offset", "_total", "_cursor"])
+@pytest.mark.parametrize("name", ["_count", "_offset", "_total", "_summary", "_elements", "_cursor"])
 def test_result_parameters_may_be_given_once(name: str) -> None:
     assert (
         invalid_text(f"{name}=1&{name}=2")
