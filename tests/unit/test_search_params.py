@@ -12,6 +12,7 @@ from fhir_encounter.dates import NEG_INFINITY, POS_INFINITY, DateRange, parse_ra
 from fhir_encounter.errors import InvalidRequestError, NotSupportedError
 from fhir_encounter.search.parameters import (
     DATE_PREFIXES,
+    RESULT_PARAMETERS,
     SEARCH_PARAMETERS,
     DateCriterion,
     ParseContext,
@@ -116,6 +117,7 @@ def test_the_keyed_parameters_come_first_in_the_order_links_carry_them() -> None
     assert list(SEARCH_PARAMETERS)[:6] == ["_id", "patient", "subject", "appointment", "date", "status"]
     assert list(SEARCH_PARAMETERS)[6:] == sorted(list(SEARCH_PARAMETERS)[6:])
     assert [p.name for p in SEARCH_PARAMETERS.values() if p.keyed] == list(SEARCH_PARAMETERS)[:6]
+    assert list(RESULT_PARAMETERS)[-1] == "_cursor"  # the one a client never builds, listed last
 
 
 def test_no_parameters_give_the_defaults() -> None:
@@ -665,7 +667,7 @@ def test_total_must_be_one_of_the_modes(value: str) -> None:
     )
 
 
-@pytest.mark.parametrize("name", ["_count", "_offset", "_total", "_cursor"])
+@pytest.mark.parametrize("name", ["_count", "_offset", "_total", "_summary", "_elements", "_cursor"])
 def test_result_parameters_may_be_given_once(name: str) -> None:
     assert (
         invalid_text(f"{name}=1&{name}=2")

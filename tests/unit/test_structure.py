@@ -4,12 +4,16 @@ what the functions import, and no module of the project imports itself back."""
 from __future__ import annotations
 
 import ast
+import json
 import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from tests.environment import TEST_ENVIRONMENT
 from tests.support import ROOT
 
 LAYER = ROOT / "layers" / "encounter" / "python"
@@ -113,6 +117,37 @@ def test_the_layering_check_finds_a_store_module_that_imports_search(tmp_path: P
     module = tmp_path / "bad.py"
     module.write_text("from fhir_encounter.search.planning import plan\nimport fhir_encounter.search.query\n")
     assert search_imports(module) == ["fhir_encounter.search.planning", "fhir_encounter.search.query"]
+
+
+def search_and_pydantic_loaded_by(function: str) -> list[str]:
+    """The search and pydantic modules that importing functions/<function>/app.py loads (its
+    composition root included), in a fresh interpreter as a cold start would."""
+    app = str(ROOT / "functions" / function / "app.py")
+    script = (
+        "import importlib.util, json, sys\n"
+        f"spec = importlib.util.spec_from_file_location('app', {app!r})\n"
+        "module = importlib.util.module_from_spec(spec)\n"
+        "spec.loader.exec_module(module)\n"
+        "print(json.dumps(sorted(sys.modules)))\n"
+    )
+    environment = {**TEST_ENVIRONMENT, "PATH": os.environ.get("PATH", "")}
+    done = subprocess.run(
+        [sys.executable, "-c", script], env=environment, capture_output=True, text=True, check=True
+    )
+    loaded: list[str] = json.loads(done.stdout.splitlines()[-1])
+    return [name for name in loaded if name.startswith(("fhir_encounter.search", "pydantic"))]
+
+
+def test_the_read_function_loads_no_search_module_and_no_pydantic() -> None:
+    """Each import costs every cold start: a read needs no query model, registry, paging or
+    Bundle code (read.py and subsetting.py are apart from them for that)."""
+    assert search_and_pydantic_loaded_by("read_encounter") == []
+
+
+def test_the_load_check_sees_the_search_functions_search_modules() -> None:
+    loaded = search_and_pydantic_loaded_by("search_encounters")
+    assert "fhir_encounter.search.query" in loaded
+    assert "pydantic" in loaded
 
 
 def test_the_project_has_no_import_cycles() -> None:

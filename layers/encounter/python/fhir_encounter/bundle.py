@@ -43,6 +43,8 @@ def searchset(
         params = [*criteria, ("_count", str(query.count)), ("_offset", str(offset))]
         if query.total_mode != "accurate":
             params.append(("_total", query.total_mode))
+        if query.subset is not None:
+            params.extend(query.subset.params)  # every page has the shape the first one had
         if cursor:
             params.append(("_cursor", cursor))
         return {"relation": relation, "url": search_url(base_url, params)}

@@ -158,6 +158,13 @@ class Router:
         return None
 
 
+def prefers_strict(request: Request) -> bool:
+    """``Prefer: handling=strict`` (FHIR R4 search.html#errors): unknown input is a 400. RFC 7240:
+    comma-separated preferences, each possibly followed by ';'-parameters."""
+    prefer = request.headers.get("Prefer") or ""
+    return any(part.split(";")[0].strip().lower() == "handling=strict" for part in prefer.split(","))
+
+
 def match_template(template: str, path: str) -> dict[str, str] | None:
     """The path parameters if ``path`` ends with ``template``'s segments (``{name}`` takes one
     non-empty segment, percent-decoded), else None."""

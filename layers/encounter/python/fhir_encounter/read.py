@@ -11,10 +11,11 @@ from email.utils import format_datetime
 from fhir_encounter.access import Action
 from fhir_encounter.errors import InvalidRequestError, NotFoundError, TokenInUrlError
 from fhir_encounter.formats import pretty_json, wants_pretty
-from fhir_encounter.gateway import Request, Response
+from fhir_encounter.gateway import Request, Response, prefers_strict
 from fhir_encounter.references import is_fhir_id
 from fhir_encounter.runtime import Runtime, Store, fhir_response
 from fhir_encounter.store.dynamodb import ReadCost
+from fhir_encounter.subsetting import subset_from_query, subset_json
 
 # A missing Encounter and one outside the caller's compartment: the same text.
 UNKNOWN_TEXT = "Unknown Encounter resource '{id}'"
@@ -30,6 +31,7 @@ def read_encounter(request: Request, runtime: Runtime, store: Store) -> Response
         raise InvalidRequestError(
             "Invalid Encounter id: a FHIR id is 1 to 64 characters of A-Z, a-z, 0-9, '-' and '.'"
         )
+    subset = subset_from_query(request.query, strict=prefers_strict(request))  # before any read
     # One GetItem by key, found or not, in the compartment or not: what a read costs does not
     # depend on whether the Encounter exists or whose it is, and neither does the answer.
     cost = ReadCost()
@@ -49,9 +51,10 @@ def read_encounter(request: Request, runtime: Runtime, store: Store) -> Response
         # RFC 9110 15.4.5: with an ETag, a 304 carries no other representation metadata.
         return fhir_response(304, None, etag)
     headers = {**etag, "Last-Modified": _http_date(stored.last_updated)}
+    body = stored.resource_json if subset is None else subset_json(stored.resource_json, subset)
     runtime.count("EncounterReads", 1)
     runtime.audit(request, 200, access, [encounter_id])
-    return fhir_response(200, pretty_json(stored.resource_json) if pretty else stored.resource_json, headers)
+    return fhir_response(200, pretty_json(body) if pretty else body, headers)
 
 
 def refuse_query_tokens(request: Request) -> None:

@@ -14,7 +14,7 @@ from fhir_encounter.capability import capability_statement_json
 from fhir_encounter.dates import instant_now
 from fhir_encounter.errors import MAX_NAME_LENGTH, MAX_NAMED, TooCostlyError
 from fhir_encounter.formats import pretty_json, wants_pretty
-from fhir_encounter.gateway import COMMON_HEADERS, Request, Response
+from fhir_encounter.gateway import COMMON_HEADERS, Request, Response, prefers_strict
 from fhir_encounter.read import refuse_query_tokens
 from fhir_encounter.runtime import Runtime, Store, base_url, fhir_response, request_base_url
 from fhir_encounter.search.cursor import decode_cursor, encode_cursor, search_fingerprint
@@ -25,6 +25,7 @@ from fhir_encounter.search.query import parse_search
 from fhir_encounter.smart import SmartDiscovery, rest_security, smart_configuration
 from fhir_encounter.store.dynamodb import ReadCost
 from fhir_encounter.store.fields import IndexRow
+from fhir_encounter.subsetting import subset_all
 
 # How long a first page may spend counting `total` (the functions time out at 15 s): past it the
 # page is answered without a total rather than not at all.
@@ -44,7 +45,7 @@ def search_encounters(request: Request, runtime: Runtime, store: Store, remainin
     params = request.query
     pretty = wants_pretty(params, request.headers.get("Accept"))
     context = ParseContext(frozenset({base_url(request, runtime), request_base_url(request)}))
-    query, ignored = parse_search(params, strict=_prefers_strict(request), context=context)
+    query, ignored = parse_search(params, strict=prefers_strict(request), context=context)
     if access.compartment:
         query = query.within_compartment(access.compartment)
     fingerprint = search_fingerprint(query.bound_params, query.count, query.total_mode)
@@ -83,6 +84,7 @@ def search_encounters(request: Request, runtime: Runtime, store: Store, remainin
         resources = early[0][1]()
     else:
         resources = store.repository.resources(page.rows, cost)
+    resources = subset_all(resources, query.subset)  # _summary, _elements: entries' sizes as sent
     page = fit_page(page, query, {i: entry_size(text) for i, text in resources}, MAX_ENTRY_BYTES)
     kept = {row.id for row in page.rows}
     resources = [(i, text) for i, text in resources if i in kept]
@@ -140,9 +142,3 @@ def smart_configuration_document(request: Request, runtime: Runtime, smart: Smar
     return Response(
         200, body, {"Content-Type": "application/json", **COMMON_HEADERS, "Cache-Control": "max-age=300"}
     )
-
-
-def _prefers_strict(request: Request) -> bool:
-    """RFC 7240: comma-separated preferences, each possibly followed by ';'-parameters."""
-    prefer = request.headers.get("Prefer") or ""
-    return any(part.split(";")[0].strip().lower() == "handling=strict" for part in prefer.split(","))

@@ -567,6 +567,20 @@ RESULT_PARAMETERS: dict[str, ResultParameter] = {
             "`accurate` (default), `estimate` (same as accurate), `none`",
         ),
         ResultParameter(
+            "_summary",
+            ParamType.TOKEN,
+            "true: the summary elements; text: text, id, meta, status, class; data: all but text; "
+            "count: only the total (as _count=0); false (default): the whole Encounter",
+            "`true`, `text`, `data`, `count`, `false` (not with `_elements`)",
+        ),
+        ResultParameter(
+            "_elements",
+            ParamType.STRING,
+            "Only these top-level elements, with id, meta, status and class",
+            "`subject,period`: top-level Encounter elements (others are ignored; "
+            "a 400 under `Prefer: handling=strict`)",
+        ),
+        ResultParameter(
             "_cursor",
             ParamType.STRING,
             "Opaque continuation token that next links carry; do not build it",

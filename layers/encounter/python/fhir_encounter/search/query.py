@@ -9,7 +9,16 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 
 from fhir_encounter.errors import MAX_NAME_LENGTH, MAX_NAMED, InvalidRequestError, NotSupportedError
 from fhir_encounter.formats import GENERAL_PARAMETERS
@@ -21,6 +30,7 @@ from fhir_encounter.search.parameters import (
     ParseContext,
 )
 from fhir_encounter.store.fields import IndexRow
+from fhir_encounter.subsetting import BOTH_TEXT, Subset, parse_elements, parse_summary, subset_for
 
 DEFAULT_COUNT = 10
 MAX_COUNT = 100
@@ -47,6 +57,10 @@ NonNegativeInt = Annotated[int, BeforeValidator(_ascii_integer), Field(ge=0)]
 PageSize = Annotated[NonNegativeInt, AfterValidator(lambda count: min(count, MAX_COUNT))]
 
 
+def _summary_mode(text: str) -> str:
+    return parse_summary(text)
+
+
 class SearchQuery(BaseModel):
     """A validated Encounter search: an AND of criteria, and how to page through the matches."""
 
@@ -60,11 +74,25 @@ class SearchQuery(BaseModel):
     offset: NonNegativeInt = Field(default=0, alias="_offset")
     total_mode: TotalMode = Field(default="accurate", alias="_total")
     cursor: str | None = Field(default=None, alias="_cursor")
+    # What each Encounter keeps (subsetting.py); _summary=count is parsed into count=0.
+    summary: Annotated[str, AfterValidator(_summary_mode)] | None = Field(default=None, alias="_summary")
+    elements: tuple[str, ...] | None = Field(default=None, alias="_elements")
+
+    @field_validator("elements", mode="before")
+    @classmethod
+    def _known_elements(cls, value: object, info: ValidationInfo) -> object:
+        """Unknown names are ignored, or a 400 under ``Prefer: handling=strict``."""
+        strict = bool(info.context and info.context.get("strict"))
+        return parse_elements(value, strict=strict) if isinstance(value, str) else value
 
     @property
     def criteria_params(self) -> tuple[tuple[str, str], ...]:
         """(name, value) as the client gave them, in registry order: what links carry."""
         return tuple((c.name, c.text) for c in self.criteria)
+
+    @property
+    def subset(self) -> Subset | None:
+        return subset_for(self.summary, self.elements)
 
     @property
     def all_criteria(self) -> tuple[Criterion, ...]:
@@ -146,7 +174,7 @@ def parse_search(
                 raise _invalid(name, "must be given once")
             results[name] = accepted[name][0].strip()
     try:
-        query = SearchQuery.model_validate(results)
+        query = SearchQuery.model_validate(results, context={"strict": strict})
     except ValidationError as error:
         first = error.errors()[0]
         if first["type"] == "literal_error":
@@ -154,6 +182,10 @@ def parse_search(
         else:
             message = str(first.get("ctx", {}).get("error", first["msg"]))
         raise _invalid(str(first["loc"][0]), message) from None
+    if query.summary is not None and query.elements is not None:
+        raise InvalidRequestError(BOTH_TEXT)
+    if query.summary == "count":  # R4: "just return a count of the matching resources", as _count=0
+        query = query.model_copy(update={"count": 0, "summary": None})
     if query.offset > MAX_OFFSET and query.cursor is None:
         raise NotSupportedError(
             f"_offset above {MAX_OFFSET} is not supported: follow the Bundle's next links to page further"
