@@ -9,7 +9,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from fhir_encounter import routes
+from fhir_encounter import searching
 from fhir_encounter_tools.devserver.events import rest_api_event
 from tests.support import Writer, encounter, ids_of, invoke, lambda_response, read, search
 
@@ -91,7 +91,7 @@ def test_count_zero_that_cannot_finish_counting_is_a_503_not_an_empty_bundle(
     put: Writer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     put(*(encounter(f"e{n:02d}", start=f"2021-02-{n + 1:02d}") for n in range(5)))
-    monkeypatch.setattr(routes, "RESPONSE_MARGIN_SECONDS", 60.0)  # more than the invocation has left
+    monkeypatch.setattr(searching, "RESPONSE_MARGIN_SECONDS", 60.0)  # more than the invocation has left
     # status:not: the patient's partition alone does not decide, so the rows are counted here
     status, headers, outcome = search("patient=p1&status:not=cancelled&_count=0")
     assert status == 503
@@ -101,7 +101,7 @@ def test_count_zero_that_cannot_finish_counting_is_a_503_not_an_empty_bundle(
 
 def test_count_zero_counts_with_the_whole_budget(put: Writer, monkeypatch: pytest.MonkeyPatch) -> None:
     put(*(encounter(f"e{n:02d}", start=f"2021-02-{n + 1:02d}") for n in range(5)))
-    monkeypatch.setattr(routes, "COUNT_BUDGET_SECONDS", -1.0)  # a page would stop counting at once
+    monkeypatch.setattr(searching, "COUNT_BUDGET_SECONDS", -1.0)  # a page would stop counting at once
     status, _, bundle = search("patient=p1&_count=0")
     assert (status, bundle["total"], "entry" in bundle) == (200, 5, False)
 

@@ -8,7 +8,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from fhir_encounter import routes
+from fhir_encounter import searching
 from tests.support import encounter, ids_of, search
 
 
@@ -258,7 +258,7 @@ def test_appointment_links_stay_out_of_the_subject_index(put: Any, calls: Counte
 def test_a_first_page_out_of_counting_time_is_answered_without_a_total(
     many: list[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(routes, "COUNT_BUDGET_SECONDS", -1.0)  # the deadline has passed already
+    monkeypatch.setattr(searching, "COUNT_BUDGET_SECONDS", -1.0)  # the deadline has passed already
     status, _, first = search("_count=5")
     assert status == 200
     assert "total" not in first

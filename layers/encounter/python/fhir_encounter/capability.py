@@ -14,6 +14,12 @@ from fhir_encounter.search.parameters import RESULT_PARAMETERS, SEARCH_PARAMETER
 
 SOFTWARE_NAME = "fhir-encounter"
 RELEASE_DATE = "2026-11-26"
+# CapabilityStatement.rest.resource.documentation (markdown). searchInclude and searchRevInclude
+# stay absent: no _include or _revinclude value is supported (search/query.py NOT_SUPPORTED).
+ENCOUNTER_DOCUMENTATION = (
+    "`_include` and `_revinclude` (and their `:iterate` forms) are not supported: a search returns the "
+    "matching Encounters only; they are ignored, or a 400 under `Prefer: handling=strict`."
+)
 
 
 @lru_cache(maxsize=8)
@@ -40,6 +46,7 @@ def capability_statement_json(base_url: str, security: str | None = None) -> str
                     {
                         "type": "Encounter",
                         "profile": "http://hl7.org/fhir/StructureDefinition/Encounter",
+                        "documentation": ENCOUNTER_DOCUMENTATION,
                         "interaction": [{"code": "read"}, {"code": "search-type"}],
                         "versioning": "versioned",
                         "readHistory": False,

@@ -40,6 +40,9 @@ MAX_VALUES_PER_PARAMETER = 100
 MAX_OFFSET = 10_000
 NO_CONTEXT = ParseContext()  # no local base URL known: every absolute URL is another server's
 TOTAL_MODES = ("accurate", "estimate", "none")
+# FHIR's result parameters this server does not implement: it returns only the matching Encounters,
+# never the resources they refer to. Ignored as unknown parameters are, a 400 under strict handling.
+NOT_SUPPORTED = ("_include", "_revinclude")
 TotalMode = Literal["accurate", "estimate", "none"]
 
 
@@ -142,6 +145,11 @@ def parse_search(
         name, colon, modifier = key.partition(":")
         if name in GENERAL_PARAMETERS:
             continue  # content negotiation: formats.wants_pretty
+        if name in NOT_SUPPORTED and strict:
+            raise NotSupportedError(
+                f"Search parameter '{_cut(key)}' is not supported: this server returns the matching "
+                "Encounters only, not the resources they refer to or that refer to them"
+            )
         if name not in SEARCH_PARAMETERS and name not in RESULT_PARAMETERS:
             ignored.append(key)
             continue
