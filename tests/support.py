@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import importlib.util
 import io
@@ -89,9 +90,11 @@ def build_handlers(client: DynamoDBClient, settings: Settings = TEST_SETTINGS) -
     runtime = Runtime.from_settings(settings)
     store = Store.from_settings(settings, client)
     capability = CAPABILITY.create_handler(runtime, SmartDiscovery(settings))
+    search = SEARCH.create_handler(runtime, store)
     return {
         "/Encounter/{id}": READ.create_handler(runtime, store),
-        "/Encounter": SEARCH.create_handler(runtime, store),
+        "/Encounter": search,
+        "/Encounter/_search": search,
         "/metadata": capability,
         "/.well-known/smart-configuration": capability,
     }
@@ -142,6 +145,35 @@ def search(
         query = parse_qs(query, keep_blank_values=True)
     return invoke(
         rest_api_event(method="GET", path="/Encounter", resource="/Encounter", query=query, headers=headers)
+    )
+
+
+FORM = "application/x-www-form-urlencoded"
+
+
+def search_by_post(
+    body: str | bytes,
+    query: str = "",
+    headers: Mapping[str, str] | None = None,
+    *,
+    base64_encoded: bool = False,
+) -> Response:
+    """Invoke POST /Encounter/_search with a form ``body`` (Content-Type: the form type unless
+    ``headers`` say otherwise) and a URL query string; ``base64_encoded``: as API Gateway passes
+    a binary body on."""
+    data = body.encode() if isinstance(body, str) else body
+    return invoke(
+        rest_api_event(
+            method="POST",
+            path="/Encounter/_search",
+            resource="/Encounter/_search",
+            query=parse_qs(query, keep_blank_values=True),
+            headers={"Content-Type": FORM, **(headers or {})},
+            body=base64.b64encode(data).decode()
+            if base64_encoded
+            else data.decode("utf-8", "surrogateescape"),
+            is_base64_encoded=base64_encoded,
+        )
     )
 
 
@@ -352,10 +384,14 @@ class Api:
         self.base_url = base_url
 
     def request(
-        self, path_or_url: str, headers: Mapping[str, str] | None = None, method: str = "GET"
+        self,
+        path_or_url: str,
+        headers: Mapping[str, str] | None = None,
+        method: str = "GET",
+        body: bytes | None = None,
     ) -> Reply:
         url = path_or_url if path_or_url.startswith("http") else self.base_url + path_or_url
-        request = urllib.request.Request(url, headers=dict(headers or {}), method=method)
+        request = urllib.request.Request(url, data=body, headers=dict(headers or {}), method=method)
         try:
             with _OPENER.open(request, timeout=30) as response:
                 return Reply(response.status, response.headers, response.read().decode())
@@ -628,6 +664,23 @@ EVENT_OUTCOMES: dict[str, Found | Page | Failure | Capabilities | Preflight] = {
         400, "not-supported", "Unknown search parameter(s): _sort"
     ),
     "search_encounters_unknown_param_lenient": first_page(PATIENT_1, "patient=Patient/pat-1"),
+    # _count=1 in the URL, patient and status in the form body: the GET's answer, GET links.
+    "search_encounters_post_form": Page(
+        ["enc-1001"],
+        2,
+        {
+            "self": "patient=Patient/pat-1&status=finished&_count=1&_offset=0",
+            "first": "patient=Patient/pat-1&status=finished&_count=1&_offset=0",
+            "next": f"patient=Patient/pat-1&status=finished&_count=1&_offset=1&_cursor={CURSOR}",
+            "last": "patient=Patient/pat-1&status=finished&_count=1&_offset=1",
+        },
+    ),
+    "search_encounters_post_unsupported_media_type": Failure(
+        415,
+        "not-supported",
+        "POST /Encounter/_search takes a body of type application/x-www-form-urlencoded, "
+        "not 'application/json'",
+    ),
 }
 
 

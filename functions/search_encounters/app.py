@@ -1,11 +1,11 @@
-"""GET /Encounter: FHIR search, answered with a searchset Bundle."""
+"""GET /Encounter and POST /Encounter/_search: FHIR search, answered with a searchset Bundle."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
 from fhir_encounter.gateway import Request, Response
-from fhir_encounter.routes import search_encounters
+from fhir_encounter.routes import search_encounters, search_encounters_by_post
 from fhir_encounter.runtime import LambdaHandler, Runtime, Store
 
 if TYPE_CHECKING:
@@ -18,6 +18,12 @@ def create_handler(runtime: Runtime, store: Store) -> LambdaHandler:
     @router.get("/Encounter")
     def search(request: Request, context: LambdaContext) -> Response:
         return search_encounters(request, runtime, store, context.get_remaining_time_in_millis() / 1000)
+
+    @router.post("/Encounter/_search")
+    def search_by_post(request: Request, context: LambdaContext) -> Response:
+        return search_encounters_by_post(
+            request, runtime, store, context.get_remaining_time_in_millis() / 1000
+        )
 
     return runtime.handler(router)
 

@@ -16,6 +16,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from fhir_encounter.search.parameters import SEARCH_PARAMETERS
+from fhir_encounter_tools.template import api_routes, load_template
 from tests.support import (
     EVENT_FILES,
     EVENT_OUTCOMES,
@@ -29,9 +30,11 @@ from tests.support import (
     relations,
 )
 
+ROUTES = api_routes(load_template(ROOT / "template.yaml"), ROOT)
 FUNCTIONS = {
     "/Encounter/{id}": "read_encounter",
     "/Encounter": "search_encounters",
+    "/Encounter/_search": "search_encounters",
     "/metadata": "capability_statement",
     "/.well-known/smart-configuration": "capability_statement",
 }
@@ -66,8 +69,12 @@ def test_event_file_is_a_rest_api_proxy_event(path: Path) -> None:
     assert event["resource"] in FUNCTIONS
     function = "capability_statement" if event["httpMethod"] == "OPTIONS" else FUNCTIONS[event["resource"]]
     assert path.stem.startswith(f"{function}_"), "an event file is named for its function"
-    assert event["httpMethod"] in ("GET", "OPTIONS")  # OPTIONS: a CORS preflight
-    assert event["body"] is None
+    assert (event["httpMethod"], event["resource"]) in {(route.method, route.path) for route in ROUTES}
+    if event["httpMethod"] == "POST":  # a body as API Gateway passes a form on: text, not base64
+        assert isinstance(event["body"], str)
+        assert event["headers"]["Content-Type"]
+    else:
+        assert event["body"] is None
     assert event["isBase64Encoded"] is False
     context = event["requestContext"]
     assert context["stage"] == "v1"

@@ -153,3 +153,22 @@ def test_serve_and_start_api_answer_preflights_alike(
     # has no body for it to describe.
     assert sam_headers.pop("Content-Type", "application/json") == "application/json"
     assert normalised(from_serve, served.base_url) == (sam_status, sam_headers, sam_body)
+
+
+FORM = {"Content-Type": "application/x-www-form-urlencoded"}
+POSTS: list[tuple[str, str, dict[str, str]]] = [
+    ("/Encounter/_search", "patient=patient-0001&date=ge2020-01-01", FORM),
+    ("/Encounter/_search?_count=5", "patient=Patient%2Fpatient-0001", FORM),
+    ("/Encounter/_search", "date=yesterday", FORM),
+    ("/Encounter/_search", "patient=patient-0001", {"Content-Type": "application/json"}),
+    ("/Encounter/_search", "_include=Encounter:subject", {**FORM, **STRICT}),
+]
+
+
+@pytest.mark.parametrize(("path", "body", "headers"), POSTS, ids=[f"POST {p} {b}" for p, b, _ in POSTS])
+def test_serve_and_start_api_answer_a_search_by_post_alike(
+    api: Api, served: Api, path: str, body: str, headers: dict[str, str]
+) -> None:
+    from_sam = api.request(path, headers, method="POST", body=body.encode())
+    from_serve = served.request(path, headers, method="POST", body=body.encode())
+    assert normalised(from_serve, served.base_url) == normalised(from_sam, api.base_url)

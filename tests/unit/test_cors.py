@@ -124,3 +124,27 @@ def test_a_preflight_from_any_origin_is_granted_with_a_star() -> None:
     headers = ANY.preflight_headers(OTHER, "get")
     assert headers["Access-Control-Allow-Origin"] == "*"
     assert "Vary" not in headers
+
+
+def test_a_preflight_of_the_search_by_post_grants_post_only() -> None:
+    assert LISTED.preflight_headers(APP, "POST", "/Encounter/_search") == {
+        "Allow": "POST, OPTIONS",
+        "Vary": "Origin",
+        "Access-Control-Allow-Origin": APP,
+        "Access-Control-Allow-Methods": "POST",
+        "Access-Control-Allow-Headers": "Authorization, Content-Type, Prefer, If-None-Match",
+        "Access-Control-Max-Age": "600",
+    }
+    assert LISTED.preflight_headers(APP, "GET", "/Encounter/_search") == {
+        "Allow": "POST, OPTIONS",
+        "Vary": "Origin",
+    }
+    assert OFF.preflight_headers(APP, "POST", "/Encounter/_search") == {"Allow": "POST, OPTIONS"}
+
+
+@pytest.mark.parametrize("resource", ["/Encounter", "/Encounter/{id}", "/metadata", ""])
+def test_a_preflight_for_post_on_a_get_path_is_not_granted(resource: str) -> None:
+    assert LISTED.preflight_headers(APP, "POST", resource) == {
+        "Allow": "GET, HEAD, OPTIONS",
+        "Vary": "Origin",
+    }

@@ -237,3 +237,72 @@ def test_an_answer_to_another_origin_carries_no_grant() -> None:
 def test_a_vary_of_the_route_and_of_cors_are_both_kept() -> None:
     response = Response(200, "x", {"Vary": "Accept"}).with_headers({"Vary": "Origin"})
     assert response.headers["Vary"] == "Accept, Origin"
+
+
+def _post_router(calls: list[tuple[str, Request]]) -> Router:
+    router = _router(calls)
+
+    @router.post("/Encounter/_search")
+    def search_by_post(request: Request, _: Any) -> Response:
+        calls.append(("post", request))
+        return Response(200, request.body)
+
+    return router
+
+
+def test_a_post_route_takes_the_post_and_its_body() -> None:
+    calls: list[tuple[str, Request]] = []
+    raw = rest_api_event(
+        method="POST",
+        path="/Encounter/_search",
+        resource="/Encounter/_search",
+        body="cGF0aWVudD1wMQ==",
+        is_base64_encoded=True,
+    )
+    result = _post_router(calls).resolve(raw, CONTEXT)
+    assert (result["statusCode"], result["body"]) == (200, "cGF0aWVudD1wMQ==")
+    ((name, request),) = calls
+    assert (name, request.method, request.body, request.body_base64) == (
+        "post",
+        "POST",
+        "cGF0aWVudD1wMQ==",
+        True,
+    )
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "resource"),
+    [
+        ("GET", "/Encounter/_search", "/Encounter/_search"),  # the POST route's path, another method
+        ("POST", "/Encounter", "/Encounter"),  # a GET route's path
+        ("PUT", "/Encounter/_search", "/Encounter/_search"),
+        ("DELETE", "/Encounter/e1", "/Encounter/{id}"),
+    ],
+)
+def test_a_method_the_path_has_no_route_for_is_no_route(method: str, path: str, resource: str) -> None:
+    calls: list[tuple[str, Request]] = []
+    result = _post_router(calls).resolve(rest_api_event(method=method, path=path, resource=resource), CONTEXT)
+    assert (result["statusCode"], result["body"], calls) == (404, f"none {path}", [])
+
+
+def test_a_request_reads_no_body_from_an_event_without_one_or_of_another_type() -> None:
+    raw = rest_api_event(method="POST", path="/Encounter/_search", resource="/Encounter/_search")
+    assert (Request.from_event(raw).body, Request.from_event(raw).body_base64) == (None, False)
+    raw["body"], raw["isBase64Encoded"] = {"not": "text"}, "yes"
+    assert (Request.from_event(raw).body, Request.from_event(raw).body_base64) == (None, False)
+
+
+def test_the_router_takes_only_get_and_post_routes() -> None:
+    with pytest.raises(ValueError, match="GET and POST"):
+        _router([]).route("PUT", "/Encounter/{id}")
+
+
+def test_a_preflight_of_the_search_by_post_grants_post() -> None:
+    raw = rest_api_event(
+        method="OPTIONS",
+        path="/Encounter/_search",
+        resource="/Encounter/_search",
+        headers={**PREFLIGHT, "Access-Control-Request-Method": "POST"},
+    )
+    headers = headers_of(_router([], CorsPolicy.parse(APP)).resolve(raw, CONTEXT))
+    assert (headers["Allow"], headers["Access-Control-Allow-Methods"]) == ("POST, OPTIONS", "POST")

@@ -560,3 +560,19 @@ def test_without_cors_the_server_own_errors_carry_no_allow_origin(server: LocalA
     found, headers, _ = exchange(server, request_bytes("GET", "/Patient/1", ["Origin: https://a.test"]))
     assert found == 404
     assert "access-control-allow-origin" not in headers
+
+
+def test_the_search_by_post_is_served_and_its_path_is_not_a_read() -> None:
+    served = local_routes(ROUTES, served_environment(None))
+    found, parameters = match_route(served, "POST", "/Encounter/_search")
+    assert (found.route.function, parameters) == ("SearchEncountersFunction", {})
+    found, _ = match_route(served, "OPTIONS", "/Encounter/_search")
+    assert found.route.function == "CapabilityStatementFunction"
+    # As API Gateway: the literal resource is chosen first, and it takes no GET (not a read of "_search").
+    for method in ("GET", "PUT"):
+        with pytest.raises(MethodNotAllowedError) as raised:
+            match_route(served, method, "/Encounter/_search")
+        assert raised.value.headers() == {"Allow": "POST, OPTIONS"}
+    with pytest.raises(MethodNotAllowedError) as raised:
+        match_route(served, "POST", "/Encounter")
+    assert raised.value.headers() == {"Allow": "GET, HEAD, OPTIONS"}

@@ -105,7 +105,11 @@ def test_layer_installs_the_project_runtime_dependencies() -> None:
 def test_every_route_has_its_handler_and_an_event_file() -> None:
     routes = api_routes(TEMPLATE, ROOT)
     paths = ["/Encounter/{id}", "/Encounter", "/metadata", "/.well-known/smart-configuration"]
-    assert {(r.method, r.path) for r in routes} == {(m, p) for p in paths for m in ("GET", "OPTIONS")}
+    assert {(r.method, r.path) for r in routes} == {
+        *((m, p) for p in paths for m in ("GET", "OPTIONS")),
+        ("POST", "/Encounter/_search"),
+        ("OPTIONS", "/Encounter/_search"),
+    }
     for route in routes:
         module, function = route.handler.split(".")
         source = (route.code_dir / f"{module}.py").read_text()
@@ -121,13 +125,15 @@ def definition() -> dict[str, Any]:
 
 def security_of(path: str, smart: bool) -> Any:
     """A route's OpenAPI security as CloudFormation resolves it for one AuthMode."""
-    chosen = definition()["paths"][path]["get"]["security"]["Fn::If"]
+    method = "post" if path == "/Encounter/_search" else "get"
+    chosen = definition()["paths"][path][method]["security"]["Fn::If"]
     assert chosen[0] == "IsSmart"
     return chosen[1] if smart else chosen[2]
 
 
 @pytest.mark.parametrize(
-    "path", ["/Encounter/{id}", "/Encounter", "/metadata", "/.well-known/smart-configuration"]
+    "path",
+    ["/Encounter/{id}", "/Encounter", "/Encounter/_search", "/metadata", "/.well-known/smart-configuration"],
 )
 def test_iam_mode_signs_every_route(path: str) -> None:
     assert security_of(path, smart=False) == [{"sigv4": []}]
@@ -138,6 +144,7 @@ def test_iam_mode_signs_every_route(path: str) -> None:
     [
         ("/Encounter/{id}", [{"SmartAuthorizer": []}]),
         ("/Encounter", [{"SmartAuthorizer": []}]),
+        ("/Encounter/_search", [{"SmartAuthorizer": []}]),
         ("/metadata", []),
         ("/.well-known/smart-configuration", []),
     ],
@@ -255,7 +262,8 @@ def test_the_cors_parameter_refuses_what_is_no_origin(value: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "path", ["/Encounter/{id}", "/Encounter", "/metadata", "/.well-known/smart-configuration"]
+    "path",
+    ["/Encounter/{id}", "/Encounter", "/Encounter/_search", "/metadata", "/.well-known/smart-configuration"],
 )
 def test_every_path_answers_a_preflight_without_a_token_from_the_capability_function(path: str) -> None:
     options = definition()["paths"][path]["options"]
@@ -488,3 +496,16 @@ def test_the_list_parameters_take_comma_separated_names(parameter: str) -> None:
     assert re.fullmatch(pattern, "a-b,c_d,e.f")
     for wrong in ("", "a,,b", "a b", "a,"):
         assert re.fullmatch(pattern, wrong) is None
+
+
+def test_the_search_by_post_runs_on_the_search_function_as_the_get_does() -> None:
+    paths = definition()["paths"]
+    post = paths["/Encounter/_search"]["post"]
+    get = paths["/Encounter"]["get"]
+    assert post["security"] == get["security"]
+    assert post["x-amazon-apigateway-integration"] == get["x-amazon-apigateway-integration"]
+    assert set(paths["/Encounter/_search"]) == {"post", "options"}
+    events = TEMPLATE["Resources"]["SearchEncountersFunction"]["Properties"]["Events"]
+    assert {"RestApiId": {"Ref": "EncounterApi"}, "Path": "/Encounter/_search", "Method": "POST"} in [
+        event["Properties"] for event in events.values()
+    ]

@@ -22,8 +22,11 @@ def rest_api_event(
     headers: Mapping[str, str] | None = None,
     stage: str = "v1",
     stage_in_path: bool = True,
+    body: str | None = None,
+    is_base64_encoded: bool = False,
 ) -> dict[str, Any]:
-    """A proxy-integration event; ``stage_in_path`` is False for a server that serves at the root."""
+    """A proxy-integration event; ``stage_in_path`` is False for a server that serves at the root;
+    ``body`` as API Gateway passes it on (base64 when ``is_base64_encoded``)."""
     header_map = {"Host": "127.0.0.1:3000", "X-Forwarded-Proto": "http", **(headers or {})}
     multi_query = {name: list(values) for name, values in (query or {}).items()}
     request_id = str(uuid.uuid4())
@@ -52,8 +55,8 @@ def rest_api_event(
             "accountId": "123456789012",
             "identity": {"sourceIp": "127.0.0.1", "userAgent": header_map.get("User-Agent", "")},
         },
-        "body": None,
-        "isBase64Encoded": False,
+        "body": body,
+        "isBase64Encoded": is_base64_encoded,
     }
 
 

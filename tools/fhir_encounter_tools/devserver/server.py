@@ -236,18 +236,22 @@ def local_routes(routes: list[Route], environment: Mapping[str, str] | None = No
 
 def match_route(routes: list[LocalRoute], method: str, path: str) -> tuple[LocalRoute, dict[str, str]]:
     """The route for ``method path`` (the path as sent, decoded here once) and its path
-    parameters; NotFoundError or MethodNotAllowedError when there is none."""
+    parameters; NotFoundError or MethodNotAllowedError when there is none. As API Gateway, the
+    path's resource is chosen first (a literal segment before a parameter: ``/Encounter/_search``
+    before ``/Encounter/{id}``), then the method among that resource's."""
     segments = decode_path(path)
     allowed = []
+    resource = None
     for candidate in routes if segments is not None else []:
         parameters = candidate.template.match(segments or ())
-        if parameters is None:
+        if parameters is None or resource not in (None, candidate.route.path):
             continue
+        resource = candidate.route.path
         if candidate.route.method in (method, "ANY"):
             return candidate, parameters
         allowed.append(candidate.route.method)
     if allowed:  # HEAD is GET without a body; OPTIONS: the CORS preflight routes
-        order = ["GET", "HEAD", "OPTIONS"]
+        order = ["GET", "HEAD", "POST", "OPTIONS"]
         methods = set(allowed) | ({"HEAD"} if "GET" in allowed else set())
         raise MethodNotAllowedError(method, [m for m in order if m in methods] + sorted(methods - set(order)))
     raise NotFoundError(f"No route for {method} {_shown(path)}")

@@ -9,12 +9,16 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 ANY_ORIGIN = "*"
-ALLOWED_METHODS = ("GET",)  # and HEAD, which a browser never preflights; POST once a route takes it
+# The method each path takes (and HEAD with GET, which a browser never preflights): GET, but for the
+# search by POST. The preflights of every path are answered by one function, so this lives here.
+GET = ("GET",)
+METHODS_BY_RESOURCE = {"/Encounter/_search": ("POST",)}
 ALLOWED_HEADERS = ("Authorization", "Content-Type", "Prefer", "If-None-Match")
 # What a browser app may read besides the safelisted headers: WWW-Authenticate says why a 401 came.
 EXPOSED_HEADERS = ("ETag", "Last-Modified", "Location", "Content-Location", "WWW-Authenticate", "Retry-After")
 MAX_AGE_SECONDS = 600  # Chromium caps a preflight's cache at 2 hours, Firefox at 24
 ALLOW = "GET, HEAD, OPTIONS"  # the Allow header of an OPTIONS answer (RFC 9110 9.3.7)
+ALLOW_POST = "POST, OPTIONS"  # ... on a path that takes POST
 
 
 class CorsOriginError(ValueError):
@@ -66,24 +70,30 @@ class CorsPolicy:
             **vary,
         }
 
-    def preflight_headers(self, origin: str | None, method: str | None) -> dict[str, str]:
-        """What the answer to an OPTIONS preflight carries: the grant when ``origin`` is allowed
-        and asks for an allowed ``method`` (Access-Control-Request-Method), else no grant (the
-        browser then refuses the request it wanted to send)."""
-        headers = {"Allow": ALLOW}
+    def preflight_headers(self, origin: str | None, method: str | None, resource: str = "") -> dict[str, str]:
+        """What the answer to an OPTIONS preflight of ``resource`` (the route template) carries:
+        the grant when ``origin`` is allowed and asks for a ``method`` (Access-Control-Request-Method)
+        that the path takes, else no grant (the browser then refuses the request it wanted to send)."""
+        allowed = allowed_methods(resource)
+        headers = {"Allow": ALLOW_POST if "POST" in allowed else ALLOW}
         if not self.enabled:
             return headers
         if not self.any_origin:
             headers["Vary"] = "Origin"
-        if not self.allows(origin) or (method or "").upper() not in ALLOWED_METHODS:
+        if not self.allows(origin) or (method or "").upper() not in allowed:
             return headers
         return {
             **headers,
             "Access-Control-Allow-Origin": ANY_ORIGIN if self.any_origin else str(origin),
-            "Access-Control-Allow-Methods": ", ".join(ALLOWED_METHODS),
+            "Access-Control-Allow-Methods": ", ".join(allowed),
             "Access-Control-Allow-Headers": ", ".join(ALLOWED_HEADERS),
             "Access-Control-Max-Age": str(MAX_AGE_SECONDS),
         }
+
+
+def allowed_methods(resource: str) -> tuple[str, ...]:
+    """The methods a browser may be granted on the path of route template ``resource``."""
+    return METHODS_BY_RESOURCE.get(resource, GET)
 
 
 def _is_origin(text: str) -> bool:

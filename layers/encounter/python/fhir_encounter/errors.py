@@ -79,6 +79,20 @@ class NotAcceptableError(FhirError):
     code = "not-supported"
 
 
+class ContentTooLargeError(FhirError):
+    """A request body over what the route reads (RFC 9110 15.5.14)."""
+
+    status = 413
+    code = "too-long"
+
+
+class UnsupportedMediaTypeError(FhirError):
+    """A request body of a media type, charset or content coding the route does not read."""
+
+    status = 415
+    code = "not-supported"
+
+
 class NotFoundError(FhirError):
     status = 404
     code = "not-found"

@@ -6,7 +6,7 @@ rather than Powertools' event_handler, whose package import (every resolver and 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
@@ -50,6 +50,8 @@ class Request:
     query: Mapping[str, list[str]]  # multiValueQueryStringParameters: FHIR repeats names
     headers: Headers
     context: Mapping[str, Any]  # requestContext: stage, domain, the authorizer's principal
+    body: str | None = None  # as API Gateway passes it on: text, or base64 when body_base64
+    body_base64: bool = False  # isBase64Encoded
 
     @classmethod
     def from_event(cls, event: Mapping[str, Any]) -> Request:
@@ -67,6 +69,8 @@ class Request:
             query={name: list(values) for name, values in query.items() if _strings(values)},
             headers=Headers(headers),
             context=_mapping(event.get("requestContext")),
+            body=event.get("body") if isinstance(event.get("body"), str) else None,
+            body_base64=event.get("isBase64Encoded") is True,
         )
 
     @property
@@ -105,12 +109,14 @@ class Response:
 
 
 Route = Callable[[Request, "LambdaContext"], Response]
+ROUTED_METHODS = ("GET", "POST")
 
 
 @dataclass(frozen=True, slots=True)
 class Router:
-    """GET routes by resource template (``/Encounter/{id}``). The event's ``resource`` names the
-    template API Gateway matched; the path must end with it (a base path mapping may precede it).
+    """GET and POST routes by method and resource template (``/Encounter/{id}``). The event's
+    ``resource`` names the template API Gateway matched; the path must end with it (a base path
+    mapping may precede it).
     ``on_error`` answers any exception a route raises; ``on_no_route`` a request no route takes.
     Any OPTIONS request is a CORS preflight, answered by ``cors`` (204, no data, no token needed:
     the template routes OPTIONS without an authorizer); every other answer carries the CORS
@@ -118,12 +124,21 @@ class Router:
 
     on_error: Callable[[Request, Exception], Response]
     on_no_route: Callable[[Request], Response]
-    routes: dict[str, Route] = field(default_factory=dict)
+    routes: dict[tuple[str, str], Route] = field(default_factory=dict)  # by (method, template)
     cors: CorsPolicy = field(default_factory=CorsPolicy)
 
     def get(self, template: str) -> Callable[[Route], Route]:
+        return self.route("GET", template)
+
+    def post(self, template: str) -> Callable[[Route], Route]:
+        return self.route("POST", template)
+
+    def route(self, method: str, template: str) -> Callable[[Route], Route]:
+        if method not in ROUTED_METHODS:
+            raise ValueError(f"the Router takes {' and '.join(ROUTED_METHODS)} routes, not {method}")
+
         def register(route: Route) -> Route:
-            self.routes[template] = route
+            self.routes[method, template] = route
             return route
 
         return register
@@ -133,9 +148,8 @@ class Router:
         origin = request.headers.get("Origin")
         if request.method == "OPTIONS":
             method = request.headers.get("Access-Control-Request-Method")
-            return Response(
-                204, None, {**COMMON_HEADERS, **self.cors.preflight_headers(origin, method)}
-            ).proxy_result()
+            grant = self.cors.preflight_headers(origin, method, request.resource)
+            return Response(204, None, {**COMMON_HEADERS, **grant}).proxy_result()
         try:
             found = self._route_for(request)
             if found is None:
@@ -148,13 +162,23 @@ class Router:
         return response.with_headers(self.cors.response_headers(origin)).proxy_result()
 
     def _route_for(self, request: Request) -> tuple[Route, dict[str, str]] | None:
-        if request.method != "GET":
+        """The route of the event's method and resource; when the resource is none of the
+        router's templates, the first template of the method that the path fits. As API Gateway
+        does, a known resource without a route for the method is no route (GET /Encounter/_search
+        is not a read of id "_search")."""
+        routes = {
+            template: route for (method, template), route in self.routes.items() if method == request.method
+        }
+        if request.resource in routes:
+            templates = [request.resource]
+        elif any(template == request.resource for _, template in self.routes):
             return None
-        templates = [request.resource] if request.resource in self.routes else list(self.routes)
+        else:
+            templates = list(routes)
         for template in templates:
             parameters = match_template(template, request.path)
             if parameters is not None:
-                return self.routes[template], parameters
+                return routes[template], parameters
         return None
 
 
@@ -188,15 +212,7 @@ def _with_parameters(request: Request, parameters: dict[str, str]) -> Request:
     merged = {**parameters, **request.path_parameters}
     if merged == request.path_parameters:
         return request
-    return Request(
-        request.method,
-        request.resource,
-        request.path,
-        merged,
-        request.query,
-        request.headers,
-        request.context,
-    )
+    return replace(request, path_parameters=merged)
 
 
 def _mapping(value: object) -> dict[str, Any]:

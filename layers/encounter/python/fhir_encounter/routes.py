@@ -12,6 +12,7 @@ from fhir_encounter.bundle import searchset
 from fhir_encounter.capability import capability_statement_json
 from fhir_encounter.dates import instant_now
 from fhir_encounter.errors import MAX_NAME_LENGTH, MAX_NAMED
+from fhir_encounter.form_body import with_form_parameters
 from fhir_encounter.formats import pretty_json, wants_pretty
 from fhir_encounter.gateway import COMMON_HEADERS, Request, Response
 from fhir_encounter.read import refuse_query_tokens
@@ -63,6 +64,15 @@ def search_encounters(request: Request, runtime: Runtime, store: Store, remainin
     runtime.count("SearchReadUnits", found.cost.read_units)
     runtime.audit(request, 200, access, [encounter_id for encounter_id, _ in found.resources])
     return fhir_response(200, pretty_json(body) if pretty else body)
+
+
+def search_encounters_by_post(
+    request: Request, runtime: Runtime, store: Store, remaining_seconds: float
+) -> Response:
+    """POST /Encounter/_search (FHIR R4 http.html#search): the form body's parameters join the
+    URL's, and the answer is the one GET /Encounter gives for them all (its links GET URLs)."""
+    refuse_query_tokens(request)  # the URL's first, with its own text
+    return search_encounters(with_form_parameters(request), runtime, store, remaining_seconds)
 
 
 def capability_statement(request: Request, runtime: Runtime, smart: SmartDiscovery) -> Response:

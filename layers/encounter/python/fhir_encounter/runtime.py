@@ -24,6 +24,7 @@ from fhir_encounter.errors import (
     NotFoundError,
     error_body,
 )
+from fhir_encounter.form_body import form_parameter_names
 from fhir_encounter.gateway import COMMON_HEADERS, Request, Response, Router
 from fhir_encounter.store.dynamodb import dynamodb_client
 from fhir_encounter.store.repository import EncounterRepository
@@ -34,6 +35,7 @@ if TYPE_CHECKING:
 
 LambdaHandler = Callable[[dict[str, Any], "LambdaContext"], dict[str, Any]]
 AUDIT_SUFFIX = "-audit"  # the audit logger's service name: fhir-encounter-audit
+SEARCH_RESOURCES = ("/Encounter", "/Encounter/_search")
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,15 +87,16 @@ class Runtime:
         """The request's one audit line: who, which route and parameter names, the compartment
         applied ("all" when none, "denied" when the token allows nothing, "public" on the
         routes that need no token), the Encounters
-        returned, the status. Never values other than ids."""
+        returned, the status. Never values other than ids. A POST search's parameters are those of
+        its URL and its form body."""
         context = request.context
         if access is None:  # an error before or after the route knew it: work it out again
-            action = Action.SEARCH if request.resource == "/Encounter" else Action.READ
+            action = Action.SEARCH if request.resource in SEARCH_RESOURCES else Action.READ
             try:
                 access = self.access(request, action)
             except FhirError:
                 access = None
-        names = sorted(request.query)
+        names = sorted(set(request.query) | form_parameter_names(request))
         if access is PUBLIC:
             compartment, access_label = "public", "anonymous"
         else:
