@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Mapping
+from dataclasses import replace
 
 import pytest
 
@@ -206,3 +207,8 @@ def test_the_names_of_a_readable_body_and_none_of_an_unreadable_one() -> None:
     assert form_parameter_names(request("patient=p1", "application/json")) == set()
     assert form_parameter_names(request("patient=%FF")) == set()
     assert form_parameter_names(request(b"a" * (MAX_FORM_BYTES + 1), base64_encoded=True)) == set()
+
+
+def test_only_a_post_has_form_parameter_names() -> None:
+    assert form_parameter_names(replace(request("patient=p1"), method="GET")) == set()
+    assert form_parameter_names(request("patient=p1")) == {"patient"}

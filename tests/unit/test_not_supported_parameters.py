@@ -50,3 +50,4 @@ def test_the_capability_statement_lists_no_include_and_says_they_are_not_support
     assert "searchRevInclude" not in resource
     assert all(f"`{name}`" in resource["documentation"] for name in NOT_SUPPORTED)
     assert "not supported" in resource["documentation"]
+    assert "`POST [base]/Encounter/_search`" in resource["documentation"]

@@ -17,8 +17,11 @@ RELEASE_DATE = "2026-11-26"
 # CapabilityStatement.rest.resource.documentation (markdown). searchInclude and searchRevInclude
 # stay absent: no _include or _revinclude value is supported (search/query.py NOT_SUPPORTED).
 ENCOUNTER_DOCUMENTATION = (
-    "`_include` and `_revinclude` (and their `:iterate` forms) are not supported: a search returns the "
-    "matching Encounters only; they are ignored, or a 400 under `Prefer: handling=strict`."
+    "Search by `GET [base]/Encounter?...` or by `POST [base]/Encounter/_search` with the parameters in an "
+    "`application/x-www-form-urlencoded` (UTF-8) body, URL parameters applying too: both give the same "
+    "Bundle, whose links are GET URLs. `_include` and `_revinclude` (and their `:iterate` forms) are not "
+    "supported: a search returns the matching Encounters only; they are ignored, or a 400 under "
+    "`Prefer: handling=strict`."
 )
 
 

@@ -63,8 +63,11 @@ def form_parameters(request: Request) -> list[tuple[str, str]]:
 
 
 def form_parameter_names(request: Request) -> set[str]:
-    """The names the form body carries, or none when it cannot be read: for the audit line of a
-    request that failed, which names its parameters whatever their fate."""
+    """The names a POST's form body carries, or none when it cannot be read (or the request is
+    not a POST): for the audit line of a request that failed, which names its parameters whatever
+    their fate."""
+    if request.method != "POST":
+        return set()
     try:
         return {name for name, _ in form_parameters(request)}
     except (InvalidRequestError, UnsupportedMediaTypeError, ContentTooLargeError):
