@@ -19,6 +19,21 @@ MAX_NAMED = 10
 MAX_NAME_LENGTH = 64
 
 
+def cut_name(text: str) -> str:
+    """A client's parameter name (or modifier) as an error or log line may show it: at most
+    MAX_NAME_LENGTH characters."""
+    return text if len(text) <= MAX_NAME_LENGTH else text[: MAX_NAME_LENGTH - 1] + "…"
+
+
+def is_text(value: str) -> bool:
+    """Whether the value is valid Unicode text (no lone surrogate)."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 class FhirError(Exception):
     """An error with its HTTP status and FHIR issue code."""
 

@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from fhir_encounter.errors import MAX_NAME_LENGTH, MAX_NAMED, InvalidRequestError
+from fhir_encounter.errors import MAX_NAMED, InvalidRequestError, cut_name, is_text
 
 SUMMARY_MODES = ("true", "text", "data", "count", "false")
 SUBSETTED_TAG = {
@@ -134,7 +134,7 @@ def parse_elements(text: str, *, strict: bool = False) -> tuple[str, ...]:
     names = [name.strip() for name in text.split(",") if name.strip()]
     unknown = [name for name in names if name not in ELEMENTS]
     if unknown and strict:
-        shown = ", ".join(_cut(name) for name in unknown[:MAX_NAMED])
+        shown = ", ".join(cut_name(name) for name in unknown[:MAX_NAMED])
         more = f" and {len(unknown) - MAX_NAMED} more" if len(unknown) > MAX_NAMED else ""
         raise ValueError(f"not top-level elements of Encounter: {shown}{more}")
     return tuple(dict.fromkeys(name for name in names if name in ELEMENTS))
@@ -161,7 +161,7 @@ def subset_from_query(query: Mapping[str, Sequence[str]], *, strict: bool) -> Su
         if len(values) > 1:
             raise _invalid(name, "must be given once")
         if values:
-            if not _is_text(values[0]):
+            if not is_text(values[0]):
                 raise _invalid(name, "not valid Unicode text (a lone surrogate)")
             given[name] = values[0]
     summary = _parsed("_summary", given, lambda text: parse_summary(text, search=False))
@@ -214,18 +214,6 @@ def _only(part: object, names: Sequence[str]) -> object:
     return (
         {name: value for name, value in part.items() if name in names} if isinstance(part, Mapping) else part
     )
-
-
-def _is_text(value: str) -> bool:
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
-
-
-def _cut(text: str) -> str:
-    return text if len(text) <= MAX_NAME_LENGTH else text[: MAX_NAME_LENGTH - 1] + "…"
 
 
 def _invalid(name: str, message: str) -> InvalidRequestError:

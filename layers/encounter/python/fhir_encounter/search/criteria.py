@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from fhir_encounter.errors import MAX_NAME_LENGTH, InvalidRequestError, NotSupportedError
+from fhir_encounter.errors import InvalidRequestError, NotSupportedError, cut_name
 from fhir_encounter.search import generic
 from fhir_encounter.search.generic import Body, Compiled, CompileError, split_escaped
 from fhir_encounter.search.parameters import (
@@ -64,7 +64,7 @@ def compile_criterion(
     name = parameter.name
     if modifier and modifier not in parameter.modifiers:
         raise NotSupportedError(
-            f"Search parameter '{name}' does not support the modifier ':{_cut(modifier)}'"
+            f"Search parameter '{name}' does not support the modifier ':{cut_name(modifier)}'"
         )
     try:
         return _compile(parameter, modifier, text, context)
@@ -119,7 +119,3 @@ def _generic(
         case ParamType.QUANTITY:
             return generic.quantity(path, alternatives)
     raise CompileError(f"a {parameter.type} parameter is not searchable")
-
-
-def _cut(text: str) -> str:
-    return text if len(text) <= MAX_NAME_LENGTH else text[: MAX_NAME_LENGTH - 1] + "…"

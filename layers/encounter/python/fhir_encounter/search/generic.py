@@ -17,6 +17,7 @@ Choices where R4 leaves room (docs/api.md says them too):
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
@@ -65,22 +66,10 @@ class Compiled:
 
 def split_escaped(text: str, separator: str) -> list[str]:
     """``text`` split at each ``separator`` no backslash escapes; the escapes are kept."""
-    parts: list[str] = []
-    current: list[str] = []
-    chars = iter(text)
-    for char in chars:
-        if char == "\\":
-            following = next(chars, None)
-            if following is None:
-                raise CompileError("a value ends with a lone backslash (escape it as \\\\)")
-            current += (char, following)
-        elif char == separator:
-            parts.append("".join(current))
-            current = []
-        else:
-            current.append(char)
-    parts.append("".join(current))
-    return parts
+    if re.search(r"(?<!\\)(?:\\\\)*\\$", text):
+        raise CompileError("a value ends with a lone backslash (escape it as \\\\)")
+    unit = rf"(?:\\.|[^\\{re.escape(separator)}])*"
+    return re.findall(rf"(?:^|(?<={re.escape(separator)})){unit}", text) if text else [""]
 
 
 def unescape(text: str) -> str:

@@ -20,7 +20,13 @@ from pydantic import (
     field_validator,
 )
 
-from fhir_encounter.errors import MAX_NAME_LENGTH, MAX_NAMED, InvalidRequestError, NotSupportedError
+from fhir_encounter.errors import (
+    MAX_NAMED,
+    InvalidRequestError,
+    NotSupportedError,
+    cut_name,
+    is_text,
+)
 from fhir_encounter.formats import GENERAL_PARAMETERS
 from fhir_encounter.search.criteria import Criterion, compile_criterion
 from fhir_encounter.search.parameters import (
@@ -147,7 +153,7 @@ def parse_search(
             continue  # content negotiation: formats.wants_pretty
         if name in NOT_SUPPORTED and strict:
             raise NotSupportedError(
-                f"Search parameter '{_cut(key)}' is not supported: this server returns the matching "
+                f"Search parameter '{cut_name(key)}' is not supported: this server returns the matching "
                 "Encounters only, not the resources they refer to or that refer to them"
             )
         if name not in SEARCH_PARAMETERS and name not in RESULT_PARAMETERS:
@@ -155,10 +161,10 @@ def parse_search(
             continue
         if colon and (name in RESULT_PARAMETERS or modifier not in SEARCH_PARAMETERS[name].modifiers):
             raise NotSupportedError(
-                f"Search parameter '{name}' does not support the modifier ':{_cut(modifier)}'"
+                f"Search parameter '{name}' does not support the modifier ':{cut_name(modifier)}'"
             )
         present = [value for value in values if value.strip()]
-        if not all(_is_text(value) for value in present):
+        if not all(is_text(value) for value in present):
             raise _invalid(name, "not valid Unicode text (a lone surrogate)")
         if name in SEARCH_PARAMETERS and SEARCH_PARAMETERS[name].type is ParamType.DATE:
             # An unencoded '+' of a zone offset arrives decoded as a space: restore it.
@@ -203,21 +209,9 @@ def parse_search(
 
 def name_list(names: Sequence[str]) -> str:
     """At most MAX_NAMED names, each cut to MAX_NAME_LENGTH, and how many more there were."""
-    shown = ", ".join(_cut(name) for name in sorted(names)[:MAX_NAMED])
+    shown = ", ".join(cut_name(name) for name in sorted(names)[:MAX_NAMED])
     more = len(names) - MAX_NAMED
     return f"{shown} and {more} more" if more > 0 else shown
-
-
-def _is_text(value: str) -> bool:
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
-
-
-def _cut(text: str) -> str:
-    return text if len(text) <= MAX_NAME_LENGTH else text[: MAX_NAME_LENGTH - 1] + "…"
 
 
 def _bounded(name: str, values: Sequence[str]) -> Sequence[str]:
