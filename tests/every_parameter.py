@@ -6,10 +6,12 @@ next-link walks and totals equal to the oracle's (tests/oracle.py) answers over 
 
 from __future__ import annotations
 
+import copy
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
+from fhir_encounter.search.sorting import SORTABLE
 from fhir_encounter_tools.ingest.seed import synthetic_encounters
 from tests import oracle
 from tests.support import ids_of, link, search
@@ -250,3 +252,53 @@ def queries(resources: list[dict[str, Any]]) -> list[list[tuple[str, str]]]:
         [("subject", "Group/g1"), ("episode-of-care", "eoc-1")],
     ]
     return q
+
+
+# ---- _sort ---------------------------------------------------------------------------------------
+
+PATIENT = "Patient/patient-0001"
+
+
+def ties(first: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Encounters that tie with the first load's on period.start (and with each other), and one
+    with an end but no start."""
+    dated = next(r for r in first if r.get("subject", {}).get("reference") == PATIENT and "period" in r)
+    made = []
+    for n in range(4):
+        twin = copy.deepcopy(dated)
+        twin["id"] = f"tie-{n}"
+        made.append(twin)
+    made.append({**copy.deepcopy(dated), "id": "end-only", "period": {"end": "2022-05-01T00:00:00Z"}})
+    made.append({**copy.deepcopy(dated), "id": "no-period"} | {"period": {}})
+    return made
+
+
+# Every sortable key each way, and every pair of them in each pair of directions.
+SORTS = [
+    *SORTABLE,
+    *(f"-{name}" for name in SORTABLE),
+    "date,_lastUpdated",
+    "date,-_lastUpdated",
+    "-date,_lastUpdated",
+    "-date,-_lastUpdated",
+    "_lastUpdated,date",
+    "_lastUpdated,-date",
+    "-_lastUpdated,date",
+    "-_lastUpdated,-date",
+]
+SORT_CRITERIA: list[list[tuple[str, str]]] = [
+    [],
+    [("patient", PATIENT)],
+    [("patient", PATIENT), ("status", "finished")],
+    [("class", "AMB")],
+    [("date", "ge2021")],
+    [("status", "finished,in-progress")],
+    [("_id", "tie-0,tie-3,x-multi,end-only")],
+    [("patient", PATIENT), ("date", "lt2023"), ("class", "AMB,EMER")],
+    [("subject:missing", "true")],
+]
+
+
+def sort_queries(sort: str) -> list[list[tuple[str, str]]]:
+    """``_sort=sort`` alone and with criteria that pick each kind of plan."""
+    return [[*criteria, ("_sort", sort)] for criteria in SORT_CRITERIA]

@@ -661,9 +661,16 @@ EVENT_OUTCOMES: dict[str, Found | Page | Failure | Capabilities | Preflight] = {
         400, "invalid", "Invalid value for search parameter '_count': must be a non-negative integer"
     ),
     "search_encounters_unknown_param_strict": Failure(
-        400, "not-supported", "Unknown search parameter(s): _sort"
+        400, "not-supported", "Unknown search parameter(s): _tag"
     ),
     "search_encounters_unknown_param_lenient": first_page(PATIENT_1, "patient=Patient/pat-1"),
+    "search_encounters_sorted": first_page(PATIENT_1[::-1], "patient=Patient/pat-1&_sort=-date"),
+    # _summary=true: the same Encounters, each subsetted; links keep _summary after the paging.
+    "search_encounters_summary": Page(
+        PATIENT_1,
+        len(PATIENT_1),
+        dict.fromkeys(("self", "first", "last"), "patient=Patient/pat-1&_count=10&_offset=0&_summary=true"),
+    ),
     # _count=1 in the URL, patient and status in the form body: the GET's answer, GET links.
     "search_encounters_post_form": Page(
         ["enc-1001"],

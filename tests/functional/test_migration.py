@@ -26,6 +26,7 @@ SIX = [
     [("status", "in-progress"), ("patient", "patient-0001")],
     [("_id", "x-multi,x-bare")],
     [("appointment:missing", "true"), ("status", "planned")],
+    [("patient", "patient-0001"), ("_sort", "-date")],  # the sort key's order needs no new index
 ]
 
 
@@ -45,11 +46,16 @@ def test_the_six_parameters_answer_before_a_reindex_and_the_others_say_to_reinde
     stored = stored_resources()
     for pairs in SIX:
         assert api_answer(pairs, count=5) == oracle_answer(stored, pairs), pairs
-    for query in ("class=AMB", "patient=patient-0001&type=185347001", "identifier=urn:x|1"):
+    for query in (
+        "class=AMB",
+        "patient=patient-0001&type=185347001",
+        "identifier=urn:x|1",
+        "_sort=-_lastUpdated",
+    ):
         status, _, outcome = search(query)
         assert status == 400
         text = outcome["issue"][0]["details"]["text"]
-        assert "is not indexed in this server's table yet" in text
+        assert "not indexed in this server's table yet" in text
         assert "fhir-encounter reindex" in text
 
     assert main(["reindex", "--table", TEST_TABLE]) == 0
@@ -60,7 +66,12 @@ def test_the_six_parameters_answer_before_a_reindex_and_the_others_say_to_reinde
     # A container keeps what it read of the table's state for 10 s: a new one (as after that) sees it.
     with handlers_on(table):
         assert stored_resources() == stored  # versions and lastUpdated kept
-        for pairs in [*SIX, [("class", "AMB")], [("patient", "patient-0001"), ("type", "185347001")]]:
+        for pairs in [
+            *SIX,
+            [("class", "AMB")],
+            [("patient", "patient-0001"), ("type", "185347001")],
+            [("patient", "patient-0001"), ("_sort", "-_lastUpdated,date")],
+        ]:
             assert api_answer(pairs, count=5) == oracle_answer(stored, pairs), pairs
     directory = table.get_item(TableName=TEST_TABLE, Key=keys.bucket_directory_key())["Item"]
     assert set(directory[keys.ATTR_VALUE_PATHS]["SS"]) == {p.state_name for p in value_paths()}

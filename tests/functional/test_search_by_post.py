@@ -67,8 +67,10 @@ CASES: list[tuple[str, dict[str, str]]] = [
     ("patient=p1&_pretty=true", {}),
     ("patient=p1&_format=json", {}),
     ("patient=", {}),
-    ("_sort=date&patient=p1", {}),
-    ("_sort=date&patient=p1", STRICT),
+    ("_sort=-date&patient=p1", {}),
+    ("_tag=urgent&patient=p1", {}),
+    ("_tag=urgent&patient=p1", STRICT),
+    ("_sort=status", {}),
     ("_include=Encounter:subject&patient=p1", {}),
     ("_include=Encounter:subject&patient=p1", STRICT),
     ("_revinclude:iterate=Observation:encounter", STRICT),
@@ -282,21 +284,21 @@ def test_the_log_and_audit_lines_name_the_parameters_of_url_and_body_never_their
         {**TEST_ENVIRONMENT, "POWERTOOLS_LOG_LEVEL": "INFO", "POWERTOOLS_SERVICE_NAME": service}
     )
     with handlers_on(table, settings):
-        assert search_by_post(f"patient={SECRET_VALUE}&_sort=date", "_count=5")[0] == 200
+        assert search_by_post(f"patient={SECRET_VALUE}&_tag=urgent", "_count=5")[0] == 200
         assert search_by_post(f"date={SECRET_VALUE}", "_count=5")[0] == 400
         assert search_by_post(f"patient={SECRET_VALUE}", headers={"Content-Type": "text/plain"})[0] == 415
     out = capsys.readouterr().out
     lines = [json.loads(line) for line in out.splitlines()]
     audit = [line for line in lines if line["service"] == f"{service}-audit"]
     assert [(a["route"], a["parameters"], a["status"], a["compartment"]) for a in audit] == [
-        ("POST /Encounter/_search", ["_count", "_sort", "patient"], 200, "all"),
+        ("POST /Encounter/_search", ["_count", "_tag", "patient"], 200, "all"),
         ("POST /Encounter/_search", ["_count", "date"], 400, "all"),
         ("POST /Encounter/_search", [], 415, "all"),
     ]
     (answered,) = [
         line for line in lines if line["service"] == service and line["message"] == "search answered"
     ]
-    assert (answered["parameters"], answered["ignored_parameters"]) == (["patient"], ["_sort"])
+    assert (answered["parameters"], answered["ignored_parameters"]) == (["patient"], ["_tag"])
     assert SECRET_VALUE not in out
 
 

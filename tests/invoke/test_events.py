@@ -122,7 +122,7 @@ def test_following_next_links_from_the_paged_event_visits_every_encounter_once()
 @pytest.mark.usefixtures("seeded")
 def test_the_lenient_event_leaves_the_unknown_parameter_out_of_its_links() -> None:
     _, _, body = invoke(load_event(ROOT / "events" / "search_encounters_unknown_param_lenient.json"))
-    assert all("_sort" not in url for url in relations(body).values())
+    assert all("_tag" not in url for url in relations(body).values())
 
 
 @pytest.mark.usefixtures("seeded")
@@ -142,3 +142,16 @@ def test_every_search_parameter_is_in_an_event_file() -> None:
         for name in (load_event(path).get("multiValueQueryStringParameters") or {})
     }
     assert set(SEARCH_PARAMETERS) <= sent
+
+
+@pytest.mark.usefixtures("seeded")
+def test_the_summary_event_answers_subsetted_encounters() -> None:
+    _, _, body = invoke(load_event(ROOT / "events" / "search_encounters_summary.json"))
+    resources = [entry["resource"] for entry in body["entry"]]
+    assert resources
+    for resource in resources:
+        assert {
+            "system": "http://terminology.hl7.org/CodeSystem/v3-ObservationValue",
+            "code": "SUBSETTED",
+        } in [{"system": tag.get("system"), "code": tag.get("code")} for tag in resource["meta"]["tag"]]
+        assert "participant" not in resource  # not a summary element of R4's Encounter

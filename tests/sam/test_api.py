@@ -52,15 +52,16 @@ def run_curl(command: str, base_url: str, encounter_id: str) -> tuple[int, dict[
 
 def test_the_readme_curl_examples_answer(api: Api) -> None:
     commands = readme_curl_commands()
-    assert len(commands) == 10
+    assert len(commands) == 11
     first = api.search("patient=patient-0001&_count=1").body
     (encounter_id,) = ids_of(first)
     answers = [run_curl(command, api.base_url, encounter_id) for command in commands]
-    assert [status for status, _ in answers] == [200] * 10
+    assert [status for status, _ in answers] == [200] * 11
     kinds = [body["resourceType"] for _, body in answers]
-    assert kinds == ["Bundle"] * 9 + ["Encounter"]
-    assert all(body["type"] == "searchset" for _, body in answers[:9])
-    patient_page, patient_five, *_, read = (body for _, body in answers)
+    assert kinds == ["Bundle"] * 10 + ["Encounter"]
+    assert all(body["type"] == "searchset" for _, body in answers[:10])
+    patient_page, patient_five, *_, sorted_summary, read = (body for _, body in answers)
+    assert all("SUBSETTED" in str(entry["resource"]["meta"]["tag"]) for entry in sorted_summary["entry"])
     assert patient_page["total"] == len(SEED_PATIENT_IDS)  # every one of them starts after 2020
     assert len(patient_five["entry"]) == 5
     assert read["id"] == encounter_id
@@ -70,6 +71,8 @@ def test_the_readme_curl_examples_answer(api: Api) -> None:
         query = urlsplit(shlex.split(command)[2]).query
         expected = oracle.search(stored, parse_qsl(query), base_url=README_BASE)
         assert body["total"] == len(expected) > 0, command
+    latest = oracle.search(stored, [("patient", "patient-0001"), ("_sort", "-date")], base_url=README_BASE)
+    assert ids_of(sorted_summary) == [resource["id"] for resource in latest][:10]  # the latest first
 
 
 def test_a_next_link_walk_visits_every_seeded_encounter_once(api: Api) -> None:

@@ -588,3 +588,43 @@ def test_a_restriction_must_be_on_the_single_valued_key_of_an_index() -> None:
     appointment = Criterion(SEARCH_PARAMETERS["appointment"], "a", (frozenset({"Appointment/a"}),))
     with pytest.raises(ValueError, match="single-valued key"):
         plan(query.model_copy(update={"restrictions": (appointment,)}), None, NOW)
+
+
+# ---- _sort ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("query", "low", "high"),
+    [
+        ("", NO_START, END),
+        ("_lastUpdated=ge2025-06", "2025-05-31T23:59:59.000000Z", END),  # ends at or after: 1 s earlier
+        ("_lastUpdated=gt2025", "2025-12-31T23:59:59.000000Z", END),
+        ("_lastUpdated=lt2025", NO_START, "2024-12-31T23:59:59.999999Z#~"),
+        ("_lastUpdated=eq2025-03-01", "2025-03-01T00:00:00.000000Z", "2025-03-01T23:59:59.999999Z#~"),
+        (
+            "_lastUpdated=ge2025&_lastUpdated=lt2025-02",
+            "2024-12-31T23:59:59.000000Z",
+            "2025-01-31T23:59:59.999999Z#~",
+        ),
+        ("_lastUpdated=lt2024,ge2025", NO_START, END),  # an OR: the hull
+        ("_lastUpdated=ne2025", NO_START, END),
+        ("_lastUpdated:missing=false", NO_START, END),
+    ],
+)
+def test_last_updated_criteria_bound_its_order(query: str, low: str, high: str) -> None:
+    chosen = plan_search(parsed(f"{query}&_sort=_lastUpdated" if query else "_sort=_lastUpdated"), None, NOW)
+    assert chosen.plan.index == VALUE_INDEX
+    assert (chosen.plan.low, chosen.plan.high) == (low, high)
+    assert chosen.plan.terms[0].partitions == tuple(f"meta.lastUpdated|order#{n}" for n in range(8))
+
+
+def test_a_sorted_plan_reads_backwards_and_a_cursor_bounds_it_from_above() -> None:
+    chosen = plan_search(
+        parsed("_sort=-_lastUpdated&patient=p1"), Cursor("2025-03-01T00:00:00.000000Z#e1", 10, 20), NOW
+    )
+    assert chosen.plan.descending
+    assert chosen.plan.terms[0].partitions == ("Patient/p1#meta.lastUpdated|order",)
+    assert (chosen.plan.low, chosen.plan.high) == (NO_START, "2025-03-01T00:00:00.000000Z#e1")
+    by_date = plan_of("_sort=-date&patient=p1", CURSOR)
+    assert by_date.descending
+    assert (by_date.low, by_date.high) == (NO_START, CURSOR.after_sort_key)

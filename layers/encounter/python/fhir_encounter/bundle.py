@@ -37,7 +37,7 @@ def searchset(
     last_updated: str,
 ) -> str:
     """The Bundle as JSON text."""
-    criteria = list(query.criteria_params)
+    criteria = [*query.criteria_params, *query.sort_params]
 
     def link(relation: str, offset: int, cursor: str | None = None) -> dict[str, str]:
         params = [*criteria, ("_count", str(query.count)), ("_offset", str(offset))]

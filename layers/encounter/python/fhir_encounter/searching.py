@@ -5,17 +5,21 @@ Lambda's response. No HTTP here: the route turns the SearchResult into the Bundl
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from functools import partial
 
 from fhir_encounter.bundle import entry_size
+from fhir_encounter.dates import parse_range
 from fhir_encounter.errors import TooCostlyError
 from fhir_encounter.runtime import Store
 from fhir_encounter.search.cursor import decode_cursor, encode_cursor, search_fingerprint
 from fhir_encounter.search.paging import fit_page, select_page
 from fhir_encounter.search.planning import matching, plan_search
 from fhir_encounter.search.query import SearchQuery
+from fhir_encounter.search.sorting import SortKey, in_order, period_starts, reorders, resume_point
 from fhir_encounter.store.dynamodb import ReadCost
 from fhir_encounter.store.fields import IndexRow
 from fhir_encounter.subsetting import subset_all
@@ -50,13 +54,18 @@ def run_search(query: SearchQuery, store: Store, *, started: float, remaining_se
     invocation's time left (Lambda context), which bounds counting for ``_count=0``. Raises
     InvalidRequestError for a bad cursor, TooCostlyError when ``_count=0`` cannot count in time,
     StoreUnavailableError when DynamoDB fails."""
-    fingerprint = search_fingerprint(query.bound_params, query.count, query.total_mode)
+    fingerprint = search_fingerprint((*query.bound_params, *query.sort_params), query.count, query.total_mode)
     cursor = (
         decode_cursor(query.cursor, fingerprint, query.offset, store.cursor_secret) if query.cursor else None
     )
+    resumed = ("", 0)
+    if cursor is not None:  # a cursor that stopped inside a run resumes at the run (search.sorting)
+        after, run, sent = resume_point(cursor.after_sort_key)
+        cursor, resumed = replace(cursor, after_sort_key=after or ""), (run, sent)
     now = time.time_ns() // 1000
     cost = ReadCost()
-    indexed = store.repository.indexed_paths(cost) if any(c.keys for c in query.all_criteria) else None
+    linked = query.order or any(c.keys for c in query.all_criteria)
+    indexed = store.repository.indexed_paths(cost) if linked else None
     planned = plan_search(query, cursor, now, indexed)
     search_plan = planned.plan
     counted = None
@@ -72,8 +81,11 @@ def run_search(query: SearchQuery, store: Store, *, started: float, remaining_se
     def read_bodies_early(page_rows: list[IndexRow]) -> None:
         early.append(([row.id for row in page_rows], store.repository.start_resources(page_rows, cost)))
 
+    found = matching(rows, planned, now, store.repository.with_bodies, cost)
+    if reorders(query.sort):
+        found = in_order(found, query.sort, partial(_sort_values, store, cost), resumed)
     page = select_page(
-        matching(rows, planned, now, store.repository.with_bodies, cost),
+        found,
         query,
         cursor,
         out_of_time=lambda: time.monotonic() > deadline,
@@ -101,3 +113,29 @@ def run_search(query: SearchQuery, store: Store, *, started: float, remaining_se
         resumed=cursor is not None,
         count_stopped=page.count_stopped,
     )
+
+
+def _sort_values(
+    store: Store, cost: ReadCost, rows: list[IndexRow], sort_keys: tuple[SortKey, ...]
+) -> dict[str, dict[str, int]]:
+    """The values of ``sort_keys`` for the Encounters of one run: the period start from the rows,
+    meta.lastUpdated from the resources (read for the run, unless the rows carry them)."""
+    values: dict[str, dict[str, int]] = {}
+    for key in sort_keys:
+        if key.order == "":
+            values[key.parameter.name] = period_starts(rows)
+            continue
+        carried = [(row.id, row.resource) for row in rows if row.resource is not None]
+        read = store.repository.resources([row for row in rows if row.resource is None], cost)
+        values[key.parameter.name] = {
+            encounter_id: instant for encounter_id, text in (*carried, *read) if (instant := _updated(text))
+        }
+    return values
+
+
+def _updated(resource_json: str) -> int | None:
+    """meta.lastUpdated as microseconds (the store sets it on every Encounter)."""
+    try:
+        return parse_range(json.loads(resource_json)["meta"]["lastUpdated"]).low
+    except (KeyError, TypeError, ValueError):
+        return None

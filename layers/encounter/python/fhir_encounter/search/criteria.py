@@ -32,7 +32,8 @@ from fhir_encounter.store.fields import IndexRow
 class Criterion:
     parameter: SearchParameter
     text: str  # as the client sent it: what links carry
-    values: tuple[Any, ...] = ()  # a keyed form's parsed values, matched on index rows
+    # A keyed form's parsed values, matched on index rows; a date's (they bound an instant's order).
+    values: tuple[Any, ...] = ()
     modifier: str = ""
     keys: frozenset[str] | None = None  # value-index keys: the matches are linked under any of them
     # The match on the resource (None: only on index rows); equal criteria compile equal text.
@@ -93,7 +94,11 @@ def _compile(parameter: SearchParameter, modifier: str, text: str, context: Pars
         compiled = generic.missing(path, parameter.only, alternatives)
         return Criterion(parameter, text, modifier=modifier, body=compiled.body)
     compiled = _generic(parameter, modifier, alternatives, context)
-    return Criterion(parameter, text, modifier=modifier, keys=compiled.keys, body=compiled.body)
+    dates: tuple[Any, ...] = ()
+    if parameter.type is ParamType.DATE and not modifier:  # what bounds an instant's order (planning)
+        parse_date = _date_parser(parameter.name)
+        dates = tuple(parse_date(generic.unescape(a), context) for a in alternatives)
+    return Criterion(parameter, text, dates, modifier, compiled.keys, compiled.body)
 
 
 def _generic(

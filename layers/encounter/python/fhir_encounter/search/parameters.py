@@ -567,6 +567,15 @@ RESULT_PARAMETERS: dict[str, ResultParameter] = {
             "`accurate` (default), `estimate` (same as accurate), `none`",
         ),
         ResultParameter(
+            "_sort",
+            ParamType.STRING,
+            "The order: date (period.start) or _lastUpdated (meta.lastUpdated), '-' for descending, "
+            "comma-separated keys in turn, then the id ascending; a missing value sorts lowest "
+            "(default: date)",
+            "`date`, `_lastUpdated`, each may be preceded by `-`, one or both in either order "
+            "(`-date,_lastUpdated`)",
+        ),
+        ResultParameter(
             "_summary",
             ParamType.TOKEN,
             "true: the summary elements; text: text, id, meta, status, class; data: all but text; "

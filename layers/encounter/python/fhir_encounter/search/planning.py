@@ -17,13 +17,14 @@ from dataclasses import dataclass
 from functools import reduce
 from typing import TYPE_CHECKING, Any
 
-from fhir_encounter.dates import ANY_PERIOD, POS_INFINITY, PeriodBounds, format_instant
+from fhir_encounter.dates import ANY_PERIOD, NEG_INFINITY, POS_INFINITY, PeriodBounds, format_instant
 from fhir_encounter.errors import NotSupportedError
 from fhir_encounter.search.criteria import Criterion
+from fhir_encounter.search.parameters import date_period_bounds
 from fhir_encounter.store import keys
 from fhir_encounter.store.fields import PERIOD, SUBJECT, FieldKind, IndexRow
 from fhir_encounter.store.plan import Plan, Term
-from fhir_encounter.store.values import compartment_key
+from fhir_encounter.store.values import ValuePath, compartment_key, order_shards
 
 if TYPE_CHECKING:  # types only: pydantic stays out of the modules that do not validate queries
     from fhir_encounter.search.cursor import Cursor
@@ -73,10 +74,16 @@ def plan_search(
 ) -> SearchPlan:
     """``indexed``: the value paths (ValuePath.state_name) the table is linked under; None when
     the table holds no Encounter yet (nothing to find, so every path is as good as linked)."""
+    if query.order:
+        return _ordered_plan(query, cursor, now, indexed)
     linked = _linked_plan(query, cursor, now, indexed)
     if linked is not None:
         return linked
-    search_plan = plan(query, cursor, now)
+    return _keyed(query, plan(query, cursor, now))
+
+
+def _keyed(query: SearchQuery, search_plan: Plan) -> SearchPlan:
+    """A keyed index's plan: every keyed criterion matched on its rows, the rest on the resources."""
     criteria = query.all_criteria
     return SearchPlan(
         search_plan, tuple(c for c in criteria if c.on_rows), tuple(c for c in criteria if not c.on_rows)
@@ -89,14 +96,25 @@ INDEX_PREFERENCE = (keys.APPOINTMENT_INDEX, keys.SUBJECT_INDEX)
 
 def plan(query: SearchQuery, cursor: Cursor | None, now: int) -> Plan:
     after = cursor.after_sort_key if cursor else None
-    if not query.restrictions and (ids := query.values_of("_id")):
-        wanted = frozenset.intersection(*(frozenset(values) for values in ids))
-        return Plan(keys.TABLE, tuple(sorted(wanted)), keys.NO_START, keys.SORT_KEY_END, after=after)
+    descending = query.descending
+    if table := _by_ids(query, after):
+        return table
     bounds = period_bounds(query, now)
     low, high, after, page_hint = _range(query, cursor, bounds)
     if query.restrictions:
         index, partitions, decide = _compartment(query, now)
-        return Plan(index, partitions, low, high, bounds, after, page_hint, decide, _fields(query))
+        return Plan(
+            index,
+            partitions,
+            low,
+            high,
+            bounds,
+            after,
+            page_hint,
+            decide,
+            _fields(query),
+            descending=descending,
+        )
     for index in INDEX_PREFERENCE:
         served = [
             c
@@ -111,7 +129,18 @@ def plan(query: SearchQuery, cursor: Cursor | None, now: int) -> Plan:
                 for c in query.all_criteria
             ) and (index == keys.SUBJECT_INDEX or len(smallest) == 1)  # one subject each: disjoint
             partitions = tuple(sorted(smallest))
-            return Plan(index, partitions, low, high, bounds, after, page_hint, decide, _fields(query))
+            return Plan(
+                index,
+                partitions,
+                low,
+                high,
+                bounds,
+                after,
+                page_hint,
+                decide,
+                _fields(query),
+                descending=descending,
+            )
     settled_before = str(int(format_instant(now)[:4]) - 1)  # last year's partitions still change
     return Plan(
         keys.PERIOD_START_INDEX,
@@ -123,6 +152,127 @@ def plan(query: SearchQuery, cursor: Cursor | None, now: int) -> Plan:
         page_hint,
         fields=_fields(query),
         settled_before=settled_before,
+        descending=descending,
+    )
+
+
+def _by_ids(query: SearchQuery, after: str | None) -> Plan | None:
+    """A BatchGetItem of the ids that ``_id`` names (outside a compartment), in the query's order."""
+    if query.restrictions or not (ids := query.values_of("_id")):
+        return None
+    wanted = frozenset.intersection(*(frozenset(values) for values in ids))
+    return Plan(
+        keys.TABLE,
+        tuple(sorted(wanted)),
+        keys.NO_START,
+        keys.SORT_KEY_END,
+        after=after,
+        descending=query.descending,
+        order=query.order,
+    )
+
+
+def _ordered_plan(
+    query: SearchQuery, cursor: Cursor | None, now: int, indexed: Collection[str] | None
+) -> SearchPlan:
+    """A plan that reads an order link's partitions (``_sort=_lastUpdated``): the subjects'
+    partitions of the order when subject criteria choose them, else its global shards; linked and
+    appointment criteria are checked by their link items, dates on the rows, the rest on the
+    resources. ``_id`` outside a compartment reads its ids and orders them."""
+    after = cursor.after_sort_key if cursor else None
+    sort_key = query.sort[0]
+    path = sort_key.parameter.path
+    if path is None or (indexed is not None and path.state_name not in indexed):
+        raise NotIndexedError(
+            f"Sorting by '{sort_key.parameter.name}' is not indexed in this server's table yet; its "
+            "operator must reindex it (fhir-encounter reindex, docs/deploying.md)"
+        )
+    if table := _by_ids(query, after):
+        return _keyed(query, table)
+    criteria = query.all_criteria
+    subjects = [c for c in criteria if c.on_rows and c.parameter.field is SUBJECT]
+    order = query.order
+    if subjects:
+        allowed = frozenset.intersection(*(_partitions(c) for c in subjects))
+        partitions = tuple(compartment_key(subject, order) for subject in sorted(allowed))
+    else:
+        partitions = order_shards(path)
+    terms = [Term(keys.VALUE_INDEX, partitions, ())]
+    checked: set[int] = {id(c) for c in subjects}
+    for criterion in criteria:
+        value_path = criterion.parameter.path
+        if (
+            criterion.keys is not None
+            and value_path is not None
+            and (indexed is None or value_path.state_name in indexed)
+        ):
+            found = tuple(sorted(criterion.keys or ()))
+            lookups = tuple(keys.VALUE_LINK_PREFIX + key for key in found)
+            terms.append(Term(keys.VALUE_INDEX, found, lookups, drives=False))
+        elif criterion.on_rows and criterion.parameter.index == keys.APPOINTMENT_INDEX:
+            refs = tuple(sorted(_partitions(criterion)))
+            lookups = tuple(keys.link_key("", ref)[keys.SORT_KEY]["S"] for ref in refs)
+            terms.append(Term(keys.APPOINTMENT_INDEX, refs, lookups, drives=False))
+        else:
+            continue
+        checked.add(id(criterion))
+    rest = [c for c in criteria if id(c) not in checked]
+    # On the order's rows: the period (projected) and the id; everything else on the resource.
+    rows = tuple(c for c in rest if c.on_rows and c.parameter.field in (PERIOD, None))
+    bodies = tuple(c for c in rest if c not in rows)
+    if any(c.body is None for c in bodies):
+        _not_linked(next(c for c in bodies if c.body is None))
+    low, high = _order_range(query, path, now)
+    if after is not None and query.descending:
+        high = min(high, after)
+    elif after is not None:
+        low = max(low, after)
+    _, _, _, page_hint = _range(query, cursor, ANY_PERIOD)
+    decide = len(terms) == 1 and len(partitions) == 1 and not rows and not bodies
+    search_plan = Plan(
+        keys.VALUE_INDEX,
+        (),
+        low,
+        high,
+        ANY_PERIOD,
+        after,
+        page_hint,
+        decide,
+        (PERIOD.name,) if rows else (),
+        terms=tuple(terms),
+        descending=query.descending,
+        order=order,
+    )
+    return SearchPlan(search_plan, rows, bodies)
+
+
+# The store sets meta.lastUpdated to the millisecond: an instant's end is less than this after its start.
+INSTANT_WIDTH = 1_000_000
+
+
+def _order_range(query: SearchQuery, path: ValuePath, now: int) -> tuple[str, str]:
+    """The order's sort-key range that the criteria on its own path allow (``_lastUpdated=gt…``):
+    each occurrence's values OR-ed, the occurrences AND-ed, as date_period_bounds reads them (an
+    instant is a range of its precision: its end bounds its start to within INSTANT_WIDTH). The
+    criteria are still matched on the resources: the range only has to hold every match."""
+    bounds = ANY_PERIOD
+    for criterion in query.all_criteria:
+        if criterion.parameter.path == path and criterion.values and not criterion.modifier:
+            each = (date_period_bounds(value, now) for value in criterion.values)
+            bounds = bounds.meet(reduce(PeriodBounds.join, each))
+    low = max(
+        bounds.start.low, bounds.end.low - INSTANT_WIDTH if bounds.end.low != NEG_INFINITY else NEG_INFINITY
+    )
+    high = min(bounds.start.high, bounds.end.high)
+    low_text = keys.start_text(low)  # every instant's text lies between NO_START and SORT_KEY_END
+    high_text = keys.SORT_KEY_END if high == POS_INFINITY else format_instant(high) + "#~"
+    return low_text, high_text
+
+
+def _not_linked(criterion: Criterion) -> None:
+    raise NotIndexedError(
+        f"Search parameter '{criterion.parameter.name}' is not indexed in this server's table "
+        "yet; its operator must reindex it (fhir-encounter reindex, docs/deploying.md)"
     )
 
 
@@ -148,10 +298,7 @@ def _linked_plan(
         if indexed is None or path.state_name in indexed:
             linked.append(criterion)
         elif not criterion.on_rows:  # status still matches on rows; the others need the links
-            raise NotIndexedError(
-                f"Search parameter '{criterion.parameter.name}' is not indexed in this server's table "
-                "yet; its operator must reindex it (fhir-encounter reindex, docs/deploying.md)"
-            )
+            _not_linked(criterion)
     if not linked:
         return None
     subjects = [c for c in criteria if c.on_rows and c.parameter.field is SUBJECT]
@@ -193,6 +340,7 @@ def _linked_plan(
         decide,
         (PERIOD.name,) if rows else (),
         terms=tuple(terms),
+        descending=query.descending,
     )
     return SearchPlan(search_plan, rows, bodies)
 
@@ -206,7 +354,9 @@ def _range(
     high = keys.SORT_KEY_END
     if bounds.start.high != POS_INFINITY:
         high = format_instant(bounds.start.high) + "#~"
-    if after is not None:
+    if after is not None and query.descending:
+        high = min(high, after)
+    elif after is not None:
         low = max(low, after)
     page_hint = None
     if cursor:

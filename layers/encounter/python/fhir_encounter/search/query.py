@@ -35,6 +35,7 @@ from fhir_encounter.search.parameters import (
     ParamType,
     ParseContext,
 )
+from fhir_encounter.search.sorting import SortKey, parse_sort
 from fhir_encounter.store.fields import IndexRow
 from fhir_encounter.subsetting import BOTH_TEXT, Subset, parse_elements, parse_summary, subset_for
 
@@ -70,6 +71,10 @@ def _summary_mode(text: str) -> str:
     return parse_summary(text)
 
 
+def _sort_keys(value: object) -> object:
+    return parse_sort(value) if isinstance(value, str) else value
+
+
 class SearchQuery(BaseModel):
     """A validated Encounter search: an AND of criteria, and how to page through the matches."""
 
@@ -86,6 +91,7 @@ class SearchQuery(BaseModel):
     # What each Encounter keeps (subsetting.py); _summary=count is parsed into count=0.
     summary: Annotated[str, AfterValidator(_summary_mode)] | None = Field(default=None, alias="_summary")
     elements: tuple[str, ...] | None = Field(default=None, alias="_elements")
+    sort: Annotated[tuple[SortKey, ...], BeforeValidator(_sort_keys)] = Field(default=(), alias="_sort")
 
     @field_validator("elements", mode="before")
     @classmethod
@@ -98,6 +104,20 @@ class SearchQuery(BaseModel):
     def criteria_params(self) -> tuple[tuple[str, str], ...]:
         """(name, value) as the client gave them, in registry order: what links carry."""
         return tuple((c.name, c.text) for c in self.criteria)
+
+    @property
+    def sort_params(self) -> tuple[tuple[str, str], ...]:
+        """``_sort`` as links carry it (normalised): none for the default order."""
+        return (("_sort", ",".join(key.text for key in self.sort)),) if self.sort else ()
+
+    @property
+    def descending(self) -> bool:
+        return bool(self.sort) and self.sort[0].descending
+
+    @property
+    def order(self) -> str:
+        """The stored order the walk reads (search.sorting): "" for the sort key's."""
+        return self.sort[0].order if self.sort else ""
 
     @property
     def subset(self) -> Subset | None:

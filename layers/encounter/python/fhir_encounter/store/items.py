@@ -12,12 +12,19 @@ import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from fhir_encounter.dates import NEG_INFINITY, DateRange
+from fhir_encounter.dates import NEG_INFINITY, DateRange, format_instant, parse_range
 from fhir_encounter.store import keys
 from fhir_encounter.store.fields import INDEX_FIELDS, INDEX_VERSION, PERIOD, FieldKind, IndexRow
 from fhir_encounter.store.keys import Item
 from fhir_encounter.store.periods import partition_of
-from fhir_encounter.store.values import ValuePath, all_value_keys, index_version, link_items
+from fhir_encounter.store.values import (
+    ValuePath,
+    all_value_keys,
+    index_version,
+    link_items,
+    order_sort_key,
+    orders,
+)
 
 PERIOD_ATTRIBUTES = PERIOD.attributes  # what the value index projects
 
@@ -90,12 +97,16 @@ def items_for_encounter(
     ]
     period = {name: attributes[name] for name in PERIOD_ATTRIBUTES if name in attributes}
     subject = row.values.get("subject")
-    values = link_items(row.id, row.sort_key, subject, period, all_value_keys(paths, resource))
+    values = link_items(
+        row.id, row.sort_key, subject, period, all_value_keys(paths, resource), orders(paths, resource)
+    )
     return [main, *links, *values]
 
 
-def row_from_item(item: Item) -> IndexRow:
-    """An IndexRow from any indexed item (Encounter item, link item or index projection)."""
+def row_from_item(item: Item, *, ordered: bool = False) -> IndexRow:
+    """An IndexRow from any indexed item (Encounter item, link item or index projection).
+    ``ordered``: an Encounter item's row in the order of its last update (the sort key its
+    meta.lastUpdated order link carries)."""
     for name, link_name in keys.LINK_RENAMES.items():
         if link_name in item:
             item = {**item, name: item[link_name]}
@@ -112,9 +123,13 @@ def row_from_item(item: Item) -> IndexRow:
             case FieldKind.RANGE:
                 values[field.name] = DateRange(int(item[first]["N"]), int(item[field.attributes[1]]["N"]))
     resource = item.get(keys.ATTR_RESOURCE)
+    sort_key = item[keys.ATTR_SORT_KEY]["S"]
+    if ordered:
+        updated = format_instant(parse_range(item[keys.ATTR_LAST_UPDATED]["S"]).low)
+        sort_key = order_sort_key(updated, item[keys.PARTITION_KEY]["S"])
     return IndexRow(
         item[keys.PARTITION_KEY]["S"],
-        item[keys.ATTR_SORT_KEY]["S"],
+        sort_key,
         values,
         resource["S"] if resource else None,
     )

@@ -72,9 +72,11 @@ def period_streams(
     after: str | None = None,
     spans: Mapping[str, tuple[str, str]] | None = None,
     settled_before: str = "",
+    descending: bool = False,
 ) -> list[Stream]:
     """The partitions (of those the directory lists) and sort-key ranges that hold every period
-    within ``bounds``, after the sort key ``after``; ordered by ``low``.
+    within ``bounds``, after the sort key ``after`` in the walk's direction; in the order a merge
+    opens them: by ``low``, or by ``high`` from the highest when ``descending``.
 
     ``spans``: the lowest and highest sort key of a partition as the directory knew them, used for
     the year partitions before the year ``settled_before``. A container keeps the directory a few
@@ -89,7 +91,9 @@ def period_streams(
             continue
         low = start_text(found.start.low)
         high = SORT_KEY_END if found.start.high == POS_INFINITY else start_text(found.start.high) + "#~"
-        if after is not None:
+        if after is not None and descending:
+            high = min(high, after)
+        elif after is not None:
             low = max(low, after)
         if found.by_start:  # the bucket is a prefix of its sort keys
             low, high = max(low, bucket), min(high, bucket + SORT_KEY_END)
@@ -98,6 +102,8 @@ def period_streams(
             low, high = max(low, span[0]), min(high, span[1])
         if low <= high:
             streams.append(Stream(partition, low, high))
+    if descending:
+        return sorted(streams, key=lambda stream: (stream.high, stream.partition), reverse=True)
     return sorted(streams, key=lambda stream: (stream.low, stream.partition))
 
 

@@ -43,6 +43,8 @@ class Plan:
     fields: tuple[str, ...] = ()  # the index fields the criteria match: all a row must carry
     settled_before: str = ""  # the year (text) from which period partitions may still be written to
     terms: tuple[Term, ...] = ()  # a value-index plan's criteria (AND); then index is VALUE_INDEX
+    descending: bool = False  # read from the highest sort key down (``after`` is then "before")
+    order: str = ""  # the order (store.values.order_key) the rows come in; "" for the sort key's
 
     @property
     def walks_buckets(self) -> bool:
@@ -62,9 +64,17 @@ class Plan:
         """The partitions to Query and their sort-key ranges; the period walk picks from the
         directory of period-start partitions in use, within their spans of sort keys."""
         if self.walks_buckets:
-            return period_streams(self.bounds, directory, self.after, spans, self.settled_before)
+            return period_streams(
+                self.bounds, directory, self.after, spans, self.settled_before, self.descending
+            )
         partitions = self.terms[0].partitions if self.terms else self.partitions
         return [Stream(partition, self.low, self.high) for partition in partitions]
+
+    def beyond(self, sort_key: str) -> bool:
+        """Whether a row comes after the cursor's key in the walk's direction."""
+        if self.after is None:
+            return True
+        return sort_key < self.after if self.descending else sort_key > self.after
 
 
 def stream_limit(page_hint: int | None, streams: int) -> int | None:

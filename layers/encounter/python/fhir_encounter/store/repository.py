@@ -117,7 +117,8 @@ class EncounterRepository:
             rows = self._linked_rows(plan, cost)
         elif plan.index == keys.TABLE:
             items = self._batch_get([keys.encounter_key(i) for i in plan.partitions], None, cost)
-            rows = iter(sorted(map(row_from_item, items.values()), key=lambda row: row.sort_key))
+            found = [row_from_item(item, ordered=bool(plan.order)) for item in items.values()]
+            rows = iter(sorted(found, key=lambda row: row.sort_key, reverse=plan.descending))
         else:
             directory, spans = self._bucket_directory(cost) if plan.walks_buckets else ([], {})
             streams = plan.streams(directory, spans)
@@ -127,14 +128,15 @@ class EncounterRepository:
             projection = _projection(row_attributes(plan.index, plan.fields))
 
             def reader(stream: Stream) -> _PartitionRows:
-                request = _with_projection(self._query(plan.index, stream, limit), projection)
+                request = _with_projection(
+                    self._query(plan.index, stream, limit, plan.descending), projection
+                )
                 return _PartitionRows(self._pool, self._client, request, eager, cost)
 
-            rows = _merge(streams, reader, ahead=PARALLEL_QUERIES if eager else 0)
+            rows = _merge(streams, reader, ahead=PARALLEL_QUERIES if eager else 0, descending=plan.descending)
             if plan.index == keys.LINK_INDEX:
                 rows = _distinct(rows)
-        after = plan.after
-        return rows if after is None else (row for row in rows if row.sort_key > after)
+        return rows if plan.after is None else (row for row in rows if plan.beyond(row.sort_key))
 
     def count(self, plan: Plan, cost: ReadCost) -> Callable[[], int]:
         """Starts counting the rows of the plan's partitions (Select=COUNT, for a plan whose
@@ -221,10 +223,11 @@ class EncounterRepository:
         projection = _projection(row_attributes(driver.index, plan.fields))
 
         def reader(stream: Stream) -> _PartitionRows:
-            request = _with_projection(self._query(driver.index, stream, limit), projection)
+            request = _with_projection(self._query(driver.index, stream, limit, plan.descending), projection)
             return _PartitionRows(self._pool, self._client, request, eager, cost)
 
-        rows = _distinct(_merge(streams, reader, ahead=PARALLEL_QUERIES if eager else 0))
+        ahead = PARALLEL_QUERIES if eager else 0
+        rows = _distinct(_merge(streams, reader, ahead=ahead, descending=plan.descending))
         return self._checked(rows, others, plan.page_hint, cost) if others else rows
 
     def _driver(self, plan: Plan, cost: ReadCost) -> Term:
@@ -243,7 +246,8 @@ class EncounterRepository:
                     _query,
                     self._client,
                     _with_projection(
-                        self._query(term.index, Stream(p, plan.low, plan.high), PROBE_ROWS), projection
+                        self._query(term.index, Stream(p, plan.low, plan.high), PROBE_ROWS, plan.descending),
+                        projection,
                     ),
                 )
                 for p in term.partitions
@@ -258,9 +262,12 @@ class EncounterRepository:
                 cost.record_query(response)
             if all("LastEvaluatedKey" not in response for response in responses):
                 ended.append((sum(response.get("Count", 0) for response in responses), order, term))
-            else:
+            else:  # how far the probe reached in the walk's direction
                 last = [r["Items"][-1][keys.ATTR_SORT_KEY]["S"] for r in responses if r.get("Items")]
-                reaching.append((min(last, default=""), -order, term))
+                if plan.descending:
+                    reaching.append((_inverted(max(last, default=keys.SORT_KEY_END)), -order, term))
+                else:
+                    reaching.append((min(last, default=""), -order, term))
         if ended:
             return min(ended, key=lambda found: found[:2])[2]
         return max(reaching, key=lambda found: found[:2])[2]
@@ -296,7 +303,9 @@ class EncounterRepository:
                     yield row
             size = min(size * 2, most)
 
-    def _query(self, index: str, stream: Stream, limit: int | None = None) -> dict[str, Any]:
+    def _query(
+        self, index: str, stream: Stream, limit: int | None = None, descending: bool = False
+    ) -> dict[str, Any]:
         partition_attr, sort_attr = keys.INDEXES[index]
         request: dict[str, Any] = {
             "TableName": self._table,
@@ -312,6 +321,8 @@ class EncounterRepository:
         }
         if limit:
             request["Limit"] = limit
+        if descending:
+            request["ScanIndexForward"] = False
         return request
 
 
@@ -400,45 +411,65 @@ def _count(client: DynamoDBClient, request: dict[str, Any], cost: ReadCost) -> i
 
 
 def _merge(
-    streams: list[Stream], open_stream: Callable[[Stream], _PartitionRows], *, ahead: int
+    streams: list[Stream],
+    open_stream: Callable[[Stream], _PartitionRows],
+    *,
+    ahead: int,
+    descending: bool = False,
 ) -> Iterator[IndexRow]:
-    """The rows of every stream (``streams`` ordered by ``low``) in sort-key order.
+    """The rows of every stream in sort-key order (``streams`` ordered by ``low``), or from the
+    highest key down (``streams`` ordered by ``high``, highest first) when ``descending``.
 
-    A stream is opened (its first Query sent) once the merge may need it: when its low is not
-    above the smallest row in hand. Streams needed together are opened together, so that their
-    Queries run at once; ``ahead`` more are kept open beyond that when everything will be read.
+    A stream is opened (its first Query sent) once the merge may need it: when its first possible
+    key is not past the next row in hand. Streams needed together are opened together, so that
+    their Queries run at once; ``ahead`` more are kept open beyond that when everything will be read.
     """
     pending = deque(streams)
     heap: list[tuple[str, int, IndexRow, _PartitionRows]] = []
     opened: list[_PartitionRows] = []
     order = itertools.count()
+    place: Callable[[str], str] = _inverted if descending else _same
+
+    def first_key(stream: Stream) -> str:
+        return place(stream.high if descending else stream.low)
 
     def open_until(key: str) -> None:
         batch: list[_PartitionRows] = []
-        while pending and (pending[0].low <= key or len(heap) + len(batch) < ahead):
+        while pending and (first_key(pending[0]) <= key or len(heap) + len(batch) < ahead):
             batch.append(open_stream(pending.popleft()))
         opened.extend(batch)
         for reader in batch:
             if (row := next(reader, None)) is not None:
-                heapq.heappush(heap, (row.sort_key, next(order), row, reader))
+                heapq.heappush(heap, (place(row.sort_key), next(order), row, reader))
 
     try:
         while heap or pending:
             if not heap:
-                open_until(pending[0].low)
+                open_until(first_key(pending[0]))
                 continue
-            if pending and pending[0].low <= heap[0][0]:
+            if pending and first_key(pending[0]) <= heap[0][0]:
                 open_until(heap[0][0])
                 continue
             _, _, row, reader = heap[0]
             yield row
             if (following := next(reader, None)) is not None:
-                heapq.heapreplace(heap, (following.sort_key, next(order), following, reader))
+                heapq.heapreplace(heap, (place(following.sort_key), next(order), following, reader))
             else:
                 heapq.heappop(heap)
     finally:
         for reader in opened:
             reader.close()
+
+
+def _same(key: str) -> str:
+    return key
+
+
+def _inverted(key: str) -> str:
+    """A text whose order is the reverse of the keys' order (for a min-heap read from the top).
+    Every code point maps below 0x110000 - c; a key that is a prefix of another sorts after it,
+    which the terminator (above every mapped code point) gives."""
+    return "".join(chr(0x10FFFF - ord(c)) for c in key) + "\U0010ffff"
 
 
 def _item_key(item: keys.Item) -> str:

@@ -18,11 +18,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import zlib
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+from fhir_encounter.dates import DateValueError, format_instant, parse_range
 from fhir_encounter.references import ReferenceValueError, parse_reference
 from fhir_encounter.store import keys
 from fhir_encounter.store.keys import Item
@@ -45,13 +47,26 @@ class ValueKind(StrEnum):
     IDENTIFIER = "Identifier"
     REFERENCE = "Reference"
     PERIOD = "Period"  # not linked: matched on the resource
-    INSTANT = "instant"  # not linked
+    INSTANT = "instant"  # linked as an order (ORDER_SUFFIX): its own sorted stream, no value keys
     QUANTITY = "Quantity"  # not linked
 
 
 LINKED_KINDS = frozenset(
-    {ValueKind.CODE, ValueKind.CODING, ValueKind.CONCEPT, ValueKind.IDENTIFIER, ValueKind.REFERENCE}
+    {
+        ValueKind.CODE,
+        ValueKind.CODING,
+        ValueKind.CONCEPT,
+        ValueKind.IDENTIFIER,
+        ValueKind.REFERENCE,
+        ValueKind.INSTANT,
+    }
 )
+# An instant path (meta.lastUpdated) is linked as an order: one link item per Encounter whose
+# sort key is ``<instant>#<id>``, so that the index reads the Encounters in that order (``_sort``).
+# Globally the order is cut into ORDER_SHARDS partitions by the id (a bulk load would otherwise
+# write one GSI partition at every Encounter's pace), merged on read; within a subject it is one.
+ORDER_SUFFIX = "|order"
+ORDER_SHARDS = 8
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,23 +199,71 @@ def all_value_keys(paths: Iterable[ValuePath], resource: Mapping[str, Any]) -> s
     return {key for path in paths if path.linked for key in value_keys(path, resource)}
 
 
+def order_key(path: ValuePath) -> str:
+    """The key of an instant path's order: the partition within a subject (``<subject>#key``)."""
+    return path.name + ORDER_SUFFIX
+
+
+def order_shards(path: ValuePath) -> tuple[str, ...]:
+    """The global partitions of an instant path's order."""
+    return tuple(f"{order_key(path)}#{shard}" for shard in range(ORDER_SHARDS))
+
+
+def order_shard(path: ValuePath, encounter_id: str) -> str:
+    return order_shards(path)[zlib.crc32(encounter_id.encode()) % ORDER_SHARDS]
+
+
+def order_sort_key(instant: str, encounter_id: str) -> str:
+    """An order link's sort key, ``<instant>#<id>`` (the instant fixed-width UTC): string order
+    is (instant, id) order, as a sort key's is (start, id) order."""
+    return f"{instant}#{encounter_id}"
+
+
+def orders(paths: Iterable[ValuePath], resource: Mapping[str, Any]) -> dict[str, tuple[str, str]]:
+    """Each instant path's order of the resource: key -> (global partition, the instant as
+    fixed-width UTC text); a path without a valid instant has none."""
+    found: dict[str, tuple[str, str]] = {}
+    for path in paths:
+        if path.kind is not ValueKind.INSTANT:
+            continue
+        values = elements_at(resource, path.steps)
+        if len(values) == 1 and isinstance(values[0], str):
+            try:
+                instant = format_instant(parse_range(values[0]).low)
+            except DateValueError:
+                continue
+            found[order_key(path)] = (order_shard(path, str(resource["id"])), instant)
+    return found
+
+
 def compartment_key(subject: str, key: str) -> str:
     """The value-index partition of ``key`` within one subject's Encounters."""
     return f"{subject}#{key}"
 
 
 def link_items(
-    encounter_id: str, sort_key: str, subject: str | None, period: Item, value_keys: Iterable[str]
+    encounter_id: str,
+    sort_key: str,
+    subject: str | None,
+    period: Item,
+    value_keys: Iterable[str],
+    ordered: Mapping[str, tuple[str, str]] | None = None,
 ) -> list[Item]:
     """The link items of one Encounter: each key globally, and within its subject when it has one.
-    ``period``: the period attributes, which the value index projects for date criteria."""
+    ``period``: the period attributes, which the value index projects for date criteria.
+    ``ordered``: the Encounter's orders (:func:`orders`), linked the same way under their keys."""
     items: list[Item] = []
-    for key in sorted(value_keys):
-        common = {keys.ATTR_SORT_KEY: {"S": sort_key}, **period}
+    entries = [(key, key, sort_key) for key in sorted(value_keys)]
+    entries += [
+        (key, shard, order_sort_key(instant, encounter_id))
+        for key, (shard, instant) in sorted((ordered or {}).items())
+    ]
+    for key, partition, item_sort_key in entries:
+        common = {keys.ATTR_SORT_KEY: {"S": item_sort_key}, **period}
         items.append(
             {
                 **keys.value_link_key(encounter_id, key),
-                keys.ATTR_VALUE_KEY: {"S": key},
+                keys.ATTR_VALUE_KEY: {"S": partition},
                 **common,
             }
         )
