@@ -883,3 +883,33 @@ def test_a_value_that_is_not_unicode_text_is_a_400(name: str) -> None:
         caught.value.text
         == f"Invalid value for search parameter '{name}': not valid Unicode text (a lone surrogate)"
     )
+
+
+# ---- the criteria's pydantic model --------------------------------------------------------------
+
+
+def test_the_criteria_model_has_a_field_per_parameter_and_modifier_of_the_registry() -> None:
+    from fhir_encounter.search.query import criteria_model
+
+    model, fields = criteria_model()
+    aliases = [model.model_fields[field].alias for field in fields]
+    expected = [
+        f"{name}:{modifier}" if modifier else name
+        for name, parameter in SEARCH_PARAMETERS.items()
+        for modifier in ("", *sorted(parameter.modifiers))
+    ]
+    assert aliases == expected
+    assert {"class:not", "subject:Patient", "length:missing"} <= set(aliases)
+
+
+def test_a_registry_entry_added_is_a_field_of_the_next_model(monkeypatch: pytest.MonkeyPatch) -> None:
+    from dataclasses import replace
+
+    from fhir_encounter.search.query import criteria_model
+
+    entry = replace(SEARCH_PARAMETERS["class"], name="service-type")
+    monkeypatch.setitem(SEARCH_PARAMETERS, "service-type", entry)
+    model, fields = criteria_model()
+    assert "service-type:not" in [model.model_fields[field].alias for field in fields]
+    query, _ = parse("service-type:not=AMB")
+    assert [(c.name, c.text) for c in query.criteria] == [("service-type:not", "AMB")]

@@ -1,12 +1,13 @@
 """The search request as a validated model: query-string parsing and the unknown-parameter policy.
 
-Criteria are compiled by search.criteria from their registry entries; the result parameters are
-parsed by pydantic types. A repeated parameter is AND, a comma inside one value is OR (FHIR R4 3.1.1).
+Both are pydantic: the criteria by a model built from the registry (criteria_model: a field per
+parameter and modifier, each compiling its values through search.criteria), the result
+parameters by the SearchQuery model's types. A repeated parameter is AND, a comma inside one value is OR (FHIR R4 3.1.1).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -17,6 +18,7 @@ from pydantic import (
     Field,
     ValidationError,
     ValidationInfo,
+    create_model,
     field_validator,
 )
 
@@ -34,6 +36,7 @@ from fhir_encounter.search.parameters import (
     SEARCH_PARAMETERS,
     ParamType,
     ParseContext,
+    SearchParameter,
 )
 from fhir_encounter.search.sorting import SortKey, parse_sort
 from fhir_encounter.store.fields import IndexRow
@@ -195,13 +198,11 @@ def parse_search(
             accepted[name] = present
     if strict and ignored:
         raise NotSupportedError(f"Unknown search parameter(s): {name_list(ignored)}")
-    criteria = [
-        compile_criterion(parameter, modifier, text, context)
-        for name, parameter in SEARCH_PARAMETERS.items()
-        for modifier, texts in (("", accepted.get(name, ())), *sorted(modified.get(name, {}).items()))
-        for text in _bounded(name, texts)
-    ]
-    results: dict[str, Any] = {"criteria": tuple(criteria)}
+    given = {name: texts for name, texts in accepted.items() if name in SEARCH_PARAMETERS}
+    given.update(
+        (f"{name}:{m}", texts) for name, by_modifier in modified.items() for m, texts in by_modifier.items()
+    )
+    results: dict[str, Any] = {"criteria": validated_criteria(given, context)}
     for name in RESULT_PARAMETERS:
         if name in accepted:
             if len(accepted[name]) > 1:
@@ -227,6 +228,55 @@ def parse_search(
     return query, sorted(ignored)
 
 
+# ---- the criteria's model, built from the registry ----------------------------------------------
+
+
+def validated_criteria(given: Mapping[str, list[str]], context: ParseContext) -> tuple[Criterion, ...]:
+    """The criteria of ``given`` (``name`` or ``name:modifier`` -> the occurrences' texts),
+    validated by the registry's criteria model, in registry order (each parameter's plain form,
+    then its modifiers by name). A bad value raises the InvalidRequestError that names it."""
+    model, fields = criteria_model()
+    validated = model.model_validate(given, context={"parse": context})
+    return tuple(criterion for field in fields for criterion in getattr(validated, field))
+
+
+_MODELS: dict[tuple[tuple[str, int], ...], tuple[type[BaseModel], tuple[str, ...]]] = {}
+
+
+def criteria_model() -> tuple[type[BaseModel], tuple[str, ...]]:
+    """The pydantic model of a search's criteria: one field per registry parameter and modifier
+    it takes (aliased ``name`` / ``name:modifier``), each a tuple of compiled Criterion; and its
+    field names in registry order. Built once per registry (a test may add an entry)."""
+    registry = tuple((name, id(parameter)) for name, parameter in SEARCH_PARAMETERS.items())
+    if (found := _MODELS.get(registry)) is not None:
+        return found
+    definitions: dict[str, Any] = {}
+    for name, parameter in SEARCH_PARAMETERS.items():
+        for modifier in ("", *sorted(parameter.modifiers)):
+            alias = f"{name}:{modifier}" if modifier else name
+            compiled = Annotated[tuple[Criterion, ...], BeforeValidator(_compiler(parameter, modifier))]
+            definitions[f"p{len(definitions)}"] = (compiled, Field(default=(), alias=alias))
+    model = create_model(
+        "EncounterCriteria",
+        __config__=ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True),
+        **definitions,
+    )
+    _MODELS[registry] = model, tuple(definitions)
+    return _MODELS[registry]
+
+
+def _compiler(parameter: SearchParameter, modifier: str) -> Callable[[Any, ValidationInfo], Any]:
+    name = f"{parameter.name}:{modifier}" if modifier else parameter.name
+
+    def compile_all(texts: Any, info: ValidationInfo) -> Any:
+        if not isinstance(texts, list):
+            return texts
+        context = info.context["parse"] if info.context else NO_CONTEXT
+        return tuple(compile_criterion(parameter, modifier, text, context) for text in _bounded(name, texts))
+
+    return compile_all
+
+
 def name_list(names: Sequence[str]) -> str:
     """At most MAX_NAMED names, each cut to MAX_NAME_LENGTH, and how many more there were."""
     shown = ", ".join(cut_name(name) for name in sorted(names)[:MAX_NAMED])
@@ -244,3 +294,6 @@ def _bounded(name: str, values: Sequence[str]) -> Sequence[str]:
 
 def _invalid(name: str, message: str) -> InvalidRequestError:
     return InvalidRequestError(f"Invalid value for search parameter '{name}': {message}")
+
+
+criteria_model()  # built at import (init, in the SnapStart snapshot), not on a first request
