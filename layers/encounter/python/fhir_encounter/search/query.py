@@ -2,7 +2,8 @@
 
 Both are pydantic: the criteria by a model built from the registry (criteria_model: a field per
 parameter and modifier, each compiling its values through search.criteria), the result
-parameters by the SearchQuery model's types. A repeated parameter is AND, a comma inside one value is OR (FHIR R4 3.1.1).
+parameters by the SearchQuery model's types. A repeated parameter is AND, a comma inside one
+value is OR (FHIR R4 3.1.1).
 """
 
 from __future__ import annotations

@@ -121,19 +121,7 @@ class EncounterRepository:
             rows = iter(sorted(found, key=lambda row: row.sort_key, reverse=plan.descending))
         else:
             directory, spans = self._bucket_directory(cost) if plan.walks_buckets else ([], {})
-            streams = plan.streams(directory, spans)
-            eager = plan.page_hint is None
-            limit = stream_limit(plan.page_hint, len(streams))
-
-            projection = _projection(row_attributes(plan.index, plan.fields))
-
-            def reader(stream: Stream) -> _PartitionRows:
-                request = _with_projection(
-                    self._query(plan.index, stream, limit, plan.descending), projection
-                )
-                return _PartitionRows(self._pool, self._client, request, eager, cost)
-
-            rows = _merge(streams, reader, ahead=PARALLEL_QUERIES if eager else 0, descending=plan.descending)
+            rows = self._walk(plan, plan.index, plan.streams(directory, spans), cost)
             if plan.index == keys.LINK_INDEX:
                 rows = _distinct(rows)
         return rows if plan.after is None else (row for row in rows if plan.beyond(row.sort_key))
@@ -218,17 +206,23 @@ class EncounterRepository:
         driver = self._driver(plan, cost)
         others = [term for term in plan.terms if term is not driver]
         streams = [Stream(partition, plan.low, plan.high) for partition in driver.partitions]
+        rows = _distinct(self._walk(plan, driver.index, streams, cost))
+        return self._checked(rows, others, plan.page_hint, cost) if others else rows
+
+    def _walk(self, plan: Plan, index: str, streams: list[Stream], cost: ReadCost) -> Iterator[IndexRow]:
+        """The rows of ``streams`` of ``index`` merged in the plan's direction, each carrying the
+        fields the plan matches. A page hint shares out the first Query Limits; without one
+        (counting every match) partitions are read ahead."""
         eager = plan.page_hint is None
         limit = stream_limit(plan.page_hint, len(streams))
-        projection = _projection(row_attributes(driver.index, plan.fields))
+        projection = _projection(row_attributes(index, plan.fields))
 
         def reader(stream: Stream) -> _PartitionRows:
-            request = _with_projection(self._query(driver.index, stream, limit, plan.descending), projection)
+            request = _with_projection(self._query(index, stream, limit, plan.descending), projection)
             return _PartitionRows(self._pool, self._client, request, eager, cost)
 
         ahead = PARALLEL_QUERIES if eager else 0
-        rows = _distinct(_merge(streams, reader, ahead=ahead, descending=plan.descending))
-        return self._checked(rows, others, plan.page_hint, cost) if others else rows
+        return _merge(streams, reader, ahead=ahead, descending=plan.descending)
 
     def _driver(self, plan: Plan, cost: ReadCost) -> Term:
         """The term to read: of those that may drive, the one found smallest (all of its
