@@ -38,7 +38,16 @@ from urllib.parse import parse_qs, urlsplit
 
 from tests.bench.dataset import SEED, Dataset, generate
 from tests.bench.report import Figure, summary, table
-from tests.bench.shapes import ReadCounter, Reading, Shape, other_shapes, prefix_shapes, window_shapes
+from tests.bench.shapes import (
+    ReadCounter,
+    Reading,
+    Shape,
+    other_shapes,
+    prefix_shapes,
+    sort_shapes,
+    value_shapes,
+    window_shapes,
+)
 
 TABLE = "encounters-bench"
 PAGE = 10  # the default _count
@@ -128,7 +137,8 @@ def run(endpoint: str, options: Options) -> tuple[list[Figure], list[Figure]]:
     cursor = Shape(
         "next page (typical patient, page 2)", urlsplit(link_of(first, "next")).query, resumed=True
     )
-    windows, others = window_shapes(), [*prefix_shapes(), *other_shapes(data), cursor]
+    windows = window_shapes()
+    others = [*prefix_shapes(), *other_shapes(data), cursor, *value_shapes(data), *sort_shapes(data)]
     readings = {shape: reading(counted_search, counter, shape) for shape in [*windows, *others]}
     print_readings(readings.values())
     figures += [per_match_figure(readings[shape]) for shape in windows]

@@ -82,6 +82,92 @@ def other_shapes(data: Dataset) -> list[Shape]:
     ]
 
 
+VALUE_TARGET = 1.2  # rows read per match: positive single-parameter shapes, patient + X, sorted pages
+# US Core's Encounter searches are patient + one of these (and date, above).
+US_CORE = ("class", "type", "status", "identifier", "location", "discharge-disposition")
+
+
+def _first(encounters: list[dict[str, Any]], found: Any) -> str:
+    """The first value ``found`` gives for the Encounters (searching from the middle)."""
+    middle = len(encounters) // 2
+    for encounter in [*encounters[middle:], *encounters[:middle]]:
+        try:
+            value = found(encounter)
+        except (KeyError, IndexError, TypeError):
+            continue
+        if value:
+            return str(value)
+    raise ValueError("no Encounter has the value")
+
+
+def _token(coding: dict[str, Any]) -> str:
+    return f"{coding['system']}|{coding['code']}"
+
+
+def value_shapes(data: Dataset) -> list[Shape]:
+    """Each search parameter of the value index alone, with values the data has (targets: rows
+    read per match <= 1.2), its modifiers (reported), and every US Core combination with the
+    typical patient (target)."""
+    typical = data.typical_patient
+    everyone = data.encounters
+    mine = [e for e in everyone if e["subject"]["reference"] == typical]
+    values = {
+        "class": lambda e: e["class"]["code"],
+        "type": lambda e: _token(e["type"][0]["coding"][0]),
+        "status": lambda e: e["status"],
+        "identifier": lambda e: _token({**e["identifier"][0], "code": e["identifier"][0]["value"]}),
+        "location": lambda e: e["location"][0]["location"]["reference"],
+        "discharge-disposition": lambda e: _token(e["hospitalization"]["dischargeDisposition"]["coding"][0]),
+        "practitioner": lambda e: next(
+            p["individual"]["reference"]
+            for p in e["participant"]
+            if p["individual"].get("reference", "").startswith("Practitioner/")
+        ),
+        "participant-type": lambda e: _token(e["participant"][-1]["type"][0]["coding"][0]),
+        "reason-code": lambda e: _token(e["reasonCode"][0]["coding"][0]),
+        "service-provider": lambda e: e["serviceProvider"]["reference"],
+        "episode-of-care": lambda e: e["episodeOfCare"][0]["reference"],
+        "diagnosis": lambda e: e["diagnosis"][0]["condition"]["reference"],
+        "account": lambda e: e["account"][0]["reference"],
+        "special-arrangement": lambda e: _token(e["hospitalization"]["specialArrangement"][0]["coding"][0]),
+    }
+    shapes = [
+        Shape(f"{name} (one value)", f"{name}={_first(everyone, found)}", VALUE_TARGET)
+        for name, found in values.items()
+    ]
+    shapes += [
+        Shape("class:not=AMB", "class:not=AMB"),
+        Shape("discharge-disposition:missing=false", "discharge-disposition:missing=false"),
+        Shape("length=gt1|http://unitsofmeasure.org|d", "length=gt1|http://unitsofmeasure.org|d"),
+        Shape("location-period month", "location-period=ge2022-06-01&location-period=lt2022-07-01"),
+    ]
+    shapes += [
+        Shape(
+            f"patient (typical) + {name}",
+            f"patient={typical}&{name}={_first(mine, values[name])}",
+            VALUE_TARGET,
+        )
+        for name in US_CORE
+    ]
+    shapes.append(Shape("patient (typical) + _lastUpdated=ge2020", f"patient={typical}&_lastUpdated=ge2020"))
+    return shapes
+
+
+def sort_shapes(data: Dataset) -> list[Shape]:
+    """Pages in another order than the default, without counting (target: rows read per row
+    returned <= 1.2, the floor of a page without total)."""
+    typical, busiest = data.typical_patient, data.busiest_patient
+    return [
+        Shape(f"_sort={sort}{label}", f"{query}_sort={sort}&_total=none", VALUE_TARGET)
+        for sort in ("-date", "_lastUpdated", "-_lastUpdated")
+        for label, query in (
+            ("", ""),
+            (" (typical patient)", f"patient={typical}&"),
+            (" (busiest patient)", f"patient={busiest}&"),
+        )
+    ]
+
+
 class ReadCounter:
     """What the calls on one client read, since the last ``reset``. The repository's Queries run
     on a pool of threads: botocore calls the hook in each, so the sums take a lock."""

@@ -21,6 +21,7 @@ from fhir_encounter.dates import ANY_PERIOD, NEG_INFINITY, POS_INFINITY, PeriodB
 from fhir_encounter.errors import NotSupportedError
 from fhir_encounter.search.criteria import Criterion
 from fhir_encounter.search.parameters import date_period_bounds
+from fhir_encounter.search.sorting import reorders
 from fhir_encounter.store import keys
 from fhir_encounter.store.fields import PERIOD, SUBJECT, FieldKind, IndexRow
 from fhir_encounter.store.plan import Plan, Term
@@ -141,7 +142,6 @@ def plan(query: SearchQuery, cursor: Cursor | None, now: int) -> Plan:
                 _fields(query),
                 descending=descending,
             )
-    settled_before = str(int(format_instant(now)[:4]) - 1)  # last year's partitions still change
     return Plan(
         keys.PERIOD_START_INDEX,
         (),
@@ -151,9 +151,14 @@ def plan(query: SearchQuery, cursor: Cursor | None, now: int) -> Plan:
         after,
         page_hint,
         fields=_fields(query),
-        settled_before=settled_before,
+        settled_before=_settled_before(now),
         descending=descending,
     )
+
+
+def _settled_before(now: int) -> str:
+    """The year (text) from which period partitions may still be written to: last year's still change."""
+    return str(int(format_instant(now)[:4]) - 1)
 
 
 def _by_ids(query: SearchQuery, after: str | None) -> Plan | None:
@@ -339,8 +344,12 @@ def _linked_plan(
         page_hint,
         decide,
         (PERIOD.name,) if rows else (),
+        settled_before=_settled_before(now),
         terms=tuple(terms),
         descending=query.descending,
+        # Dates, and no subject: the period walk may drive instead, every term then checked
+        # (outside a compartment only: a compartment's search reads only its own partitions).
+        may_walk=bool(rows) and not subjects and not compartment,
     )
     return SearchPlan(search_plan, rows, bodies)
 
@@ -359,10 +368,13 @@ def _range(
     elif after is not None:
         low = max(low, after)
     page_hint = None
+    # One match past the page says whether there are more; an order whose ties are put in order
+    # in memory needs one more, which ends the page's last run (search.sorting).
+    beyond = 2 if reorders(query.sort) else 1
     if cursor:
-        page_hint = query.count + 1
+        page_hint = query.count + beyond
     elif not query.counts_total:
-        page_hint = query.offset + query.count + 1
+        page_hint = query.offset + query.count + beyond
     return low, high, after, page_hint
 
 

@@ -3,7 +3,8 @@ which search/planning.py makes from a query), and how much each Query reads. Pur
 
 A value-index plan is an AND of Terms: one term drives (its partitions are read in sort-key
 order) and each of the others is checked on the driver's rows by looking up the link items that
-prove it (store.values): rows read are the driver's matches, and one key per check."""
+prove it (store.values): rows read are the driver's matches, and one key per check. With dates,
+the period walk may drive instead (``may_walk``), every term then checked."""
 
 from __future__ import annotations
 
@@ -45,6 +46,7 @@ class Plan:
     terms: tuple[Term, ...] = ()  # a value-index plan's criteria (AND); then index is VALUE_INDEX
     descending: bool = False  # read from the highest sort key down (``after`` is then "before")
     order: str = ""  # the order (store.values.order_key) the rows come in; "" for the sort key's
+    may_walk: bool = False  # a value-index plan whose period bounds the period walk may drive
 
     @property
     def walks_buckets(self) -> bool:

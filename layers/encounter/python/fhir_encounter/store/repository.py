@@ -205,8 +205,12 @@ class EncounterRepository:
         Encounter once, each row kept when the other terms' link items are found for it."""
         driver = self._driver(plan, cost)
         others = [term for term in plan.terms if term is not driver]
-        streams = [Stream(partition, plan.low, plan.high) for partition in driver.partitions]
-        rows = _distinct(self._walk(plan, driver.index, streams, cost))
+        if driver is None:  # the period walk: each Encounter once, in sort-key order
+            walk = replace(plan, index=keys.PERIOD_START_INDEX, terms=())
+            rows = self._walk(plan, walk.index, walk.streams(*self._bucket_directory(cost)), cost)
+        else:
+            streams = [Stream(partition, plan.low, plan.high) for partition in driver.partitions]
+            rows = _distinct(self._walk(plan, driver.index, streams, cost))
         return self._checked(rows, others, plan.page_hint, cost) if others else rows
 
     def _walk(self, plan: Plan, index: str, streams: list[Stream], cost: ReadCost) -> Iterator[IndexRow]:
@@ -224,15 +228,17 @@ class EncounterRepository:
         ahead = PARALLEL_QUERIES if eager else 0
         return _merge(streams, reader, ahead=ahead, descending=plan.descending)
 
-    def _driver(self, plan: Plan, cost: ReadCost) -> Term:
+    def _driver(self, plan: Plan, cost: ReadCost) -> Term | None:
         """The term to read: of those that may drive, the one found smallest (all of its
-        partitions ended within PROBE_ROWS), else the sparsest (its probes reached furthest)."""
+        partitions ended within PROBE_ROWS), else the sparsest (its probes reached furthest).
+        None, for the period walk: when the plan may walk and no term ended within its probe
+        (dates then bound the walk to about their matches, while every term has more rows)."""
         candidates = [term for term in plan.terms if term.drives]
-        if len(candidates) == 1:
+        if len(candidates) == 1 and not plan.may_walk:
             return candidates[0]
         probed = [term for term in candidates if len(term.partitions) <= PROBE_PARTITIONS]
         if not probed:
-            return min(candidates, key=lambda term: len(term.partitions))
+            return None if plan.may_walk else min(candidates, key=lambda term: len(term.partitions))
         projection = _projection((keys.PARTITION_KEY, keys.ATTR_SORT_KEY))
         futures = {
             id(term): [
@@ -264,6 +270,8 @@ class EncounterRepository:
                     reaching.append((min(last, default=""), -order, term))
         if ended:
             return min(ended, key=lambda found: found[:2])[2]
+        if plan.may_walk:
+            return None
         return max(reaching, key=lambda found: found[:2])[2]
 
     def _checked(
