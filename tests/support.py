@@ -115,6 +115,32 @@ def handlers_on(
         _handlers.pop()
 
 
+@contextmanager
+def loaded_moto_table(
+    *loads: list[dict[str, Any]], settings: Settings = TEST_SETTINGS
+) -> Iterator[DynamoDBClient]:
+    """A moto Encounter table from template.yaml, each of ``loads`` written in turn by one writer
+    (10 ms apart, so that each load has its own meta.lastUpdated), the handlers composed on it
+    while it lasts."""
+    import boto3
+    from moto import mock_aws
+
+    from fhir_encounter.search.parameters import value_paths
+    from fhir_encounter.store.writer import EncounterWriter
+    from fhir_encounter_tools.tables import create_table
+
+    with mock_aws():
+        client = boto3.client("dynamodb")
+        create_table(client, TEST_TABLE, ROOT / "template.yaml")
+        writer = EncounterWriter(client, TEST_TABLE, value_paths())
+        for number, resources in enumerate(loads):
+            if number:
+                time.sleep(0.01)
+            writer.write(json.loads(json.dumps(resources)))
+        with handlers_on(client, settings):
+            yield client
+
+
 def invoke(event: dict[str, Any]) -> Response:
     """Pass an event to the handler that owns its resource; (status, headers, parsed body)."""
     return response_parts(lambda_response(event))

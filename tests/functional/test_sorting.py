@@ -5,20 +5,13 @@ with the same period start, without a start, and two loads, so many share meta.l
 
 from __future__ import annotations
 
-import json
-import time
 from collections.abc import Iterator
 from typing import Any
 
-import boto3
 import pytest
-from moto import mock_aws
 
-from fhir_encounter.search.parameters import value_paths
-from fhir_encounter.store.writer import EncounterWriter
-from fhir_encounter_tools.tables import create_table
 from tests.every_parameter import SORTS, api_answer, encounters, oracle_answer, sort_queries, ties, walk
-from tests.support import ROOT, TEST_TABLE, handlers_on, search
+from tests.support import loaded_moto_table, search
 
 FIRST = encounters(30)
 
@@ -26,16 +19,8 @@ FIRST = encounters(30)
 @pytest.fixture(scope="module")
 def stored() -> Iterator[list[dict[str, Any]]]:
     """Two loads (the second a few milliseconds later); the resources as the API serves them."""
-    with mock_aws():
-        client = boto3.client("dynamodb")
-        create_table(client, TEST_TABLE, ROOT / "template.yaml")
-        writer = EncounterWriter(client, TEST_TABLE, value_paths())
-        writer.write(json.loads(json.dumps(FIRST)))
-        time.sleep(0.01)
-        writer.write(ties(FIRST))
-        with handlers_on(client):
-            resources = [entry["resource"] for page in walk([("_count", "100")]) for entry in page["entry"]]
-            yield resources
+    with loaded_moto_table(FIRST, ties(FIRST)):
+        yield [entry["resource"] for page in walk([("_count", "100")]) for entry in page["entry"]]
 
 
 def test_the_data_has_runs(stored: list[dict[str, Any]]) -> None:

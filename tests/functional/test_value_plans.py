@@ -8,16 +8,11 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import boto3
 import pytest
-from moto import mock_aws
 
 from fhir_encounter.config import Settings
-from fhir_encounter.search.parameters import value_paths
-from fhir_encounter.store.writer import EncounterWriter
-from fhir_encounter_tools.tables import create_table
 from tests.environment import TEST_ENVIRONMENT
-from tests.support import ROOT, TEST_TABLE, USER_TOKEN, costed_walk, encounter, handlers_on
+from tests.support import USER_TOKEN, costed_walk, encounter, loaded_moto_table
 
 AT_INFO = Settings.from_environment(
     {**TEST_ENVIRONMENT, "AUTH_MODE": "smart", "POWERTOOLS_LOG_LEVEL": "INFO"}
@@ -43,12 +38,8 @@ def population() -> list[dict[str, Any]]:
 
 @pytest.fixture(scope="module")
 def table() -> Iterator[Any]:
-    with mock_aws():
-        client = boto3.client("dynamodb")
-        create_table(client, TEST_TABLE, ROOT / "template.yaml")
-        EncounterWriter(client, TEST_TABLE, value_paths()).write(population())
-        with handlers_on(client, AT_INFO):
-            yield client
+    with loaded_moto_table(population(), settings=AT_INFO) as client:
+        yield client
 
 
 @pytest.mark.usefixtures("table")

@@ -102,8 +102,8 @@ def plan(query: SearchQuery, cursor: Cursor | None, now: int) -> Plan:
         return table
     bounds = period_bounds(query, now)
     low, high, after, page_hint = _range(query, cursor, bounds)
-    if query.restrictions:
-        index, partitions, decide = _compartment(query, now)
+
+    def keyed(index: str, partitions: tuple[str, ...], decide: bool) -> Plan:
         return Plan(
             index,
             partitions,
@@ -116,6 +116,9 @@ def plan(query: SearchQuery, cursor: Cursor | None, now: int) -> Plan:
             _fields(query),
             descending=descending,
         )
+
+    if query.restrictions:
+        return keyed(*_compartment(query, now))
     for index in INDEX_PREFERENCE:
         served = [
             c
@@ -129,19 +132,7 @@ def plan(query: SearchQuery, cursor: Cursor | None, now: int) -> Plan:
                 c.on_rows and c.parameter.index == index and smallest <= _partitions(c)
                 for c in query.all_criteria
             ) and (index == keys.SUBJECT_INDEX or len(smallest) == 1)  # one subject each: disjoint
-            partitions = tuple(sorted(smallest))
-            return Plan(
-                index,
-                partitions,
-                low,
-                high,
-                bounds,
-                after,
-                page_hint,
-                decide,
-                _fields(query),
-                descending=descending,
-            )
+            return keyed(index, tuple(sorted(smallest)), decide)
     return Plan(
         keys.PERIOD_START_INDEX,
         (),
