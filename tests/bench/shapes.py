@@ -5,10 +5,11 @@ events, independently of the project's own accounting: a Query's ``ScannedCount`
 ``Select=COUNT`` Query counts the rows it counted), the items a BatchGetItem or GetItem returned.
 Read units are DynamoDB's ``ConsumedCapacity`` of the same calls.
 
-The floor of a search that counts ``total`` is the matching index rows plus the page's bodies
-(total + page); of one that does not (``_total=none``, a cursor page), the page's rows and bodies
-(2 x page). Rows read per match
-is rows read / floor: 1.0 reads nothing beyond the answer.
+The floor is the ideal that issue 17 states: bare boto3 on indexes that exactly fit the shape,
+answering a first page with a ``Select=COUNT`` Query (the matches), a page Query (the page's rows)
+and one BatchGetItem (the page's bodies): total + 2 x page; a page without a total (``_total=none``,
+a cursor page), the page's rows and bodies: 2 x page. Rows read per match is rows read / floor:
+1.0 reads nothing beyond the answer.
 """
 
 from __future__ import annotations
@@ -219,8 +220,8 @@ class Reading:
 
     @property
     def floor(self) -> int:
-        counted = self.returned if self.total is None or self.shape.resumed else self.total
-        return counted + self.returned
+        counted = 0 if self.total is None or self.shape.resumed else self.total
+        return counted + 2 * self.returned
 
     @property
     def per_match(self) -> float:

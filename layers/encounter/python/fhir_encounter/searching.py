@@ -72,7 +72,8 @@ def run_search(query: SearchQuery, store: Store, *, started: float, remaining_se
     if search_plan.partitions_decide and cursor is None and query.counts_total:
         # Every row of the partitions matches: DynamoDB counts them, and only the page is read.
         counted = store.repository.count(search_plan, cost)
-        search_plan = replace(search_plan, page_hint=query.offset + query.count + 1)
+        # The total is known: the page's rows are all that is read (no row past it).
+        search_plan = replace(search_plan, page_hint=max(1, query.offset + query.count))
     rows = store.repository.rows(search_plan, cost)
     budget = COUNT_BUDGET_SECONDS if query.count else remaining_seconds - RESPONSE_MARGIN_SECONDS
     deadline = started + budget

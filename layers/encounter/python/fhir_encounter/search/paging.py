@@ -72,7 +72,7 @@ def select_page(
                 has_more = True  # one match past the page: read only when the total is unknown
                 break
             rows.append(row)
-            if total is not None and len(rows) == query.count:
+            if (total is not None or known_total is not None) and len(rows) == query.count:
                 break
         if known_total is not None:
             if on_page is not None and rows and len(rows) == query.count:
