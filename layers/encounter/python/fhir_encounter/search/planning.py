@@ -179,10 +179,7 @@ def _ordered_plan(
     sort_key = query.sort[0]
     path = sort_key.parameter.path
     if path is None or (indexed is not None and path.state_name not in indexed):
-        raise NotIndexedError(
-            f"Sorting by '{sort_key.parameter.name}' is not indexed in this server's table yet; its "
-            "operator must reindex it (fhir-encounter reindex, docs/deploying.md)"
-        )
+        raise NotIndexedError(NOT_INDEXED_TEXT.format(what=f"Sorting by '{sort_key.parameter.name}'"))
     if table := _by_ids(query, after):
         return _keyed(query, table)
     criteria = query.all_criteria
@@ -203,12 +200,9 @@ def _ordered_plan(
             and (indexed is None or value_path.state_name in indexed)
         ):
             found = tuple(sorted(criterion.keys or ()))
-            lookups = tuple(keys.VALUE_LINK_PREFIX + key for key in found)
-            terms.append(Term(keys.VALUE_INDEX, found, lookups, drives=False))
+            terms.append(Term(keys.VALUE_INDEX, found, _value_lookups(found), drives=False))
         elif criterion.on_rows and criterion.parameter.index == keys.APPOINTMENT_INDEX:
-            refs = tuple(sorted(_partitions(criterion)))
-            lookups = tuple(keys.link_key("", ref)[keys.SORT_KEY]["S"] for ref in refs)
-            terms.append(Term(keys.APPOINTMENT_INDEX, refs, lookups, drives=False))
+            terms.append(_appointment_term(criterion, drives=False))
         else:
             continue
         checked.add(id(criterion))
@@ -218,11 +212,7 @@ def _ordered_plan(
     bodies = tuple(c for c in rest if c not in rows)
     if any(c.body is None for c in bodies):
         _not_linked(next(c for c in bodies if c.body is None))
-    low, high = _order_range(query, path, now)
-    if after is not None and query.descending:
-        high = min(high, after)
-    elif after is not None:
-        low = max(low, after)
+    low, high = _resumed(*_order_range(query, path, now), after, query.descending)
     _, _, _, page_hint = _range(query, cursor, ANY_PERIOD)
     decide = len(terms) == 1 and len(partitions) == 1 and not rows and not bodies
     search_plan = Plan(
@@ -265,11 +255,36 @@ def _order_range(query: SearchQuery, path: ValuePath, now: int) -> tuple[str, st
     return low_text, high_text
 
 
+NOT_INDEXED_TEXT = (
+    "{what} is not indexed in this server's table yet; its operator must reindex it "
+    "(fhir-encounter reindex, docs/deploying.md)"
+)
+
+
 def _not_linked(criterion: Criterion) -> None:
-    raise NotIndexedError(
-        f"Search parameter '{criterion.parameter.name}' is not indexed in this server's table "
-        "yet; its operator must reindex it (fhir-encounter reindex, docs/deploying.md)"
-    )
+    raise NotIndexedError(NOT_INDEXED_TEXT.format(what=f"Search parameter '{criterion.parameter.name}'"))
+
+
+def _value_lookups(value_keys: tuple[str, ...]) -> tuple[str, ...]:
+    """The table sort keys whose presence in an Encounter's partition proves one of the values."""
+    return tuple(keys.VALUE_LINK_PREFIX + key for key in value_keys)
+
+
+def _appointment_term(criterion: Criterion, *, drives: bool) -> Term:
+    """An ``appointment`` criterion as a term: its partitions of the appointment index, and the
+    link items that prove it."""
+    refs = tuple(sorted(_partitions(criterion)))
+    lookups = tuple(keys.link_key("", ref)[keys.SORT_KEY]["S"] for ref in refs)
+    return Term(keys.APPOINTMENT_INDEX, refs, lookups, drives=drives)
+
+
+def _resumed(low: str, high: str, after: str | None, descending: bool) -> tuple[str, str]:
+    """A sort-key range narrowed to what follows a cursor's key in the walk's direction."""
+    if after is not None and descending:
+        return low, min(high, after)
+    if after is not None:
+        return max(low, after), high
+    return low, high
 
 
 def _linked_plan(
@@ -304,18 +319,14 @@ def _linked_plan(
         allowed = frozenset.intersection(*(_partitions(c) for c in subjects))
     terms: list[Term] = []
     for criterion in linked:
-        found = sorted(criterion.keys or ())
+        found = tuple(sorted(criterion.keys or ()))
         if allowed is None:
-            partitions = tuple(found)
+            partitions = found
         else:
             partitions = tuple(compartment_key(s, key) for s in sorted(allowed) for key in found)
-        lookups = tuple(keys.VALUE_LINK_PREFIX + key for key in found)
-        terms.append(Term(keys.VALUE_INDEX, partitions, lookups))
+        terms.append(Term(keys.VALUE_INDEX, partitions, _value_lookups(found)))
     appointments = [c for c in criteria if c.on_rows and c.parameter.index == keys.APPOINTMENT_INDEX]
-    for criterion in appointments:
-        refs = sorted(_partitions(criterion))
-        lookups = tuple(keys.link_key("", ref)[keys.SORT_KEY]["S"] for ref in refs)
-        terms.append(Term(keys.APPOINTMENT_INDEX, tuple(refs), lookups, drives=not compartment))
+    terms += [_appointment_term(criterion, drives=not compartment) for criterion in appointments]
     satisfied = {id(c) for c in (*linked, *subjects, *appointments)}
     rest = [c for c in criteria if id(c) not in satisfied]
     rows = tuple(c for c in rest if c.on_rows and c.parameter.field is PERIOD)
@@ -354,10 +365,7 @@ def _range(
     high = keys.SORT_KEY_END
     if bounds.start.high != POS_INFINITY:
         high = format_instant(bounds.start.high) + "#~"
-    if after is not None and query.descending:
-        high = min(high, after)
-    elif after is not None:
-        low = max(low, after)
+    low, high = _resumed(low, high, after, query.descending)
     page_hint = None
     # One match past the page says whether there are more; an order whose ties are put in order
     # in memory needs one more, which ends the page's last run (search.sorting).
