@@ -4,7 +4,8 @@ its value's (a string's UTF-8 bytes; a number about one byte per two significant
 a set the sum of its elements). A GSI entry holds the index keys, the table keys and the projected
 attributes. Storage adds 100 bytes of overhead to every item and every index entry; read units
 are computed on the sizes without it (eventually consistent: 0.5 RCU per 4 KB, rounded up per
-item for GetItem and BatchGetItem, on the sum of the items for a Query)."""
+item for GetItem and BatchGetItem, on the sum of the items for a Query); a first write costs one
+write unit per KB, rounded up, of each item and of each index entry."""
 
 from __future__ import annotations
 
@@ -47,6 +48,7 @@ class Sizes:
     body_bytes: int = 0  # the resource JSON alone
     index_entries: dict[str, int] = field(default_factory=dict)
     index_bytes: dict[str, int] = field(default_factory=dict)  # without overhead
+    write_units: int = 0  # on-demand WCU of a first write: 1 per KB (rounded up) of each item and index entry
 
     def per_encounter(self, bytes_: int, entries: int) -> float:
         """Storage bytes per Encounter, overhead included."""
@@ -62,13 +64,16 @@ def measure(resources: Iterable[dict[str, Any]]) -> Sizes:
         sizes.encounters += 1
         sizes.table_items += len(items)
         sizes.table_bytes += sum(item_size(item) for item in items)
+        sizes.write_units += sum(-(-item_size(item) // 1024) for item in items)
         sizes.body_bytes += len(items[0][keys.ATTR_RESOURCE]["S"].encode())
         for index, (partition, sort) in keys.INDEXES.items():
             names = [keys.PARTITION_KEY, keys.SORT_KEY, partition, sort, *projected[index]]
             for item in items:
                 if partition in item and sort in item:
                     sizes.index_entries[index] += 1
-                    sizes.index_bytes[index] += item_size(item, names)
+                    entry = item_size(item, names)
+                    sizes.index_bytes[index] += entry
+                    sizes.write_units += -(-entry // 1024)
     return sizes
 
 
@@ -78,6 +83,7 @@ def lines(sizes: Sizes) -> list[str]:
     out = [
         f"table: {sizes.table_items / n:.2f} items per Encounter, {sizes.table_bytes / n:,.0f} bytes "
         f"(body {sizes.body_bytes / n:,.0f}), {stored:,.0f} stored per Encounter with overhead",
+        f"first write: {sizes.write_units / n:.1f} WCU per Encounter (items and index entries, on demand)",
     ]
     for index, entries in sizes.index_entries.items():
         mean = sizes.index_bytes[index] / max(1, entries)

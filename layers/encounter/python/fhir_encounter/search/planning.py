@@ -187,10 +187,12 @@ def _ordered_plan(
     order = query.order
     if subjects:
         allowed = frozenset.intersection(*(_partitions(c) for c in subjects))
-        partitions = tuple(compartment_key(subject, order) for subject in sorted(allowed))
+        order_term = Term(
+            keys.COMPARTMENT_INDEX, tuple(compartment_key(subject, order) for subject in sorted(allowed)), ()
+        )
     else:
-        partitions = order_shards(path)
-    terms = [Term(keys.VALUE_INDEX, partitions, ())]
+        order_term = Term(keys.VALUE_INDEX, order_shards(path), ())
+    terms = [order_term]
     checked: set[int] = {id(c) for c in subjects}
     for criterion in criteria:
         value_path = criterion.parameter.path
@@ -214,7 +216,7 @@ def _ordered_plan(
         _not_linked(next(c for c in bodies if c.body is None))
     low, high = _resumed(*_order_range(query, path, now), after, query.descending)
     _, _, _, page_hint = _range(query, cursor, ANY_PERIOD)
-    decide = len(terms) == 1 and len(partitions) == 1 and not rows and not bodies
+    decide = len(terms) == 1 and len(order_term.partitions) == 1 and not rows and not bodies
     search_plan = Plan(
         keys.VALUE_INDEX,
         (),
@@ -321,10 +323,10 @@ def _linked_plan(
     for criterion in linked:
         found = tuple(sorted(criterion.keys or ()))
         if allowed is None:
-            partitions = found
+            terms.append(Term(keys.VALUE_INDEX, found, _value_lookups(found)))
         else:
             partitions = tuple(compartment_key(s, key) for s in sorted(allowed) for key in found)
-        terms.append(Term(keys.VALUE_INDEX, partitions, _value_lookups(found)))
+            terms.append(Term(keys.COMPARTMENT_INDEX, partitions, _value_lookups(found)))
     appointments = [c for c in criteria if c.on_rows and c.parameter.index == keys.APPOINTMENT_INDEX]
     terms += [_appointment_term(criterion, drives=not compartment) for criterion in appointments]
     satisfied = {id(c) for c in (*linked, *subjects, *appointments)}

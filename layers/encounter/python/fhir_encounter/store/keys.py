@@ -52,8 +52,13 @@ INDEXES = {
     PERIOD_START_INDEX: (ATTR_BUCKET, ATTR_SORT_KEY),
     VALUE_INDEX: (ATTR_VALUE_KEY, ATTR_SORT_KEY),
 }
-VALUE_LINK_PREFIX = "v|"  # sort key of a value's global link item: "v|<key>"
-COMPARTMENT_LINK_PREFIX = "c|"  # and of its link item within the subject: "c|<key>"
+VALUE_LINK_PREFIX = "v|"  # sort key of a value's link item: "v|<key>"
+# A value link item is in two indexes at once: the value index by its value (ATTR_VALUE_KEY), and
+# the link index by its value within the Encounter's subject (``<subject>#<key>``, in the
+# appointment_ref attribute). A subject reference (``Patient/1``, ``Group/2``) never names an
+# Appointment, so the two kinds of partition there cannot meet; one item, not two, per value.
+COMPARTMENT_INDEX = "appointment-index"
+ATTR_COMPARTMENT_KEY = ATTR_APPOINTMENT
 # Attributes that link items carry under another name, so that they stay out of an index.
 LINK_RENAMES = {ATTR_SUBJECT: ATTR_LINK_SUBJECT}
 LINK_INDEX = APPOINTMENT_INDEX  # the index that holds link items (and only them)

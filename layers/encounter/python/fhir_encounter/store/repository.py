@@ -210,16 +210,19 @@ class EncounterRepository:
             rows = self._walk(plan, walk.index, walk.streams(*self._bucket_directory(cost)), cost)
         else:
             streams = [Stream(partition, plan.low, plan.high) for partition in driver.partitions]
-            rows = _distinct(self._walk(plan, driver.index, streams, cost))
+            # A link item (value or appointment) is one row shape in every index: the value index's.
+            rows = _distinct(self._walk(plan, driver.index, streams, cost, rows_as=keys.VALUE_INDEX))
         return self._checked(rows, others, plan.page_hint, cost) if others else rows
 
-    def _walk(self, plan: Plan, index: str, streams: list[Stream], cost: ReadCost) -> Iterator[IndexRow]:
+    def _walk(
+        self, plan: Plan, index: str, streams: list[Stream], cost: ReadCost, rows_as: str | None = None
+    ) -> Iterator[IndexRow]:
         """The rows of ``streams`` of ``index`` merged in the plan's direction, each carrying the
-        fields the plan matches. A page hint shares out the first Query Limits; without one
-        (counting every match) partitions are read ahead."""
+        fields the plan matches (as ``rows_as``'s rows carry them, when given). A page hint shares
+        out the first Query Limits; without one (counting every match) partitions are read ahead."""
         eager = plan.page_hint is None
         limit = stream_limit(plan.page_hint, len(streams))
-        projection = _projection(row_attributes(index, plan.fields))
+        projection = _projection(row_attributes(rows_as or index, plan.fields))
 
         def reader(stream: Stream) -> _PartitionRows:
             request = _with_projection(self._query(index, stream, limit, plan.descending), projection)

@@ -5,10 +5,10 @@ A link key is ``<path>|<value>``: a token's value in each form a search can name
 for any system, ``system|code``, ``|code`` for a code without a system, ``system|`` for any code
 of the system), a literal reference in its stored form (``Type/id``, or the whole URL of another
 server's resource), and a reference's ``identifier`` as a token under ``<path>:identifier``. Each
-key is written twice, as its own item in the Encounter's partition: globally (value-index
-partition ``key``) and within the Encounter's subject (partition ``<subject>#key``), so that a
-search for a value, or for a value within one patient, reads exactly its matches, in sort-key
-order. The same functions give the search side its keys, so that the two can never disagree.
+key is one item in the Encounter's partition, in two indexes: globally (value-index partition
+``key``) and within the Encounter's subject (compartment-index partition ``<subject>#key``), so
+that a search for a value, or for a value within one patient, reads exactly its matches, in
+sort-key order. The same functions give the search side its keys, so that the two can never disagree.
 
 Nothing here knows search parameters: the search registry names the paths it needs
 (``ValuePath``), and the writer is given them.
@@ -31,7 +31,7 @@ from fhir_encounter.store.keys import Item
 
 # Bump when value_keys changes what it returns for the same resource: the index state of every
 # table (the paths it is indexed for) then names none of the new paths until a reindex.
-VALUE_REVISION = "1"
+VALUE_REVISION = "2"
 IDENTIFIER_SUFFIX = ":identifier"
 # DynamoDB limits a sort key to 1,024 bytes and a partition key to 2,048: a longer key is linked
 # under its digest (the search side computes the same).
@@ -237,7 +237,7 @@ def orders(paths: Iterable[ValuePath], resource: Mapping[str, Any]) -> dict[str,
 
 
 def compartment_key(subject: str, key: str) -> str:
-    """The value-index partition of ``key`` within one subject's Encounters."""
+    """The compartment-index partition of ``key`` within one subject's Encounters."""
     return f"{subject}#{key}"
 
 
@@ -249,33 +249,26 @@ def link_items(
     value_keys: Iterable[str],
     ordered: Mapping[str, tuple[str, str]] | None = None,
 ) -> list[Item]:
-    """The link items of one Encounter: each key globally, and within its subject when it has one.
-    ``period``: the period attributes, which the value index projects for date criteria.
+    """The link items of one Encounter: one per key, in the value index under the key, and in
+    the compartment index under the key within its subject when it has one.
+    ``period``: the period attributes, which both indexes project for date criteria.
     ``ordered``: the Encounter's orders (:func:`orders`), linked the same way under their keys."""
-    items: list[Item] = []
     entries = [(key, key, sort_key) for key in sorted(value_keys)]
     entries += [
         (key, shard, order_sort_key(instant, encounter_id))
         for key, (shard, instant) in sorted((ordered or {}).items())
     ]
+    items: list[Item] = []
     for key, partition, item_sort_key in entries:
-        common = {keys.ATTR_SORT_KEY: {"S": item_sort_key}, **period}
-        items.append(
-            {
-                **keys.value_link_key(encounter_id, key),
-                keys.ATTR_VALUE_KEY: {"S": partition},
-                **common,
-            }
-        )
+        item = {
+            **keys.value_link_key(encounter_id, key),
+            keys.ATTR_VALUE_KEY: {"S": partition},
+            keys.ATTR_SORT_KEY: {"S": item_sort_key},
+            **period,
+        }
         if subject is not None:
-            items.append(
-                {
-                    keys.PARTITION_KEY: {"S": encounter_id},
-                    keys.SORT_KEY: {"S": keys.COMPARTMENT_LINK_PREFIX + key},
-                    keys.ATTR_VALUE_KEY: {"S": compartment_key(subject, key)},
-                    **common,
-                }
-            )
+            item[keys.ATTR_COMPARTMENT_KEY] = {"S": compartment_key(subject, key)}
+        items.append(item)
     return items
 
 

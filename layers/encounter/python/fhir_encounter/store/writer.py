@@ -38,7 +38,6 @@ SPAN_ATTEMPTS = 20
 # Partitions whose bounds one UpdateItem widens: its condition (about 100 characters a partition)
 # must stay under DynamoDB's 4 KB limit on an expression.
 SPAN_UPDATE_PARTITIONS = 24
-_VALUE_LINK_PREFIXES = (keys.VALUE_LINK_PREFIX, keys.COMPARTMENT_LINK_PREFIX)
 _EXISTING = [keys.ATTR_CONTENT_HASH, keys.ATTR_VERSION_ID, keys.ATTR_LAST_UPDATED, keys.ATTR_INDEX_VERSION]
 
 
@@ -150,7 +149,7 @@ class EncounterWriter:
                 response = self._client.query(**request)
                 for item in response.get("Items", ()):
                     sort_key = item[keys.SORT_KEY]["S"]
-                    if sort_key.startswith(_VALUE_LINK_PREFIXES) and sort_key not in kept:
+                    if sort_key.startswith(keys.VALUE_LINK_PREFIX) and sort_key not in kept:
                         requests.append({"DeleteRequest": {"Key": dict(item)}})
                 if not (last := response.get("LastEvaluatedKey")):
                     break
