@@ -66,7 +66,8 @@ def run_search(query: SearchQuery, store: Store, *, started: float, remaining_se
     cost = ReadCost()
     linked = query.order or any(c.keys for c in query.all_criteria)
     indexed = store.repository.indexed_paths(cost) if linked else None
-    planned = plan_search(query, cursor, now, indexed)
+    systems = store.repository.value_systems(cost) if linked else None
+    planned = plan_search(query, cursor, now, indexed, systems)
     search_plan = planned.plan
     counted = None
     if search_plan.partitions_decide and cursor is None and query.counts_total:

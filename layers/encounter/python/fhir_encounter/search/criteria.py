@@ -35,7 +35,8 @@ class Criterion:
     # A keyed form's parsed values, matched on index rows; a date's (they bound an instant's order).
     values: tuple[Any, ...] = ()
     modifier: str = ""
-    keys: frozenset[str] | None = None  # value-index keys: the matches are linked under any of them
+    keys: frozenset[str] | None = None  # value keys: the matches have one of them
+    any_system: frozenset[tuple[str, str]] = frozenset()  # of the keys, the codes of any system
     # The match on the resource (None: only on index rows); equal criteria compile equal text.
     body: Body | None = field(default=None, compare=False)
     on_rows: bool = False  # a keyed form: matched on the keyed indexes' rows by its values
@@ -85,7 +86,9 @@ def _compile(parameter: SearchParameter, modifier: str, text: str, context: Pars
                 linked = generic.token(path, [a.strip() for a in split_escaped(text, ",")])
             except CompileError:  # "|": a value the parser took as matching nothing
                 linked = Compiled(frozenset(), lambda resource, now: False)
-            return Criterion(parameter, text, values, modifier, linked.keys, linked.body, on_rows=True)
+            return Criterion(
+                parameter, text, values, modifier, linked.keys, linked.any_system, linked.body, on_rows=True
+            )
         return Criterion(parameter, text, values, modifier, on_rows=True)
     alternatives = [a.strip() for a in split_escaped(text, ",")]
     if any(not a for a in alternatives):
@@ -98,7 +101,7 @@ def _compile(parameter: SearchParameter, modifier: str, text: str, context: Pars
     if parameter.type is ParamType.DATE and not modifier:  # what bounds an instant's order (planning)
         parse_date = _date_parser(parameter.name)
         dates = tuple(parse_date(generic.unescape(a), context) for a in alternatives)
-    return Criterion(parameter, text, dates, modifier, compiled.keys, compiled.body)
+    return Criterion(parameter, text, dates, modifier, compiled.keys, compiled.any_system, compiled.body)
 
 
 def _generic(

@@ -59,6 +59,9 @@ class Compiled:
 
     keys: frozenset[str] | None
     body: Body
+    # (namespace, code) of each ``code`` value of any system: its key ``=code`` is not linked,
+    # the table's systems say which keys are (store.values.any_system_keys).
+    any_system: frozenset[tuple[str, str]] = frozenset()
 
 
 # ---- escapes -----------------------------------------------------------------------------------
@@ -107,16 +110,20 @@ def _keys_match(path: ValuePath, keys: frozenset[str]) -> Body:
     return lambda resource, now: not keys.isdisjoint(value_keys(path, resource))
 
 
+def _tokens(path: ValuePath, namespace: str, alternatives: list[str]) -> Compiled:
+    parsed = [parse_token(a) for a in alternatives]
+    keys = frozenset(token_key(namespace, system, code) for system, code in parsed)
+    any_system = frozenset((namespace, code) for system, code in parsed if system is None and code)
+    return Compiled(keys, _keys_match(path, keys), any_system)
+
+
 def token(path: ValuePath, alternatives: list[str]) -> Compiled:
-    keys = frozenset(token_key(path.name, *parse_token(a)) for a in alternatives)
-    return Compiled(keys, _keys_match(path, keys))
+    return _tokens(path, path.name, alternatives)
 
 
 def identifier(path: ValuePath, alternatives: list[str]) -> Compiled:
     """``:identifier`` on a reference: its Reference.identifier as a token."""
-    namespace = path.name + IDENTIFIER_SUFFIX
-    keys = frozenset(token_key(namespace, *parse_token(a)) for a in alternatives)
-    return Compiled(keys, _keys_match(path, keys))
+    return _tokens(path, path.name + IDENTIFIER_SUFFIX, alternatives)
 
 
 # ---- reference ---------------------------------------------------------------------------------

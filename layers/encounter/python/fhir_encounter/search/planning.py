@@ -20,12 +20,13 @@ from typing import TYPE_CHECKING, Any
 from fhir_encounter.dates import ANY_PERIOD, NEG_INFINITY, POS_INFINITY, PeriodBounds, format_instant
 from fhir_encounter.errors import NotSupportedError
 from fhir_encounter.search.criteria import Criterion
+from fhir_encounter.search.generic import token_key
 from fhir_encounter.search.parameters import date_period_bounds
 from fhir_encounter.search.sorting import reorders
 from fhir_encounter.store import keys
 from fhir_encounter.store.fields import PERIOD, SUBJECT, FieldKind, IndexRow
 from fhir_encounter.store.plan import Plan, Term
-from fhir_encounter.store.values import ValuePath, compartment_key, order_shards
+from fhir_encounter.store.values import Systems, ValuePath, any_system_keys, compartment_key, order_shards
 
 if TYPE_CHECKING:  # types only: pydantic stays out of the modules that do not validate queries
     from fhir_encounter.search.cursor import Cursor
@@ -71,13 +72,20 @@ class NotIndexedError(NotSupportedError):
 
 
 def plan_search(
-    query: SearchQuery, cursor: Cursor | None, now: int, indexed: Collection[str] | None = None
+    query: SearchQuery,
+    cursor: Cursor | None,
+    now: int,
+    indexed: Collection[str] | None = None,
+    systems: Systems | None = None,
 ) -> SearchPlan:
     """``indexed``: the value paths (ValuePath.state_name) the table is linked under; None when
-    the table holds no Encounter yet (nothing to find, so every path is as good as linked)."""
+    the table holds no Encounter yet (nothing to find, so every path is as good as linked).
+    ``systems``: the code systems the table has linked at each namespace (a code of any system
+    is read under each of them); none when not given."""
+    systems = systems or {}
     if query.order:
-        return _ordered_plan(query, cursor, now, indexed)
-    linked = _linked_plan(query, cursor, now, indexed)
+        return _ordered_plan(query, cursor, now, indexed, systems)
+    linked = _linked_plan(query, cursor, now, indexed, systems)
     if linked is not None:
         return linked
     return _keyed(query, plan(query, cursor, now))
@@ -169,7 +177,7 @@ def _by_ids(query: SearchQuery, after: str | None) -> Plan | None:
 
 
 def _ordered_plan(
-    query: SearchQuery, cursor: Cursor | None, now: int, indexed: Collection[str] | None
+    query: SearchQuery, cursor: Cursor | None, now: int, indexed: Collection[str] | None, systems: Systems
 ) -> SearchPlan:
     """A plan that reads an order link's partitions (``_sort=_lastUpdated``): the subjects'
     partitions of the order when subject criteria choose them, else its global shards; linked and
@@ -201,7 +209,7 @@ def _ordered_plan(
             and value_path is not None
             and (indexed is None or value_path.state_name in indexed)
         ):
-            found = tuple(sorted(criterion.keys or ()))
+            found = _linked_keys(criterion, systems)
             terms.append(Term(keys.VALUE_INDEX, found, _value_lookups(found), drives=False))
         elif criterion.on_rows and criterion.parameter.index == keys.APPOINTMENT_INDEX:
             terms.append(_appointment_term(criterion, drives=False))
@@ -267,6 +275,16 @@ def _not_linked(criterion: Criterion) -> None:
     raise NotIndexedError(NOT_INDEXED_TEXT.format(what=f"Search parameter '{criterion.parameter.name}'"))
 
 
+def _linked_keys(criterion: Criterion, systems: Systems) -> tuple[str, ...]:
+    """The linked keys that hold the criterion's matches: its value keys, a code of any system
+    (``=code``, never linked) read as ``system|code`` for each system the table has seen."""
+    found = set(criterion.keys or ())
+    for namespace, code in criterion.any_system:
+        found.discard(token_key(namespace, None, code))
+        found |= any_system_keys(namespace, code, systems)
+    return tuple(sorted(found))
+
+
 def _value_lookups(value_keys: tuple[str, ...]) -> tuple[str, ...]:
     """The table sort keys whose presence in an Encounter's partition proves one of the values."""
     return tuple(keys.VALUE_LINK_PREFIX + key for key in value_keys)
@@ -290,7 +308,7 @@ def _resumed(low: str, high: str, after: str | None, descending: bool) -> tuple[
 
 
 def _linked_plan(
-    query: SearchQuery, cursor: Cursor | None, now: int, indexed: Collection[str] | None
+    query: SearchQuery, cursor: Cursor | None, now: int, indexed: Collection[str] | None, systems: Systems
 ) -> SearchPlan | None:
     """A value-index plan when a criterion is linked and no ``_id`` names the Encounters.
 
@@ -321,7 +339,7 @@ def _linked_plan(
         allowed = frozenset.intersection(*(_partitions(c) for c in subjects))
     terms: list[Term] = []
     for criterion in linked:
-        found = tuple(sorted(criterion.keys or ()))
+        found = _linked_keys(criterion, systems)
         if allowed is None:
             terms.append(Term(keys.VALUE_INDEX, found, _value_lookups(found)))
         else:

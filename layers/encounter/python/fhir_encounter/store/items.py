@@ -19,9 +19,9 @@ from fhir_encounter.store.keys import Item
 from fhir_encounter.store.periods import partition_of
 from fhir_encounter.store.values import (
     ValuePath,
-    all_value_keys,
     index_version,
     link_items,
+    linked_keys,
     order_sort_key,
     orders,
 )
@@ -98,7 +98,7 @@ def items_for_encounter(
     period = {name: attributes[name] for name in PERIOD_ATTRIBUTES if name in attributes}
     subject = row.values.get("subject")
     values = link_items(
-        row.id, row.sort_key, subject, period, all_value_keys(paths, resource), orders(paths, resource)
+        row.id, row.sort_key, subject, period, linked_keys(paths, resource), orders(paths, resource)
     )
     return [main, *links, *values]
 

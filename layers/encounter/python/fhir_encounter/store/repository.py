@@ -29,6 +29,7 @@ from fhir_encounter.store.fields import IndexRow
 from fhir_encounter.store.items import row_attributes, row_from_item
 from fhir_encounter.store.periods import Stream
 from fhir_encounter.store.plan import Plan, Term, next_limit, stream_limit
+from fhir_encounter.store.values import SYSTEMS_PREFIX, Systems
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
@@ -44,7 +45,7 @@ BUCKET_TTL_SECONDS = 10.0
 PROBE_ROWS = 32
 PROBE_PARTITIONS = 8
 FIRST_CHECK_ROWS = 16
-_Directory = tuple[float, list[str], dict[str, tuple[str, str]], frozenset[str] | None]
+_Directory = tuple[float, list[str], dict[str, tuple[str, str]], frozenset[str] | None, Systems]
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,6 +143,11 @@ class EncounterRepository:
         kept BUCKET_TTL_SECONDS); None when the table has no directory, so holds no Encounter."""
         return self._directory(cost)[3]
 
+    def value_systems(self, cost: ReadCost) -> Systems:
+        """The code systems the table has linked at each namespace (the bucket directory's, kept
+        BUCKET_TTL_SECONDS): a code of any system is read under each (store.values)."""
+        return self._directory(cost)[4]
+
     def with_bodies(self, rows: Iterator[IndexRow], cost: ReadCost) -> Iterator[IndexRow]:
         """The rows, each carrying its resource JSON: read a batch at a time (growing from
         FIRST_CHECK_ROWS to BATCH_GET_LIMIT), as the caller asks for more. An Encounter deleted
@@ -179,7 +185,7 @@ class EncounterRepository:
 
     def _bucket_directory(self, cost: ReadCost) -> tuple[list[str], dict[str, tuple[str, str]]]:
         """The period-start partitions in use and their spans of sort keys (kept BUCKET_TTL_SECONDS)."""
-        _, buckets, spans, _ = self._directory(cost)
+        _, buckets, spans, _, _ = self._directory(cost)
         return buckets, spans
 
     def _directory(self, cost: ReadCost) -> _Directory:
@@ -197,7 +203,12 @@ class EncounterRepository:
         buckets = sorted((item or {}).get(keys.ATTR_BUCKETS, {}).get("SS", []))
         spans = keys.directory_spans(item or {})
         paths = None if item is None else frozenset(item.get(keys.ATTR_VALUE_PATHS, {}).get("SS", []))
-        self._bucket_cache = (self._clock(), buckets, spans, paths)
+        systems = {
+            name[len(SYSTEMS_PREFIX) :]: frozenset(value["SS"])
+            for name, value in (item or {}).items()
+            if name.startswith(SYSTEMS_PREFIX)
+        }
+        self._bucket_cache = (self._clock(), buckets, spans, paths, systems)
         return self._bucket_cache
 
     def _linked_rows(self, plan: Plan, cost: ReadCost) -> Iterator[IndexRow]:

@@ -1,14 +1,19 @@
 """The generic value index, as storage vocabulary: for each indexed element path, the normalised
 values (link keys) the writer links an Encounter under, and the link items that carry them.
 
-A link key is ``<path>|<value>``: a token's value in each form a search can name it (``=code``
+A value key is ``<path>|<value>``: a token's value in each form a search can name it (``=code``
 for any system, ``system|code``, ``|code`` for a code without a system, ``system|`` for any code
 of the system), a literal reference in its stored form (``Type/id``, or the whole URL of another
-server's resource), and a reference's ``identifier`` as a token under ``<path>:identifier``. Each
-key is one item in the Encounter's partition, in two indexes: globally (value-index partition
-``key``) and within the Encounter's subject (compartment-index partition ``<subject>#key``), so
-that a search for a value, or for a value within one patient, reads exactly its matches, in
-sort-key order. The same functions give the search side its keys, so that the two can never disagree.
+server's resource), and a reference's ``identifier`` as a token under ``<path>:identifier``. The
+resource matches a search when it has one of the search's keys (:func:`value_keys`).
+
+Every key but ``=code`` is linked: one item in the Encounter's partition, in two indexes, globally
+(value-index partition ``key``) and within the Encounter's subject (compartment-index partition
+``<subject>#key``), so that a search for a value, or for a value within one patient, reads exactly
+its matches, in sort-key order. ``=code`` is read as ``system|code`` for each system the table has
+seen at its namespace (and ``|code`` when it has seen codes without one): the writer records the
+systems on the bucket directory before it links anything under them (:func:`systems_of`), so a code
+costs one item, not two. The same functions give the search side its keys, so that the two can never disagree.
 
 Nothing here knows search parameters: the search registry names the paths it needs
 (``ValuePath``), and the writer is given them.
@@ -31,7 +36,7 @@ from fhir_encounter.store.keys import Item
 
 # Bump when value_keys changes what it returns for the same resource: the index state of every
 # table (the paths it is indexed for) then names none of the new paths until a reindex.
-VALUE_REVISION = "2"
+VALUE_REVISION = "3"
 IDENTIFIER_SUFFIX = ":identifier"
 # DynamoDB limits a sort key to 1,024 bytes and a partition key to 2,048: a longer key is linked
 # under its digest (the search side computes the same).
@@ -110,12 +115,20 @@ def elements_at(resource: Mapping[str, Any], steps: Sequence[str]) -> list[Any]:
     return found
 
 
-def token_forms(system: object, code: object) -> Iterator[str]:
-    """The forms a (system, code) is found by: ``=code``, ``system|code`` (``|code`` without a
-    system) and ``system|``."""
+# On the bucket directory, the systems seen at a namespace: attribute ``systems|<namespace>``, a
+# string set; NO_SYSTEM stands for codes without a system (a system is a URI: never "|").
+SYSTEMS_PREFIX = "systems|"
+NO_SYSTEM = "|"
+Systems = Mapping[str, frozenset[str]]  # namespace -> the systems seen there
+
+
+def token_forms(system: object, code: object, *, any_system: bool = True) -> Iterator[str]:
+    """The forms a (system, code) is found by: ``=code`` (unless not ``any_system``),
+    ``system|code`` (``|code`` without a system) and ``system|``."""
     system = system if isinstance(system, str) and system else ""
     if isinstance(code, str) and code:
-        yield f"={code}"
+        if any_system:
+            yield f"={code}"
         yield f"{system}|{code}"
     if system:
         yield f"{system}|"
@@ -169,34 +182,67 @@ def link_key(namespace: str, form: str) -> str:
     return f"{namespace}|#{hashlib.sha256(key.encode()).hexdigest()}"
 
 
-def value_keys(path: ValuePath, resource: Mapping[str, Any]) -> set[str]:
-    """Every link key of the resource's values at ``path`` (none for a path that is not linked)."""
-    found: set[str] = set()
-    identifiers = path.name + IDENTIFIER_SUFFIX
+def _tokens(path: ValuePath, resource: Mapping[str, Any]) -> Iterator[tuple[str, object, object]]:
+    """(namespace, system, code) of each token at ``path``: codes, codings, identifiers, and the
+    identifiers of references (under ``<path>:identifier``)."""
     for item in elements_at(resource, path.steps):
         match path.kind:
             case ValueKind.CODE:
-                found.update(link_key(path.name, f) for f in token_forms(path.system, item))
+                yield path.name, path.system, item
             case ValueKind.CODING | ValueKind.IDENTIFIER if isinstance(item, Mapping):
                 code = item.get("code" if path.kind is ValueKind.CODING else "value")
-                found.update(link_key(path.name, f) for f in token_forms(item.get("system"), code))
+                yield path.name, item.get("system"), code
             case ValueKind.CONCEPT if isinstance(item, Mapping):
                 for coding in item.get("coding") or ():
                     if isinstance(coding, Mapping):
-                        forms = token_forms(coding.get("system"), coding.get("code"))
-                        found.update(link_key(path.name, f) for f in forms)
+                        yield path.name, coding.get("system"), coding.get("code")
             case ValueKind.REFERENCE if isinstance(item, Mapping):
-                if path.literal and (form := reference_form(item)) is not None:
-                    found.add(link_key(path.name, form))
                 identifier = item.get("identifier")
                 if isinstance(identifier, Mapping):
-                    forms = token_forms(identifier.get("system"), identifier.get("value"))
-                    found.update(link_key(identifiers, f) for f in forms)
+                    yield path.name + IDENTIFIER_SUFFIX, identifier.get("system"), identifier.get("value")
+
+
+def _keys(path: ValuePath, resource: Mapping[str, Any], *, any_system: bool) -> set[str]:
+    found: set[str] = set()
+    if path.kind is ValueKind.REFERENCE and path.literal:
+        for item in elements_at(resource, path.steps):
+            if (form := reference_form(item)) is not None:
+                found.add(link_key(path.name, form))
+    for namespace, system, code in _tokens(path, resource):
+        found.update(link_key(namespace, f) for f in token_forms(system, code, any_system=any_system))
     return found
 
 
-def all_value_keys(paths: Iterable[ValuePath], resource: Mapping[str, Any]) -> set[str]:
-    return {key for path in paths if path.linked for key in value_keys(path, resource)}
+def value_keys(path: ValuePath, resource: Mapping[str, Any]) -> set[str]:
+    """Every value key of the resource's values at ``path`` (none for a path that is not linked):
+    what a search's keys are matched against."""
+    return _keys(path, resource, any_system=True) if path.linked else set()
+
+
+def linked_keys(paths: Iterable[ValuePath], resource: Mapping[str, Any]) -> set[str]:
+    """The keys the resource is linked under at ``paths``: its value keys but ``=code``."""
+    return {key for path in paths if path.linked for key in _keys(path, resource, any_system=False)}
+
+
+def systems_of(paths: Iterable[ValuePath], resource: Mapping[str, Any]) -> set[tuple[str, str]]:
+    """(namespace, system) of each code the resource is linked under (NO_SYSTEM for a code
+    without one): what a search for the code in any system must read."""
+    return {
+        (namespace, system if isinstance(system, str) and system else NO_SYSTEM)
+        for path in paths
+        if path.linked
+        for namespace, system, code in _tokens(path, resource)
+        if isinstance(code, str) and code
+    }
+
+
+def any_system_keys(namespace: str, code: str, systems: Systems) -> frozenset[str]:
+    """The linked keys that hold the matches of ``=code`` at ``namespace``: ``system|code`` for
+    each system the table has seen there (``|code`` for codes without one)."""
+    return frozenset(
+        link_key(namespace, f"{'' if system == NO_SYSTEM else system}|{code}")
+        for system in systems.get(namespace, ())
+    )
 
 
 def order_key(path: ValuePath) -> str:

@@ -26,7 +26,7 @@ from fhir_encounter.store import keys
 from fhir_encounter.store.dynamodb import BATCH_GET_LIMIT, Sleep, batch_get, batch_write
 from fhir_encounter.store.fields import INDEX_VERSION
 from fhir_encounter.store.items import content_hash, items_for_encounter, without_store_meta
-from fhir_encounter.store.values import ValuePath, index_version
+from fhir_encounter.store.values import SYSTEMS_PREFIX, ValuePath, index_version, systems_of
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
@@ -38,6 +38,7 @@ SPAN_ATTEMPTS = 20
 # Partitions whose bounds one UpdateItem widens: its condition (about 100 characters a partition)
 # must stay under DynamoDB's 4 KB limit on an expression.
 SPAN_UPDATE_PARTITIONS = 24
+SYSTEM_UPDATE_NAMESPACES = 50  # namespaces whose systems one UpdateItem adds (its expression < 4 KB)
 _EXISTING = [keys.ATTR_CONTENT_HASH, keys.ATTR_VERSION_ID, keys.ATTR_LAST_UPDATED, keys.ATTR_INDEX_VERSION]
 
 
@@ -71,6 +72,7 @@ class EncounterWriter:
         self._empty_at_start: bool | None = None  # the table held no Encounter when first written to
         self._written: set[str] = set()  # ids sent by this writer (kept while the above is True)
         self._buckets: set[str] = set()  # buckets this writer has put in the directory
+        self._systems: set[tuple[str, str]] = set()  # (namespace, system) it has put there
         # The directory's bounds as this writer last knew them, each side apart: (first, last).
         self._known: dict[str, tuple[str | None, str | None]] = {}
 
@@ -97,6 +99,7 @@ class EncounterWriter:
             spans: dict[str, Span] = {}
             now = self._clock()
             rewritten: list[tuple[str, list[dict[str, Any]]]] = []
+            systems: set[tuple[str, str]] = set()
             for encounter_id in chunk:
                 resource, old = by_id[encounter_id], existing.get(encounter_id)
                 version, last_updated = self._version(resource, old, now, result)
@@ -105,6 +108,7 @@ class EncounterWriter:
                 body = without_store_meta(resource)
                 meta = {**body.get("meta", {}), "versionId": version, "lastUpdated": last_updated}
                 items = items_for_encounter({**body, "meta": meta}, version, last_updated, self._paths)
+                systems |= systems_of(self._paths, body)
                 partition, sort_key = items[0][keys.ATTR_BUCKET]["S"], items[0][keys.ATTR_SORT_KEY]["S"]
                 spans[partition] = _widened(spans.get(partition), (sort_key, sort_key))
                 requests.extend({"PutRequest": {"Item": item}} for item in items)
@@ -113,6 +117,7 @@ class EncounterWriter:
                     rewritten.append((encounter_id, items))
             requests.extend(self._stale_value_links(rewritten))
             self._extend_directory(spans)
+            self._record_systems(systems)  # after: the directory that creates the table's state
             batch_write(self._client, self._table, requests, sleep=self._sleep)
         return result
 
@@ -173,6 +178,30 @@ class EncounterWriter:
             stored = [i for i in ids if i in self._written]
             self._written.update(ids)
             return stored
+
+    def _record_systems(self, systems: set[tuple[str, str]]) -> None:
+        """Adds to the bucket directory the code systems of ``systems`` (namespace, system) it may
+        lack, before any item is linked under them: a search for a code of any system reads the
+        code under each system recorded (store.values). ADD is idempotent: writers at once agree."""
+        with self._lock:
+            new = sorted(systems - self._systems)
+        by_namespace: dict[str, list[str]] = {}
+        for namespace, system in new:
+            by_namespace.setdefault(namespace, []).append(system)
+        namespaces = sorted(by_namespace)
+        for start in range(0, len(namespaces), SYSTEM_UPDATE_NAMESPACES):
+            part = namespaces[start : start + SYSTEM_UPDATE_NAMESPACES]
+            self._client.update_item(
+                TableName=self._table,
+                Key=keys.bucket_directory_key(),
+                UpdateExpression="ADD " + ", ".join(f"#s{n:03d} :s{n:03d}" for n in range(len(part))),
+                ExpressionAttributeNames={f"#s{n:03d}": SYSTEMS_PREFIX + ns for n, ns in enumerate(part)},
+                ExpressionAttributeValues={
+                    f":s{n:03d}": {"SS": by_namespace[ns]} for n, ns in enumerate(part)
+                },
+            )
+        with self._lock:
+            self._systems.update(new)
 
     def _extend_directory(self, spans: dict[str, Span]) -> None:
         """Adds to the bucket directory the partitions it may lack and widens their spans, before any
