@@ -57,11 +57,11 @@ class Floor:
         """A partition's first page with its total; (Bundle JSON, key to resume after)."""
         total = self.count(index, partition)
         rows, last = self.rows(index, partition, page)
-        return _bundle(self.bodies(rows), total), last
+        return bundle_json(self.bodies(rows), total), last
 
     def next_page(self, index: str, partition: str, page: int, after: Item) -> tuple[str, Item | None]:
         rows, last = self.rows(index, partition, page, after)
-        return _bundle(self.bodies(rows), None), last
+        return bundle_json(self.bodies(rows), None), last
 
     def unfiltered_page(self, page: int) -> str:
         """No criteria, no total: the first ``page`` rows of the period-start index and their bodies."""
@@ -72,24 +72,17 @@ class Floor:
                 rows.extend(found)
                 if len(rows) == page:
                     break
-            return _bundle(self.bodies(rows), None)
+            return bundle_json(self.bodies(rows), None)
         first = [b for b in self.directory if b.startswith(NO_START_FAMILIES)]
         rows = [
             row for row in self._merged(first, page) if row[keys.ATTR_SORT_KEY]["S"] < keys.NO_START + "#~"
         ]
         if len(rows) < page:  # too few without a start: every family may hold the next rows
             rows = self._merged(self.directory, page)
-        return _bundle(self.bodies(rows), None)
+        return bundle_json(self.bodies(rows), None)
 
     def count(self, index: str, partition: str) -> int:
-        request = self._query(index, partition) | {"Select": "COUNT"}
-        total = 0
-        while True:
-            response = self.client.query(**request)
-            total += response["Count"]
-            if "LastEvaluatedKey" not in response:
-                return total
-            request["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+        return count_pages(self.client, self._query(index, partition))
 
     def rows(
         self, index: str, partition: str, limit: int, after: Item | None = None
@@ -135,7 +128,19 @@ class Floor:
         }
 
 
-def _bundle(bodies: list[str], total: int | None) -> str:
+def count_pages(client: DynamoDBClient, request: dict[str, Any]) -> int:
+    """A ``Select=COUNT`` Query of ``request``, every page of it."""
+    request = request | {"Select": "COUNT"}
+    total = 0
+    while True:
+        response = client.query(**request)
+        total += response["Count"]
+        if "LastEvaluatedKey" not in response:
+            return total
+        request["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+
+
+def bundle_json(bodies: list[str], total: int | None) -> str:
     counted = "" if total is None else f'"total":{total},'
     entries = ",".join(f'{{"resource":{body}}}' for body in bodies)
     return f'{{"resourceType":"Bundle","type":"searchset",{counted}"entry":[{entries}]}}'

@@ -29,7 +29,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from fhir_encounter.store.items import index_row_of
-from tests.bench.floor import _bundle
+from tests.bench.floor import bundle_json, count_pages
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
@@ -126,28 +126,21 @@ class Ideal:
         """The shape's first page with its total; (Bundle JSON, key to resume after)."""
         total = self.count(shape)
         rows, last = self.rows(shape, page)
-        return _bundle(self.bodies(rows), total), last
+        return bundle_json(self.bodies(rows), total), last
 
     def first_page_text(self, shape: str, page: int) -> str:
         return self.first_page(shape, page)[0]
 
     def next_page(self, shape: str, page: int, after: Item) -> str:
         rows, _ = self.rows(shape, page, after)
-        return _bundle(self.bodies(rows), None)
+        return bundle_json(self.bodies(rows), None)
 
     def uncounted_page(self, shape: str, page: int) -> str:
         rows, _ = self.rows(shape, page)
-        return _bundle(self.bodies(rows), None)
+        return bundle_json(self.bodies(rows), None)
 
     def count(self, shape: str) -> int:
-        request = self._query(shape) | {"Select": "COUNT"}
-        total = 0
-        while True:
-            response = self.client.query(**request)
-            total += response["Count"]
-            if "LastEvaluatedKey" not in response:
-                return total
-            request["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+        return count_pages(self.client, self._query(shape))
 
     def rows(self, shape: str, limit: int, after: Item | None = None) -> tuple[list[Item], Item | None]:
         request = self._query(shape) | {"Limit": limit}
