@@ -12,7 +12,7 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from fhir_encounter.errors import StoreUnavailableError
 from fhir_encounter.store import keys
@@ -45,7 +45,16 @@ BUCKET_TTL_SECONDS = 10.0
 PROBE_ROWS = 32
 PROBE_PARTITIONS = 8
 FIRST_CHECK_ROWS = 16
-_Directory = tuple[float, list[str], dict[str, tuple[str, str]], frozenset[str] | None, Systems]
+
+
+class _Directory(NamedTuple):
+    """What a container keeps of the bucket directory item for BUCKET_TTL_SECONDS."""
+
+    read_at: float
+    buckets: list[str]
+    spans: dict[str, tuple[str, str]]
+    paths: frozenset[str] | None
+    systems: Systems
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,12 +150,12 @@ class EncounterRepository:
     def indexed_paths(self, cost: ReadCost) -> frozenset[str] | None:
         """The value paths every Encounter in the table is linked under (the bucket directory's,
         kept BUCKET_TTL_SECONDS); None when the table has no directory, so holds no Encounter."""
-        return self._directory(cost)[3]
+        return self._directory(cost).paths
 
     def value_systems(self, cost: ReadCost) -> Systems:
         """The code systems the table has linked at each namespace (the bucket directory's, kept
         BUCKET_TTL_SECONDS): a code of any system is read under each (store.values)."""
-        return self._directory(cost)[4]
+        return self._directory(cost).systems
 
     def with_bodies(self, rows: Iterator[IndexRow], cost: ReadCost) -> Iterator[IndexRow]:
         """The rows, each carrying its resource JSON: read a batch at a time (growing from
@@ -185,12 +194,12 @@ class EncounterRepository:
 
     def _bucket_directory(self, cost: ReadCost) -> tuple[list[str], dict[str, tuple[str, str]]]:
         """The period-start partitions in use and their spans of sort keys (kept BUCKET_TTL_SECONDS)."""
-        _, buckets, spans, _, _ = self._directory(cost)
-        return buckets, spans
+        directory = self._directory(cost)
+        return directory.buckets, directory.spans
 
     def _directory(self, cost: ReadCost) -> _Directory:
         cached = self._bucket_cache
-        if cached is not None and self._clock() - cached[0] < self._bucket_ttl:
+        if cached is not None and self._clock() - cached.read_at < self._bucket_ttl:
             return cached
         response = call(
             self._client.get_item,
@@ -208,7 +217,7 @@ class EncounterRepository:
             for name, value in (item or {}).items()
             if name.startswith(SYSTEMS_PREFIX)
         }
-        self._bucket_cache = (self._clock(), buckets, spans, paths, systems)
+        self._bucket_cache = _Directory(self._clock(), buckets, spans, paths, systems)
         return self._bucket_cache
 
     def _linked_rows(self, plan: Plan, cost: ReadCost) -> Iterator[IndexRow]:

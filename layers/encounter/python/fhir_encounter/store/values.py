@@ -34,8 +34,8 @@ from fhir_encounter.references import ReferenceValueError, parse_reference
 from fhir_encounter.store import keys
 from fhir_encounter.store.keys import Item
 
-# Bump when value_keys changes what it returns for the same resource: the index state of every
-# table (the paths it is indexed for) then names none of the new paths until a reindex.
+# Bump when what the writer links for the same resource changes (linked_keys, link_items): the
+# index state of every table (the paths it is indexed for) then names none of them until a reindex.
 VALUE_REVISION = "3"
 IDENTIFIER_SUFFIX = ":identifier"
 # DynamoDB limits a sort key to 1,024 bytes and a partition key to 2,048: a longer key is linked
